@@ -1,0 +1,4 @@
+//! # datasets
+//!
+//! Dataset readers in their real on-disk formats, the VICReg augmentations, a
+//! deterministic multi-threaded loader, and generators of built-in synthetic data.

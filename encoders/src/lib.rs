@@ -1,0 +1,3 @@
+//! # encoders
+//!
+//! Trainable encoders for vicreg-rs, each implementing [`vicreg_core::model::Encoder`].

@@ -1,0 +1,52 @@
+//! Joint-embedding losses. Every loss sees two `(batch, dim)` embedding tensors
+//! and a [`Collective`](crate::collective::Collective), and returns its total
+//! plus named terms for logging.
+
+mod vicreg;
+
+pub use vicreg::{
+    covariance, invariance, variance, CovarianceForm, EmbeddingNorm, VarianceReduction, VicRegConfig,
+    VicRegLoss, VicRegTerms,
+};
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+
+use crate::collective::Collective;
+use crate::Result;
+
+/// The output of a joint-embedding loss: the scalar to differentiate and the
+/// named scalar terms that make it up (for logging and NaN diagnosis).
+#[derive(Clone, Debug)]
+pub struct LossOutput {
+    /// Scalar total loss (rank-0 tensor).
+    pub total: Tensor,
+    /// Named scalar terms, in a stable order (e.g. `invariance`, `variance_a`, ...).
+    pub terms: Vec<(String, Tensor)>,
+}
+
+impl LossOutput {
+    /// The terms and the total as `f64` values, total last.
+    pub fn scalars(&self) -> Result<Vec<(String, f64)>> {
+        let mut v = Vec::with_capacity(self.terms.len() + 1);
+        for (n, t) in &self.terms {
+            v.push((n.clone(), t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?));
+        }
+        v.push((
+            "total".to_string(),
+            self.total.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+        ));
+        Ok(v)
+    }
+}
+
+/// A loss between the embeddings of the two branches.
+pub trait JointLoss: Send + Sync {
+    /// Short name (`"vicreg"`, ...), used in logs and configs.
+    fn name(&self) -> &'static str;
+
+    /// `za`, `zb`: `(local_batch, dim)` embeddings of branch A and B on this rank.
+    /// Terms that need batch statistics gather the batch from every rank of `collective`.
+    fn compute(&self, za: &Tensor, zb: &Tensor, collective: &Arc<dyn Collective>) -> Result<LossOutput>;
+}

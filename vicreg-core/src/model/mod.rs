@@ -1,0 +1,14 @@
+//! The two-branch joint-embedding model: [`Encoder`] -> [`Expander`] per
+//! [`Branch`], two branches in a [`JointEmbedding`] (shared or not).
+
+mod branch;
+mod encoder;
+mod expander;
+mod joint;
+mod linear;
+
+pub use branch::{Branch, BranchOutput};
+pub use encoder::Encoder;
+pub use expander::{parse_mlp_spec, Expander, ExpanderConfig};
+pub use joint::{JointEmbedding, JointOutput};
+pub use linear::linear_torch_init;

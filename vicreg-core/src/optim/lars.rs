@@ -1,0 +1,119 @@
+//! LARS with the semantics of the official VICReg code.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+
+use super::{check_unique, load_buffer, scalar_f64, Optimizer, ParamGroup};
+use crate::Result;
+
+/// LARS hyper-parameters (official defaults: momentum 0.9, eta 0.001, wd 1e-6).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LarsConfig {
+    /// Momentum coefficient.
+    pub momentum: f64,
+    /// Weight decay, added to the gradient before the trust ratio.
+    pub weight_decay: f64,
+    /// Trust coefficient eta.
+    pub eta: f64,
+    /// Exclude 1-D parameters (biases, norm weights) from weight decay and trust scaling (official: true).
+    pub exclude_1d: bool,
+}
+
+impl Default for LarsConfig {
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            weight_decay: 1e-6,
+            eta: 0.001,
+            exclude_1d: true,
+        }
+    }
+}
+
+/// LARS. For each parameter `p` with gradient `g` (official `exclude_bias_and_norm`):
+/// if `p` is not 1-D, `g += wd p` and `g *= eta ||p|| / ||g||` (1 if a norm is 0);
+/// then `mu = momentum mu + g` and `p -= lr mu`.
+pub struct Lars {
+    groups: Vec<ParamGroup>,
+    cfg: LarsConfig,
+    momentum: HashMap<String, Tensor>,
+}
+
+impl Lars {
+    /// A LARS optimizer over `groups`.
+    pub fn new(groups: Vec<ParamGroup>, cfg: LarsConfig) -> Result<Self> {
+        check_unique(&groups)?;
+        Ok(Self {
+            groups,
+            cfg,
+            momentum: HashMap::new(),
+        })
+    }
+
+    /// The trust ratio that the next step would apply to a parameter with this
+    /// value and raw gradient (1 for excluded parameters).
+    pub fn trust_ratio(&self, p: &Tensor, g: &Tensor, wd: f64) -> Result<f64> {
+        if self.cfg.exclude_1d && p.rank() == 1 {
+            return Ok(1.0);
+        }
+        let g = (g + (p * wd)?)?;
+        let pn = scalar_f64(&p.sqr()?.sum_all()?)?.sqrt();
+        let gn = scalar_f64(&g.sqr()?.sum_all()?)?.sqrt();
+        Ok(if pn > 0.0 && gn > 0.0 { self.cfg.eta * pn / gn } else { 1.0 })
+    }
+}
+
+impl Optimizer for Lars {
+    fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        for group in &self.groups {
+            let wd = group.weight_decay.unwrap_or(self.cfg.weight_decay);
+            let glr = lr * group.lr_scale;
+            for (name, var) in &group.vars {
+                let Some(g) = grads.get(var.as_tensor()) else { continue };
+                let p = var.as_tensor();
+                let update = if self.cfg.exclude_1d && p.rank() == 1 {
+                    g.clone()
+                } else {
+                    let g = (g + (p * wd)?)?;
+                    let pn = scalar_f64(&p.sqr()?.sum_all()?)?.sqrt();
+                    let gn = scalar_f64(&g.sqr()?.sum_all()?)?.sqrt();
+                    let trust = if pn > 0.0 && gn > 0.0 { self.cfg.eta * pn / gn } else { 1.0 };
+                    (g * trust)?
+                };
+                let mu = match self.momentum.get(name) {
+                    Some(m) => ((m * self.cfg.momentum)? + update)?,
+                    None => update,
+                };
+                var.set(&(p - (&mu * glr)?)?)?;
+                self.momentum.insert(name.clone(), mu);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<HashMap<String, Tensor>> {
+        Ok(self
+            .momentum
+            .iter()
+            .map(|(k, v)| (format!("{k}.momentum_buffer"), v.clone()))
+            .collect())
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        self.momentum.clear();
+        for group in &self.groups {
+            for (name, var) in &group.vars {
+                if let Some(t) = load_buffer(state, &format!("{name}.momentum_buffer"), var)? {
+                    self.momentum.insert(name.clone(), t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn vars(&self) -> Vec<(String, Var)> {
+        self.groups.iter().flat_map(|g| g.vars.clone()).collect()
+    }
+}

@@ -1,0 +1,109 @@
+//! SGD with momentum and weight decay (PyTorch semantics).
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+
+use super::{check_unique, load_buffer, Optimizer, ParamGroup};
+use crate::Result;
+
+/// SGD hyper-parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Momentum coefficient (0 disables the buffer).
+    pub momentum: f64,
+    /// L2 weight decay added to the gradient.
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Skip weight decay on 1-D parameters (biases, norm weights).
+    pub exclude_1d_from_wd: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+            exclude_1d_from_wd: false,
+        }
+    }
+}
+
+/// `g += wd p; buf = momentum buf + g (buf = g at the first step); p -= lr buf`
+/// (or `p -= lr (g + momentum buf)` with Nesterov), as `torch.optim.SGD`.
+pub struct Sgd {
+    groups: Vec<ParamGroup>,
+    cfg: SgdConfig,
+    buffers: HashMap<String, Tensor>,
+}
+
+impl Sgd {
+    /// An SGD optimizer over `groups`.
+    pub fn new(groups: Vec<ParamGroup>, cfg: SgdConfig) -> Result<Self> {
+        check_unique(&groups)?;
+        Ok(Self {
+            groups,
+            cfg,
+            buffers: HashMap::new(),
+        })
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        for group in &self.groups {
+            let wd = group.weight_decay.unwrap_or(self.cfg.weight_decay);
+            let glr = lr * group.lr_scale;
+            for (name, var) in &group.vars {
+                let Some(g) = grads.get(var.as_tensor()) else { continue };
+                let p = var.as_tensor();
+                let skip_wd = self.cfg.exclude_1d_from_wd && p.rank() == 1;
+                let g = if wd != 0.0 && !skip_wd { (g + (p * wd)?)? } else { g.clone() };
+                let step = if self.cfg.momentum != 0.0 {
+                    let buf = match self.buffers.get(name) {
+                        Some(b) => ((b * self.cfg.momentum)? + &g)?,
+                        None => g.clone(),
+                    };
+                    let s = if self.cfg.nesterov {
+                        (&g + (&buf * self.cfg.momentum)?)?
+                    } else {
+                        buf.clone()
+                    };
+                    self.buffers.insert(name.clone(), buf);
+                    s
+                } else {
+                    g
+                };
+                var.set(&(p - (step * glr)?)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<HashMap<String, Tensor>> {
+        Ok(self
+            .buffers
+            .iter()
+            .map(|(k, v)| (format!("{k}.momentum_buffer"), v.clone()))
+            .collect())
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        self.buffers.clear();
+        for group in &self.groups {
+            for (name, var) in &group.vars {
+                if let Some(t) = load_buffer(state, &format!("{name}.momentum_buffer"), var)? {
+                    self.buffers.insert(name.clone(), t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn vars(&self) -> Vec<(String, Var)> {
+        self.groups.iter().flat_map(|g| g.vars.clone()).collect()
+    }
+}
