@@ -1,3 +1,6 @@
 //! # encoders
 //!
 //! Trainable encoders for vicreg-rs, each implementing [`vicreg_core::model::Encoder`].
+
+mod error;
+pub use error::{Error, Result};
