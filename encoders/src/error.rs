@@ -32,6 +32,9 @@ pub enum Error {
     /// A configuration value that cannot be used (the message names it).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Input with the wrong shape, size or values (the message says which).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 /// Result with [`Error`].
@@ -41,6 +44,10 @@ impl Error {
     /// Shorthand for [`Error::Config`].
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
+    }
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
     }
     /// Shorthand for [`Error::BadFile`].
     pub fn bad_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
@@ -54,6 +61,21 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+/// Lets encoder errors flow through `vicreg-core` APIs (e.g.
+/// [`vicreg_core::model::Encoder::forward_t`]) without losing their kind.
+impl From<Error> for vicreg_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Candle(e) => vicreg_core::Error::Candle(e),
+            Error::Core(e) => e,
+            Error::BadFile { path, message } => vicreg_core::Error::BadFile { path, message },
+            Error::Io { path, source } => vicreg_core::Error::Io { path, source },
+            Error::Config(m) => vicreg_core::Error::Config(m),
+            Error::InvalidInput(m) => vicreg_core::Error::InvalidInput(m),
         }
     }
 }
