@@ -1,0 +1,145 @@
+//! ESC-50 datasets implementing [`Dataset`]: two-view pretraining and labelled clips.
+
+use std::sync::Arc;
+
+use vicreg_core::SeededRng;
+
+use crate::audio::augment::AudioViewConfig;
+use crate::audio::esc50::Esc50Index;
+use crate::audio::wav::load_wav;
+use crate::{Dataset, Error, Result};
+
+/// The clips of some folds of an ESC-50 index, decoded at `sample_rate`.
+#[derive(Clone, Debug)]
+struct FoldSubset {
+    index: Arc<Esc50Index>,
+    rows: Vec<usize>,
+    sample_rate: u32,
+}
+
+impl FoldSubset {
+    fn new(index: Arc<Esc50Index>, folds: &[u8], sample_rate: u32) -> Result<Self> {
+        if sample_rate == 0 {
+            return Err(Error::Config("sample_rate must be > 0".into()));
+        }
+        let rows = index.select_folds(folds)?;
+        if rows.is_empty() {
+            return Err(Error::Layout(format!(
+                "{}: no clips in folds {folds:?}",
+                index.root().display()
+            )));
+        }
+        Ok(Self {
+            index,
+            rows,
+            sample_rate,
+        })
+    }
+
+    fn load(&self, i: usize) -> Result<(Vec<f32>, u32)> {
+        let row = *self.rows.get(i).ok_or_else(|| {
+            Error::Config(format!(
+                "index {i} out of range for {} clips",
+                self.rows.len()
+            ))
+        })?;
+        let clip = &self.index.clips()[row];
+        let wave = load_wav(&self.index.audio_path(clip), self.sample_rate)?;
+        Ok((wave, clip.target))
+    }
+}
+
+/// ESC-50 two-view pretraining: `Item = (view_a, view_b)`, two independently augmented
+/// waveforms of `views.clip_len` samples at `sample_rate` Hz. Labels are not used.
+#[derive(Clone, Debug)]
+pub struct Esc50Pretrain {
+    subset: FoldSubset,
+    views: AudioViewConfig,
+}
+
+impl Esc50Pretrain {
+    /// The clips of `folds` (1..=5), resampled to `sample_rate`, augmented with `views`.
+    pub fn new(
+        index: Arc<Esc50Index>,
+        folds: &[u8],
+        sample_rate: u32,
+        views: AudioViewConfig,
+    ) -> Result<Self> {
+        views.validate()?;
+        Ok(Self {
+            subset: FoldSubset::new(index, folds, sample_rate)?,
+            views,
+        })
+    }
+
+    /// Target of sample `i` (for diagnostics; not part of the item).
+    pub fn target(&self, i: usize) -> u32 {
+        self.subset.index.clips()[self.subset.rows[i]].target
+    }
+}
+
+impl Dataset for Esc50Pretrain {
+    type Item = (Vec<f32>, Vec<f32>);
+
+    fn len(&self) -> usize {
+        self.subset.rows.len()
+    }
+
+    fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
+        let (wave, _) = self.subset.load(index)?;
+        let a = self.views.apply(&wave, rng);
+        let b = self.views.apply(&wave, rng);
+        Ok((a, b))
+    }
+}
+
+/// Labelled ESC-50 clips: `Item = (waveform, target)`, the waveform `views.clip_len`
+/// samples long. Use [`AudioViewConfig::eval`] for deterministic centred clips.
+#[derive(Clone, Debug)]
+pub struct Esc50Labelled {
+    subset: FoldSubset,
+    views: AudioViewConfig,
+}
+
+impl Esc50Labelled {
+    /// The clips of `folds` (1..=5), resampled to `sample_rate`, passed through `views`.
+    pub fn new(
+        index: Arc<Esc50Index>,
+        folds: &[u8],
+        sample_rate: u32,
+        views: AudioViewConfig,
+    ) -> Result<Self> {
+        views.validate()?;
+        Ok(Self {
+            subset: FoldSubset::new(index, folds, sample_rate)?,
+            views,
+        })
+    }
+
+    /// Number of classes of the underlying index.
+    pub fn num_classes(&self) -> usize {
+        self.subset.index.num_classes()
+    }
+
+    /// Targets of all samples, in order.
+    pub fn targets(&self) -> Vec<u32> {
+        self.subset
+            .rows
+            .iter()
+            .map(|&r| self.subset.index.clips()[r].target)
+            .collect()
+    }
+}
+
+impl Dataset for Esc50Labelled {
+    type Item = (Vec<f32>, u32);
+
+    fn len(&self) -> usize {
+        self.subset.rows.len()
+    }
+
+    fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
+        let (wave, target) = self.subset.load(index)?;
+        Ok((self.views.apply(&wave, rng), target))
+    }
+}

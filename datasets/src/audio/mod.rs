@@ -1,0 +1,14 @@
+//! Audio data: wav decoding and resampling, the ESC-50 index, waveform augmentations and
+//! the ESC-50 datasets.
+
+pub mod augment;
+pub mod dataset;
+pub mod esc50;
+pub mod resample;
+pub mod wav;
+
+pub use augment::{AudioViewConfig, ShiftMode};
+pub use dataset::{Esc50Labelled, Esc50Pretrain};
+pub use esc50::{train_fold_list, Esc50Clip, Esc50Index, ESC50_FOLDS};
+pub use resample::{resample, resampled_len};
+pub use wav::{load_wav, read_wav, write_wav_mono16, Waveform};

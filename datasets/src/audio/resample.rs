@@ -1,0 +1,45 @@
+//! Sample-rate conversion with rubato's synchronous FFT resampler (band-limited,
+//! BlackmanHarris2 anti-aliasing window; the resampler's start-up delay is trimmed,
+//! so output sample `k` lines up with input time `k / target_rate`).
+
+use audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{audioadapter_buffers, Fft, FixedSync, Resampler};
+
+use crate::{Error, Result};
+
+/// Frames per processing chunk of the FFT resampler.
+const CHUNK: usize = 1024;
+
+/// Number of output samples for `n` input samples: `round(n * to / from)`.
+pub fn resampled_len(n: usize, from: u32, to: u32) -> usize {
+    ((n as u128 * to as u128 + from as u128 / 2) / from as u128) as usize
+}
+
+/// Resamples a mono signal from `from` Hz to `to` Hz. The output has exactly
+/// [`resampled_len`]`(samples.len(), from, to)` samples; equal rates return a copy.
+/// A zero rate is an [`Error::Config`].
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    if from == 0 || to == 0 {
+        return Err(Error::Config(format!(
+            "sample rates must be > 0 (got {from} -> {to})"
+        )));
+    }
+    if from == to || samples.is_empty() {
+        return Ok(samples.to_vec());
+    }
+    let want = resampled_len(samples.len(), from, to);
+    let mut r =
+        Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Input).map_err(|e| {
+            Error::Config(format!(
+                "cannot build a {from} Hz -> {to} Hz resampler: {e}"
+            ))
+        })?;
+    let input = InterleavedSlice::new(samples, 1, samples.len())
+        .map_err(|e| Error::Config(format!("resampler input buffer: {e}")))?;
+    let out = r
+        .process_all(&input, samples.len(), None)
+        .map_err(|e| Error::Config(format!("resampling {from} Hz -> {to} Hz: {e}")))?;
+    let mut v = out.take_data();
+    v.resize(want, 0.0);
+    Ok(v)
+}

@@ -1,0 +1,160 @@
+//! WAV decoding (hound) to mono `f32` samples in [-1, 1], and 16-bit writing.
+//!
+//! Supported encodings: 8/16/24/32-bit integer PCM and 32-bit float, any number of
+//! channels (downmixed to mono by averaging the channels of each frame), any rate.
+
+use std::path::Path;
+
+use hound::{SampleFormat, WavReader, WavSpec, WavWriter};
+
+use crate::audio::resample::resample;
+use crate::{Error, Result};
+
+/// A mono waveform: samples in [-1, 1] (float files may exceed it) at `sample_rate` Hz.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waveform {
+    /// One value per frame, channels already averaged.
+    pub samples: Vec<f32>,
+    /// Frames per second.
+    pub sample_rate: u32,
+}
+
+impl Waveform {
+    /// Duration in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+fn hound_err(path: &Path, e: hound::Error) -> Error {
+    match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            Error::io(path, io)
+        }
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::bad_file(path, "truncated wav file (unexpected end of data)")
+        }
+        other => Error::bad_file(path, format!("unreadable wav file: {other}")),
+    }
+}
+
+/// Decodes a whole wav file to a mono waveform at its own sample rate.
+///
+/// Integer samples of `b` bits are scaled by `1 / 2^(b-1)`; float samples are kept as is.
+/// A file with no samples, a corrupt header or truncated data returns [`Error::BadFile`]
+/// naming the file; a missing file returns [`Error::Io`].
+pub fn read_wav(path: &Path) -> Result<Waveform> {
+    let mut reader = WavReader::open(path).map_err(|e| hound_err(path, e))?;
+    let spec = reader.spec();
+    let channels = spec.channels as usize;
+    if channels == 0 {
+        return Err(Error::bad_file(path, "wav header declares 0 channels"));
+    }
+    if spec.sample_rate == 0 {
+        return Err(Error::bad_file(
+            path,
+            "wav header declares a sample rate of 0 Hz",
+        ));
+    }
+    let interleaved: Vec<f32> = match spec.sample_format {
+        SampleFormat::Float => {
+            if spec.bits_per_sample != 32 {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "unsupported float wav with {} bits per sample (only 32)",
+                        spec.bits_per_sample
+                    ),
+                ));
+            }
+            reader
+                .samples::<f32>()
+                .collect::<std::result::Result<Vec<f32>, _>>()
+                .map_err(|e| hound_err(path, e))?
+        }
+        SampleFormat::Int => {
+            let bits = spec.bits_per_sample;
+            if !matches!(bits, 8 | 16 | 24 | 32) {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "unsupported integer wav with {bits} bits per sample (8, 16, 24 or 32)"
+                    ),
+                ));
+            }
+            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| (v as f64 * scale) as f32))
+                .collect::<std::result::Result<Vec<f32>, _>>()
+                .map_err(|e| hound_err(path, e))?
+        }
+    };
+    if interleaved.is_empty() {
+        return Err(Error::bad_file(
+            path,
+            "wav file contains no samples (zero length)",
+        ));
+    }
+    if interleaved.len() % channels != 0 {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "{} samples is not a whole number of {channels}-channel frames",
+                interleaved.len()
+            ),
+        ));
+    }
+    let samples = if channels == 1 {
+        interleaved
+    } else {
+        let inv = 1.0 / channels as f32;
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() * inv)
+            .collect()
+    };
+    Ok(Waveform {
+        samples,
+        sample_rate: spec.sample_rate,
+    })
+}
+
+/// Decodes a wav file to mono and resamples it to `target_rate` Hz (see
+/// [`resample`](crate::audio::resample::resample)); the result has
+/// `round(n * target_rate / source_rate)` samples.
+pub fn load_wav(path: &Path, target_rate: u32) -> Result<Vec<f32>> {
+    let w = read_wav(path)?;
+    resample(&w.samples, w.sample_rate, target_rate).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!(
+                "resampling {} Hz -> {target_rate} Hz failed: {e}",
+                w.sample_rate
+            ),
+        )
+    })
+}
+
+/// Writes mono 16-bit PCM; samples are clamped to [-1, 1] and scaled by 32767.
+pub fn write_wav_mono16(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
+    let spec = WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: SampleFormat::Int,
+    };
+    let io = |e: hound::Error| match e {
+        hound::Error::IoError(io) => Error::io(path, io),
+        other => Error::bad_file(path, format!("writing wav failed: {other}")),
+    };
+    let mut w = WavWriter::create(path, spec).map_err(io)?;
+    {
+        let mut w16 = w.get_i16_writer(samples.len() as u32);
+        for &s in samples {
+            w16.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16);
+        }
+        w16.flush().map_err(io)?;
+    }
+    w.finalize().map_err(io)
+}
