@@ -1,0 +1,192 @@
+//! Colour operations on 8-bit RGB images with Pillow 13 semantics (what
+//! torchvision's functional API does on PIL images), bit-exact.
+//!
+//! - brightness / contrast / saturation are `Image.blend(degenerate, img, f)`:
+//!   in float32 `v = d + f * (img - d)`, clamped to [0, 255] and TRUNCATED.
+//! - grayscale is ITU-R 601-2 in integers: `(19595 R + 38470 G + 7471 B + 32768) >> 16`.
+//! - hue goes through Pillow's 8-bit HSV (H shifted by `uint8(trunc(255 * factor))`).
+//! - solarize inverts values `>= threshold`.
+
+use image::RgbImage;
+
+/// Pillow's RGB -> L: `(19595 R + 38470 G + 7471 B + 0x8000) >> 16`.
+#[inline]
+pub fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// `ImagingBlend` for one value: `out = in1 + alpha * (in2 - in1)` in float32,
+/// clipped to [0, 255] when extrapolating, truncated toward zero.
+#[inline]
+fn blend(d: u8, v: u8, alpha: f32) -> u8 {
+    let t = d as i32 as f32 + alpha * (v as i32 - d as i32) as f32;
+    if (0.0..=1.0).contains(&alpha) {
+        t as u8
+    } else if t <= 0.0 {
+        0
+    } else if t >= 255.0 {
+        255
+    } else {
+        t as u8
+    }
+}
+
+/// Lookup table `v -> blend(d, v, alpha)` for a constant degenerate value `d`.
+fn blend_lut(d: u8, alpha: f32) -> [u8; 256] {
+    let mut lut = [0u8; 256];
+    for (v, o) in lut.iter_mut().enumerate() {
+        *o = blend(d, v as u8, alpha);
+    }
+    lut
+}
+
+fn apply_lut(img: &mut RgbImage, lut: &[u8; 256]) {
+    for v in img.iter_mut() {
+        *v = lut[*v as usize];
+    }
+}
+
+/// `adjust_brightness(img, factor)`: blend with black. `factor` >= 0.
+pub fn adjust_brightness(img: &mut RgbImage, factor: f32) {
+    apply_lut(img, &blend_lut(0, factor));
+}
+
+/// The contrast enhancer's degenerate value: `int(mean(L) + 0.5)` over all pixels.
+pub fn mean_luma(img: &RgbImage) -> u8 {
+    let n = (img.width() as u64 * img.height() as u64).max(1);
+    let sum: u64 = img
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| luma(p[0], p[1], p[2]) as u64)
+        .sum();
+    (sum as f64 / n as f64 + 0.5) as u8
+}
+
+/// `adjust_contrast(img, factor)`: blend with the (rounded) mean gray level.
+pub fn adjust_contrast(img: &mut RgbImage, factor: f32) {
+    let d = mean_luma(img);
+    apply_lut(img, &blend_lut(d, factor));
+}
+
+/// `adjust_saturation(img, factor)`: blend each pixel with its own gray level.
+pub fn adjust_saturation(img: &mut RgbImage, factor: f32) {
+    for p in img.chunks_exact_mut(3) {
+        let l = luma(p[0], p[1], p[2]);
+        p[0] = blend(l, p[0], factor);
+        p[1] = blend(l, p[1], factor);
+        p[2] = blend(l, p[2], factor);
+    }
+}
+
+/// `to_grayscale(img, num_output_channels=3)`: L copied to the 3 channels.
+pub fn grayscale(img: &mut RgbImage) {
+    for p in img.chunks_exact_mut(3) {
+        let l = luma(p[0], p[1], p[2]);
+        p[0] = l;
+        p[1] = l;
+        p[2] = l;
+    }
+}
+
+/// `solarize(img, threshold)`: `v < threshold ? v : 255 - v`.
+pub fn solarize(img: &mut RgbImage, threshold: u8) {
+    let mut lut = [0u8; 256];
+    for (v, o) in lut.iter_mut().enumerate() {
+        *o = if (v as u32) < threshold as u32 {
+            v as u8
+        } else {
+            255 - v as u8
+        };
+    }
+    apply_lut(img, &lut);
+}
+
+/// Mirrors the image left-right.
+pub fn hflip(img: &mut RgbImage) {
+    let w = img.width() as usize;
+    for row in img.chunks_exact_mut(w * 3) {
+        for x in 0..w / 2 {
+            let (a, b) = (x * 3, (w - 1 - x) * 3);
+            for c in 0..3 {
+                row.swap(a + c, b + c);
+            }
+        }
+    }
+}
+
+/// Pillow's `rgb2hsv_row` for one pixel (all three outputs 8-bit), reproducing
+/// its mix of float32 and float64 arithmetic.
+#[inline]
+pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
+    let maxc = r.max(g).max(b);
+    let minc = r.min(g).min(b);
+    if maxc == minc {
+        return (0, 0, maxc);
+    }
+    let cr = (maxc - minc) as f32;
+    let s: f32 = cr / maxc as f32;
+    let rc: f32 = (maxc - r) as f32 / cr;
+    let gc: f32 = (maxc - g) as f32 / cr;
+    let bc: f32 = (maxc - b) as f32 / cr;
+    let h: f32 = if r == maxc {
+        bc - gc
+    } else if g == maxc {
+        (2.0f64 + rc as f64 - bc as f64) as f32
+    } else {
+        (4.0f64 + gc as f64 - rc as f64) as f32
+    };
+    let h: f32 = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    let uh = ((h as f64 * 255.0) as i32).clamp(0, 255) as u8;
+    let us = ((s as f64 * 255.0) as i32).clamp(0, 255) as u8;
+    (uh, us, maxc)
+}
+
+/// C `round` (half away from zero) of a double, as an int.
+#[inline]
+fn c_round(x: f64) -> i32 {
+    x.round() as i32
+}
+
+/// Pillow's `hsv2rgb` for one pixel.
+#[inline]
+pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
+    if s == 0 {
+        return (v, v, v);
+    }
+    let h6 = h as f32 as f64 * 6.0 / 255.0;
+    let i = h6.floor() as i32;
+    let f: f32 = (h6 - i as f32 as f64) as f32;
+    let fs: f32 = (s as f32 as f64 / 255.0) as f32;
+    let vf = v as f32 as f64;
+    let p = c_round(vf * (1.0 - fs as f64)).clamp(0, 255) as u8;
+    let q = c_round(vf * (1.0 - (fs * f) as f64)).clamp(0, 255) as u8;
+    let t = c_round(vf * (1.0 - fs as f64 * (1.0 - f as f64))).clamp(0, 255) as u8;
+    match i % 6 {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    }
+}
+
+/// The 8-bit hue shift torchvision adds for a factor in [-0.5, 0.5]:
+/// `np.uint8(trunc(factor * 255))` (negative values wrap modulo 256).
+pub fn hue_shift_u8(factor: f64) -> u8 {
+    ((factor * 255.0) as i64).rem_euclid(256) as u8
+}
+
+/// `adjust_hue(img, factor)` on the PIL path: RGB -> 8-bit HSV, H += shift
+/// (mod 256), HSV -> RGB. `factor` in [-0.5, 0.5].
+pub fn adjust_hue(img: &mut RgbImage, factor: f64) {
+    // No shortcut for a zero shift: Pillow round-trips through HSV regardless.
+    let shift = hue_shift_u8(factor);
+    for p in img.chunks_exact_mut(3) {
+        let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
+        let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
+        p[0] = r;
+        p[1] = g;
+        p[2] = b;
+    }
+}

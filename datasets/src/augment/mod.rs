@@ -1,0 +1,16 @@
+//! Image augmentations on u8 RGB HWC buffers ([`image::RgbImage`]), bit-exact
+//! with the PIL path of torchvision (Pillow 13), and the VICReg pipelines.
+
+pub mod blur;
+pub mod color;
+pub mod geometry;
+pub mod normalize;
+pub mod pipeline;
+pub mod resize;
+
+pub use normalize::{to_normalized_chw, ChwImage, Normalization};
+pub use pipeline::{
+    augment_view_u8, EvalTransform, EvalTransformConfig, LinearTrainTransform,
+    LinearTrainTransformConfig, TwoViewTransform, VicregAugConfig, ViewConfig, ViewTransform,
+};
+pub use resize::{resized_crop, CropBox, Interpolation};

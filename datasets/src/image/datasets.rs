@@ -1,0 +1,121 @@
+//! `Dataset`s over an [`ImageSource`]: two augmented views for pretraining, or
+//! one transformed view with its label for linear evaluation; and the collate
+//! functions that stack items into `(B, C, H, W)` f32 tensors.
+
+use candle_core::{Device, Tensor};
+use vicreg_core::SeededRng;
+
+use super::ImageSource;
+use crate::augment::{ChwImage, TwoViewTransform, VicregAugConfig, ViewTransform};
+use crate::{Dataset, Error, Result};
+
+/// Pretraining dataset: item = the two augmented views of image `index`.
+pub struct TwoViewDataset<S: ImageSource> {
+    source: S,
+    transform: TwoViewTransform,
+}
+
+impl<S: ImageSource> TwoViewDataset<S> {
+    /// Wraps `source` with the two-view augmentation `cfg` (validated).
+    pub fn new(source: S, cfg: VicregAugConfig) -> Result<Self> {
+        Ok(Self {
+            source,
+            transform: TwoViewTransform::new(cfg)?,
+        })
+    }
+
+    /// The underlying images.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+}
+
+impl<S: ImageSource> Dataset for TwoViewDataset<S> {
+    type Item = (ChwImage, ChwImage);
+    fn len(&self) -> usize {
+        self.source.len()
+    }
+    fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
+        let img = self.source.load(index)?;
+        self.transform.apply(&img, rng)
+    }
+}
+
+/// Evaluation dataset: item = (transformed image, label).
+pub struct LabelledImageDataset<S: ImageSource> {
+    source: S,
+    transform: Box<dyn ViewTransform>,
+}
+
+impl<S: ImageSource> LabelledImageDataset<S> {
+    /// Wraps `source` with `transform` (e.g. [`crate::augment::EvalTransform`] or
+    /// [`crate::augment::LinearTrainTransform`]).
+    pub fn new(source: S, transform: impl ViewTransform + 'static) -> Self {
+        Self {
+            source,
+            transform: Box::new(transform),
+        }
+    }
+
+    /// The underlying images.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+}
+
+impl<S: ImageSource> Dataset for LabelledImageDataset<S> {
+    type Item = (ChwImage, usize);
+    fn len(&self) -> usize {
+        self.source.len()
+    }
+    fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
+        let img = self.source.load(index)?;
+        Ok((self.transform.apply(&img, rng)?, self.source.label(index)))
+    }
+}
+
+/// Stacks equally-shaped images into one `(B, C, H, W)` tensor.
+pub fn stack_chw<'a>(
+    items: impl ExactSizeIterator<Item = &'a ChwImage>,
+    dev: &Device,
+) -> Result<Tensor> {
+    let b = items.len();
+    let mut data = Vec::new();
+    let mut shape = None;
+    for im in items {
+        let s = (im.channels, im.height, im.width);
+        match shape {
+            None => {
+                data.reserve(b * im.data.len());
+                shape = Some(s);
+            }
+            Some(prev) if prev != s => {
+                return Err(Error::Config(format!(
+                    "collate: image shapes differ in a batch: {prev:?} vs {s:?}"
+                )));
+            }
+            _ => {}
+        }
+        data.extend_from_slice(&im.data);
+    }
+    let (c, h, w) = shape.ok_or_else(|| Error::Config("collate: empty batch".into()))?;
+    Ok(Tensor::from_vec(data, (b, c, h, w), dev)?)
+}
+
+/// Collate for [`TwoViewDataset`]: `(view1 (B, C, H, W), view2 (B, C, H, W))`.
+pub fn collate_two_view(
+    items: Vec<(ChwImage, ChwImage)>,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let a = stack_chw(items.iter().map(|x| &x.0), dev)?;
+    let b = stack_chw(items.iter().map(|x| &x.1), dev)?;
+    Ok((a, b))
+}
+
+/// Collate for [`LabelledImageDataset`]: `(images (B, C, H, W) f32, labels (B,) u32)`.
+pub fn collate_labelled(items: Vec<(ChwImage, usize)>, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let x = stack_chw(items.iter().map(|x| &x.0), dev)?;
+    let labels: Vec<u32> = items.iter().map(|x| x.1 as u32).collect();
+    let n = labels.len();
+    Ok((x, Tensor::from_vec(labels, n, dev)?))
+}

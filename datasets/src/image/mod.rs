@@ -1,0 +1,32 @@
+//! Image sources in their on-disk formats (image folders, IDX files), decoding,
+//! and the two `Dataset`s built on them: two-view pretraining and labelled evaluation.
+
+pub mod datasets;
+pub mod decode;
+pub mod folder;
+pub mod idx;
+
+use image::RgbImage;
+
+use crate::Result;
+
+pub use datasets::{collate_labelled, collate_two_view, LabelledImageDataset, TwoViewDataset};
+pub use decode::{decode_rgb, load_rgb};
+pub use folder::{BadSamplePolicy, FolderOptions, ImageFolder, IndexReport};
+pub use idx::{IdxDataset, IdxSplit};
+
+/// An indexable collection of labelled RGB images (decoded on demand).
+pub trait ImageSource: Send + Sync {
+    /// Number of images.
+    fn len(&self) -> usize;
+    /// True when empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of classes (labels are `0..num_classes()`).
+    fn num_classes(&self) -> usize;
+    /// Label of image `index`.
+    fn label(&self, index: usize) -> usize;
+    /// Decodes image `index` to 8-bit RGB; errors name the file.
+    fn load(&self, index: usize) -> Result<RgbImage>;
+}
