@@ -4,3 +4,7 @@
 
 mod error;
 pub use error::{Error, Result};
+
+pub mod resnet;
+
+pub use resnet::{ResNet, ResNetConfig};
