@@ -1,0 +1,58 @@
+//! Layer normalisation built from basic tensor ops, so that autograd sees it.
+//!
+//! candle's fused `candle_nn::LayerNorm` records no gradient (upstream issues
+//! 2168, 2977, 3011); this one is plain `mean`/`sub`/`sqr`/`sqrt`/`div` and is
+//! covered by a finite-difference gradient check (`tests/text_gradcheck.rs`).
+
+use candle_core::{DType, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+/// `y = (x - mean) / sqrt(var + eps) * weight + bias` over the last dimension,
+/// with the BIASED variance (divide by n), as in PyTorch / HF BERT.
+///
+/// `x`: `(..., n)`; `weight`, `bias`: `(n)`. F16/BF16 inputs are normalised in F32.
+pub fn layer_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    let in_dtype = x.dtype();
+    let x = match in_dtype {
+        DType::F16 | DType::BF16 => x.to_dtype(DType::F32)?,
+        _ => x.clone(),
+    };
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed
+        .to_dtype(in_dtype)?
+        .broadcast_mul(weight)?
+        .broadcast_add(bias)
+}
+
+/// A layer norm with learned `weight` (init 1) and `bias` (init 0), HF names
+/// `<prefix>.weight` / `<prefix>.bias`.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Builds (or fetches) the parameters under `vb`.
+    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(size, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(size, "bias", Init::Const(0.0))?,
+            eps,
+        })
+    }
+
+    /// Normalises the last dimension of `x` (`(..., size)`).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
