@@ -6,5 +6,6 @@ mod error;
 pub use error::{Error, Result};
 
 pub mod resnet;
+pub mod text;
 
 pub use resnet::{ResNet, ResNetConfig};
