@@ -27,7 +27,9 @@
 
 pub mod collective;
 pub mod diagnostics;
+pub mod engine;
 mod error;
+pub mod eval;
 pub mod gradcheck;
 pub mod io;
 pub mod loss;

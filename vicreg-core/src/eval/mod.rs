@@ -1,0 +1,29 @@
+//! Evaluation tools shared by the apps: frozen-feature extraction, the linear
+//! probe, weighted k-NN, cross-modal retrieval metrics and the online probe.
+//! Accuracies and recalls are in percent.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use vicreg_core::eval::{knn_classify, linear_probe, Features, KnnConfig, LinearProbeConfig};
+//!
+//! // Two well separated classes in 2-D.
+//! let x = Tensor::new(&[[1f32, 0.1], [0.9, -0.1], [-1.0, 0.2], [-0.8, -0.1]], &Device::Cpu)?;
+//! let f = Features::new(x, vec![0, 0, 1, 1])?;
+//! let probe = linear_probe(&f, &f, 2, &LinearProbeConfig { epochs: 50, lr: 0.5, batch_size: 4, ..Default::default() })?;
+//! assert_eq!(probe.top1, 100.0);
+//! let knn = knn_classify(&f, &f, 2, &KnnConfig { ks: vec![1], ..Default::default() })?;
+//! assert_eq!(knn[0].top1, 100.0);
+//! # Ok::<(), vicreg_core::Error>(())
+//! ```
+
+mod features;
+mod knn;
+mod linear_probe;
+mod online_probe;
+mod retrieval;
+
+pub use features::{extract_features, extract_with, l2_normalize, Features};
+pub use knn::{knn_classify, KnnConfig, KnnResult};
+pub use linear_probe::{label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult};
+pub use online_probe::{OnlineProbe, ProbeStep};
+pub use retrieval::{retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics};
