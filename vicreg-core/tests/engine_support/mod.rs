@@ -18,7 +18,7 @@ pub const BATCH: usize = 16;
 pub const CLASSES: usize = 3;
 
 /// `(batch, 6)` -> Linear -> ReLU -> `(batch, 8)`.
-pub struct TinyEncoder(Linear);
+pub struct TinyEncoder(pub Linear);
 
 impl Encoder for TinyEncoder {
     type Input = Tensor;
