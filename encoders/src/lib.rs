@@ -5,6 +5,7 @@
 mod error;
 pub use error::{Error, Result};
 
+pub mod audio;
 pub mod resnet;
 pub mod text;
 

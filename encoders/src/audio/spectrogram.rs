@@ -1,0 +1,159 @@
+//! The spectrogram branch: waveforms -> log-mel images in [0, 1] -> 2-D
+//! ResNet-18 with one input channel (the paper's ESC-50 spectrogram encoder,
+//! 512-d representation).
+//!
+//! The front end ([`LogMelSpectrogram`]) runs on the CPU and is not
+//! differentiated: gradients stop at the spectrogram. The ResNet is the
+//! image encoder of [`crate::resnet`] built with `in_channels = 1`; its
+//! tensors are named as torchvision's (`conv1.weight` of shape
+//! `(64, 1, 7, 7)`, ...).
+//!
+//! Frame alignment (`align_frames`, on by default): the spectrogram is padded
+//! at the end of the time axis with each clip's minimum value (0 after
+//! min-max normalisation, i.e. the dB floor) up to the first frame count `W'`
+//! with `W' = n_mels (mod 32)` (431 -> 448 frames for 128 mels). Every stride-2
+//! layer of the ResNet then sees height and width with the same parity, which
+//! candle 0.11's conv2d backward needs: it sizes the input gradient's
+//! `output_padding` from the height alone, so e.g. 64 x 9 or 128 x 431 inputs
+//! fail in `backward()` with a shape mismatch. Turn it off only with a
+//! convolution that handles non-square remainders.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use vicreg_core::model::Encoder;
+
+use super::logmel::{LogMelConfig, LogMelSpectrogram};
+use crate::resnet::{ResNet, ResNetConfig};
+use crate::{Error, Result};
+
+/// Configuration of a [`SpectrogramEncoder`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpectrogramEncoderConfig {
+    /// The log-mel front end.
+    pub mel: LogMelConfig,
+    /// The 2-D ResNet; `in_channels` must be 1.
+    pub resnet: ResNetConfig,
+    /// Pad the frame axis to `n_mels (mod 32)` frames (see the module docs).
+    pub align_frames: bool,
+}
+
+impl Default for SpectrogramEncoderConfig {
+    fn default() -> Self {
+        Self::esc50()
+    }
+}
+
+impl SpectrogramEncoderConfig {
+    /// The paper's spectrogram branch for 44.1 kHz ESC-50 clips:
+    /// [`LogMelConfig::esc50`] (128 mels x 431 frames for 5 s) -> ResNet-18, 1 channel, 512-d.
+    pub fn esc50() -> Self {
+        Self {
+            mel: LogMelConfig::esc50(),
+            resnet: ResNetConfig::resnet18().with_in_channels(1),
+            align_frames: true,
+        }
+    }
+
+    /// The same for 16 kHz audio ([`LogMelConfig::esc50_16k`]: 64 mels).
+    pub fn esc50_16k() -> Self {
+        Self {
+            mel: LogMelConfig::esc50_16k(),
+            ..Self::esc50()
+        }
+    }
+}
+
+/// Waveforms -> log-mel spectrogram -> ResNet features.
+pub struct SpectrogramEncoder {
+    front_end: LogMelSpectrogram,
+    resnet: ResNet,
+    align_frames: bool,
+    dtype: DType,
+    device: Device,
+}
+
+impl SpectrogramEncoder {
+    /// Builds the front end and the ResNet (variables under `vb`, torchvision names).
+    pub fn new(cfg: &SpectrogramEncoderConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.resnet.in_channels != 1 {
+            return Err(Error::config(format!(
+                "spectrogram encoder: the ResNet must take 1 input channel (a mel spectrogram), got in_channels = {}",
+                cfg.resnet.in_channels
+            )));
+        }
+        let front_end = LogMelSpectrogram::new(&cfg.mel)?;
+        let dtype = vb.dtype();
+        let device = vb.device().clone();
+        let resnet = ResNet::new(&cfg.resnet, vb)?;
+        Ok(Self {
+            front_end,
+            resnet,
+            align_frames: cfg.align_frames,
+            dtype,
+            device,
+        })
+    }
+
+    /// The log-mel front end.
+    pub fn front_end(&self) -> &LogMelSpectrogram {
+        &self.front_end
+    }
+
+    /// The 2-D ResNet.
+    pub fn resnet(&self) -> &ResNet {
+        &self.resnet
+    }
+
+    /// Frames the ResNet sees for clips of `samples` samples (after alignment).
+    pub fn input_frames(&self, samples: usize) -> usize {
+        let frames = self.front_end.num_frames(samples);
+        if self.align_frames {
+            aligned_frames(frames, self.front_end.config().n_mels)
+        } else {
+            frames
+        }
+    }
+
+    /// `(batch, samples)` waveforms -> `(batch, 1, n_mels, input_frames)`
+    /// network input in the model's dtype, on the model's device (no gradient).
+    pub fn spectrogram(&self, waves: &Tensor) -> Result<Tensor> {
+        let spec = self.front_end.forward(waves)?;
+        let (b, c, h, w) = spec.dims4()?;
+        let target = if self.align_frames {
+            aligned_frames(w, h)
+        } else {
+            w
+        };
+        let spec = if target > w {
+            let floor = spec
+                .min_keepdim(3)?
+                .min_keepdim(2)?
+                .broadcast_as((b, c, h, target - w))?;
+            Tensor::cat(&[&spec, &floor], 3)?
+        } else {
+            spec
+        };
+        Ok(spec.to_dtype(self.dtype)?.to_device(&self.device)?)
+    }
+}
+
+/// The smallest `w' >= frames` with `w' = n_mels (mod 32)`.
+fn aligned_frames(frames: usize, n_mels: usize) -> usize {
+    frames + (n_mels % 32 + 32 - frames % 32) % 32
+}
+
+impl Encoder for SpectrogramEncoder {
+    /// `(batch, samples)` float waveforms in [-1, 1] at the configured sample rate.
+    type Input = Tensor;
+
+    fn forward_t(&self, waves: &Tensor, train: bool) -> vicreg_core::Result<Tensor> {
+        let spec = self.spectrogram(waves)?;
+        Ok(self.resnet.features(&spec, train)?)
+    }
+
+    fn repr_dim(&self) -> usize {
+        self.resnet.repr_dim()
+    }
+}
