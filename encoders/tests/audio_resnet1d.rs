@@ -94,6 +94,18 @@ fn forward_shapes_modes_and_input_errors() {
         DType::F32
     );
 
+    let one = x
+        .narrow(0, 0, 1)
+        .unwrap()
+        .narrow(1, 0, cfg.min_samples())
+        .unwrap();
+    assert_eq!(cfg.output_frames(cfg.min_samples()), Some(1));
+    let e = net.forward_t(&one, true).unwrap_err().to_string();
+    assert!(e.contains("more than one value per channel"), "{e}");
+    assert!(
+        net.forward_t(&one, false).is_ok(),
+        "eval mode uses running statistics"
+    );
     let min = cfg.min_samples();
     assert!(net.forward_t(&x.narrow(1, 0, min).unwrap(), true).is_ok());
     let e = net

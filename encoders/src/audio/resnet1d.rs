@@ -68,7 +68,12 @@ impl Default for ResNet1dConfig {
 }
 
 impl ResNet1dConfig {
-    /// The paper's waveform encoder: ResNet-18 layout, widths 48-96-192-384 (384-d output).
+    /// The paper's waveform encoder: ResNet-18 layout, widths 48-96-192-384
+    /// (384-d output, 2.17 M parameters). Cost grows with the clip length:
+    /// about 8 GFLOP per 5 s clip at 16 kHz for the forward pass (most of it in
+    /// layer4 at 1/64 of the sample rate); on the shared 2-core CPU, 8 such
+    /// clips took ~10 s forward and ~28 s forward + backward (~113 s at 44.1 kHz).
+    /// Raise `stem_stride` / `pool_stride` for cheaper runs.
     pub fn resnet18() -> Self {
         Self {
             blocks: vec![2, 2, 2, 2],
@@ -318,9 +323,12 @@ impl ResNet1d {
         &self.cfg
     }
 
-    /// `(batch, channels, frames)` features of the last stage, before pooling.
+    /// `(batch, channels, frames)` features of the last stage, before pooling
+    /// (`frames` = [`ResNet1dConfig::output_frames`]). Fails on inputs that are
+    /// not `(batch, samples)`, shorter than [`ResNet1dConfig::min_samples`],
+    /// or (in train mode) leave a single value per channel for BatchNorm.
     pub fn features_t(&self, waves: &Tensor, train: bool) -> Result<Tensor> {
-        let (_, samples) = waves.dims2().map_err(|_| {
+        let (batch, samples) = waves.dims2().map_err(|_| {
             Error::invalid(format!(
                 "resnet1d: expected (batch, samples) waveforms, got shape {:?}",
                 waves.dims()
@@ -330,6 +338,13 @@ impl ResNet1d {
         if samples < min {
             return Err(Error::invalid(format!(
                 "resnet1d: waveforms of {samples} samples are shorter than the {min} this network needs"
+            )));
+        }
+        let frames = self.cfg.output_frames(samples).unwrap_or(0);
+        if train && batch * frames < 2 {
+            return Err(Error::invalid(format!(
+                "resnet1d: train-mode BatchNorm needs more than one value per channel, but a batch of {batch} \
+                 waveforms of {samples} samples leaves {frames} frame(s) in the last stage; use a batch of at least 2"
             )));
         }
         let x = waves
