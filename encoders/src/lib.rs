@@ -5,8 +5,6 @@
 mod error;
 pub use error::{Error, Result};
 
-pub mod audio;
 pub mod resnet;
-pub mod text;
 
 pub use resnet::{ResNet, ResNetConfig};
