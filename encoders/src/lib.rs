@@ -5,6 +5,8 @@
 mod error;
 pub use error::{Error, Result};
 
+pub mod audio;
 pub mod resnet;
+pub mod text;
 
 pub use resnet::{ResNet, ResNetConfig};
