@@ -1,4 +1,30 @@
+//! `imagenet`: siamese VICReg pretraining of a ResNet and its evaluation
+//! (linear probe, semi-supervised subsets, k-NN), on ImageNet-layout folders,
+//! IDX files (Fashion-MNIST) or the built-in synthetic images.
+//!
+//! With no arguments it runs the built-in demo (see the README).
+
+mod cli;
+mod config;
+mod data;
+mod demo;
+mod embed;
+mod evaluate;
+mod model;
+mod pretrain;
+mod source;
+
+use anyhow::Result;
+use clap::Parser;
+
 fn main() {
-    eprintln!("this app is not built yet; see the README");
-    std::process::exit(2);
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args = cli::Cli::parse();
+    cli::dispatch(args)
 }

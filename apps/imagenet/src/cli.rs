@@ -1,0 +1,339 @@
+//! Command-line interface (flags mirror the official `main_vicreg.py` and `evaluate.py`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use vicreg_core::eval::{KnnConfig, LinearProbeConfig, ProbeOptimizer};
+use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
+use vicreg_core::optim::OptimizerKind;
+
+use crate::config::{parse_device, AugPreset, PretrainConfig};
+use crate::{data, demo, embed, evaluate, pretrain};
+
+/// Siamese VICReg on images: pretraining and evaluation.
+#[derive(Parser, Debug)]
+#[command(name = "imagenet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// VICReg pretraining (auto-resumes from <exp-dir>/checkpoint.safetensors).
+    Pretrain(Box<PretrainArgs>),
+    /// Linear evaluation (frozen backbone; 100/10/1 % of the labels).
+    LinearEval(LinearEvalArgs),
+    /// Weighted k-NN evaluation (k = 20 and 200, T = 0.07).
+    KnnEval(KnnEvalArgs),
+    /// Representations of every image in a folder -> safetensors + file index.
+    Embed(EmbedArgs),
+    /// Redraw the charts of a run directory.
+    Plot {
+        /// The run directory.
+        #[arg(long)]
+        exp_dir: PathBuf,
+    },
+    /// The built-in demo (what running with no arguments does).
+    Demo(demo::DemoArgs),
+}
+
+/// Flags of `pretrain`; each overrides the same key of `--config`.
+#[derive(clap::Args, Debug)]
+pub struct PretrainArgs {
+    /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub exp_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long)]
+    pub zero_init_residual: Option<bool>,
+    #[arg(long)]
+    pub mlp: Option<String>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub base_lr: Option<f64>,
+    #[arg(long)]
+    pub wd: Option<f64>,
+    #[arg(long)]
+    pub sim_coeff: Option<f64>,
+    #[arg(long)]
+    pub std_coeff: Option<f64>,
+    #[arg(long)]
+    pub cov_coeff: Option<f64>,
+    #[arg(long, value_enum)]
+    pub variance_reduction: Option<VarRed>,
+    #[arg(long, value_enum)]
+    pub normalization: Option<Norm>,
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Opt>,
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    #[arg(long)]
+    pub num_workers: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub image_size: Option<u32>,
+    #[arg(long, value_enum)]
+    pub augment: Option<AugPreset>,
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
+    #[arg(long)]
+    pub accumulate: Option<usize>,
+    #[arg(long)]
+    pub online_probe: Option<bool>,
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VarRed {
+    Mean,
+    Sum,
+}
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Norm {
+    None,
+    Standardize,
+    L2,
+}
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Opt {
+    Lars,
+    Sgd,
+    Adamw,
+}
+
+impl PretrainArgs {
+    /// The config file (or the defaults) with every given flag applied.
+    pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
+        let mut c = match &self.config {
+            Some(p) => PretrainConfig::from_toml_file(p)?,
+            None => PretrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(exp_dir, arch, zero_init_residual, mlp, epochs, batch_size, wd, sim_coeff, std_coeff, cov_coeff);
+        set!(warmup_epochs, num_workers, seed, augment, log_every, checkpoint_every, accumulate, online_probe, device);
+        if let Some(v) = self.data_dir {
+            c.data_dir = Some(v);
+        }
+        if let Some(v) = self.base_lr {
+            c.base_lr = Some(v);
+        }
+        if let Some(v) = self.image_size {
+            c.image_size = Some(v);
+        }
+        if let Some(v) = self.clip_grad {
+            c.clip_grad = Some(v);
+        }
+        if let Some(v) = self.variance_reduction {
+            c.variance_reduction = match v {
+                VarRed::Mean => VarianceReduction::Mean,
+                VarRed::Sum => VarianceReduction::Sum,
+            };
+        }
+        if let Some(v) = self.normalization {
+            c.normalization = match v {
+                Norm::None => EmbeddingNorm::None,
+                Norm::Standardize => EmbeddingNorm::Standardize,
+                Norm::L2 => EmbeddingNorm::L2,
+            };
+        }
+        if let Some(v) = self.optimizer {
+            c.optimizer = match v {
+                Opt::Lars => OptimizerKind::Lars,
+                Opt::Sgd => OptimizerKind::Sgd,
+                Opt::Adamw => OptimizerKind::Adamw,
+            };
+        }
+        c.strict |= self.strict;
+        c.quiet |= self.quiet;
+        Ok((c, self.resume))
+    }
+}
+
+/// Which weights linear evaluation trains.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Weights {
+    /// Frozen backbone, linear classifier only (features extracted once).
+    Freeze,
+    /// Backbone and classifier trained together.
+    Finetune,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LinearEvalArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Backbone weights: a run directory, its <arch>-encoder.safetensors, or an official .pth. Omit for a random-init baseline.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Backbone architecture (default: the pretraining run's, else resnet50).
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long, value_enum, default_value = "freeze")]
+    pub weights: Weights,
+    /// Percentage of labelled training images per class (100, 10, 1, ...).
+    #[arg(long, default_value_t = 100.0)]
+    pub train_percent: f64,
+    /// File of training image names to use instead of --train-percent (official subset lists).
+    #[arg(long)]
+    pub train_subset: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0.02)]
+    pub lr_head: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub lr_backbone: f64,
+    #[arg(long, default_value_t = 1e-6)]
+    pub wd: f64,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Crop size (default: 224 for folders, 32 for IDX).
+    #[arg(long)]
+    pub image_size: Option<u32>,
+    /// Where results go (default: next to --pretrained).
+    #[arg(long)]
+    pub exp_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    pub num_workers: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KnnEvalArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Neighbour counts.
+    #[arg(long, value_delimiter = ',', default_value = "20,200")]
+    pub k: Vec<usize>,
+    #[arg(long, default_value_t = 0.07)]
+    pub temperature: f64,
+    #[arg(long)]
+    pub image_size: Option<u32>,
+    #[arg(long)]
+    pub exp_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    pub num_workers: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// Folder of images (searched recursively).
+    #[arg(long)]
+    pub images: PathBuf,
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Output safetensors file (the file list goes to <out>.files.txt).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 224)]
+    pub image_size: u32,
+    #[arg(long, default_value_t = 2)]
+    pub num_workers: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => demo::run(demo::DemoArgs::default()),
+        Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::Pretrain(a)) => {
+            let (cfg, resume) = a.into_config()?;
+            pretrain::run(cfg, resume)
+        }
+        Some(Command::LinearEval(a)) => {
+            let device = parse_device(&a.device)?;
+            let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
+            let size = match a.image_size {
+                Some(s) => s,
+                None => data::default_image_size(&a.data_dir)?,
+            };
+            if a.weights == Weights::Finetune {
+                bail!("--weights finetune is not available yet: use --weights freeze");
+            }
+            let net = evaluate::backbone(&arch, a.pretrained.as_deref(), a.seed, &device)?;
+            let (tr, va, classes) = evaluate::split_features(&net, &a.data_dir, size, a.train_percent, a.train_subset.as_deref(), a.seed, a.num_workers, &device)?;
+            let cfg = LinearProbeConfig {
+                epochs: a.epochs,
+                lr: a.lr_head,
+                weight_decay: a.wd,
+                batch_size: a.batch_size,
+                optimizer: ProbeOptimizer::Sgd,
+                seed: a.seed,
+            };
+            let out = a.exp_dir.clone().or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
+            let r = evaluate::linear_eval(&tr, &va, classes, &cfg, out.as_deref())?;
+            println!("linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%", tr.len(), va.len(), a.train_percent, r.top1, r.top5);
+            Ok(())
+        }
+        Some(Command::KnnEval(a)) => {
+            let device = parse_device(&a.device)?;
+            let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
+            let size = match a.image_size {
+                Some(s) => s,
+                None => data::default_image_size(&a.data_dir)?,
+            };
+            let net = evaluate::backbone(&arch, a.pretrained.as_deref(), 0, &device)?;
+            let (tr, va, classes) = evaluate::split_features(&net, &a.data_dir, size, 100.0, None, 0, a.num_workers, &device)?;
+            let cfg = KnnConfig {
+                ks: a.k.clone(),
+                temperature: a.temperature,
+                ..KnnConfig::default()
+            };
+            let out = a.exp_dir.clone().or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
+            for (k, top1) in evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())? {
+                println!("{k}-NN top-1 ({arch}): {top1:.2}%");
+            }
+            Ok(())
+        }
+        Some(Command::Embed(a)) => {
+            let device = parse_device(&a.device)?;
+            let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
+            let (n, d) = embed::run(&a.images, &arch, a.pretrained.as_deref(), a.image_size, a.num_workers, &a.out, &device)?;
+            println!("wrote {n} x {d} embeddings to {} (file list: {}.files.txt)", a.out.display(), a.out.display());
+            Ok(())
+        }
+        Some(Command::Plot { exp_dir }) => {
+            let files = vicreg_core::engine::plot_run(&exp_dir)?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The pretraining configuration: one flat table whose keys are the command
+//! line flags (a TOML file given with `--config` uses the same keys; flags override it).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
+use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
+use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
+
+/// Which two-view augmentation to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugPreset {
+    /// `official` for crops of 96 px and more, `small` below.
+    #[default]
+    Auto,
+    /// The official VICReg pipeline (asymmetric blur / solarize).
+    Official,
+    /// The paper's symmetric variant (blur 0.5, solarize 0.1 on both views).
+    Symmetric,
+    /// Official probabilities with crop scale (0.2, 1) and blur scaled to small images.
+    Small,
+}
+
+/// Everything a pretraining run needs; written to `<exp-dir>/config.toml`
+/// fully resolved, so `imagenet pretrain --config <exp-dir>/config.toml` repeats it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PretrainConfig {
+    /// ImageFolder root (with `train/`), or a folder of IDX files; none: the built-in synthetic set.
+    pub data_dir: Option<PathBuf>,
+    /// Run directory.
+    pub exp_dir: PathBuf,
+    /// Backbone: resnet18/34/50/101/152/200, optionally `xN` (e.g. resnet50x2).
+    pub arch: String,
+    /// Zero-initialise the last BN of every residual branch (official: true).
+    pub zero_init_residual: bool,
+    /// Expander widths, e.g. 8192-8192-8192.
+    pub mlp: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Global batch size (pairs per optimizer step).
+    pub batch_size: usize,
+    /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values.
+    pub base_lr: Option<f64>,
+    /// Weight decay.
+    pub wd: f64,
+    /// Invariance coefficient.
+    pub sim_coeff: f64,
+    /// Variance coefficient.
+    pub std_coeff: f64,
+    /// Covariance coefficient.
+    pub cov_coeff: f64,
+    /// mean (official code) or sum (paper) of the two variance terms.
+    pub variance_reduction: VarianceReduction,
+    /// Embedding normalisation before the loss: none, standardize, l2.
+    pub normalization: EmbeddingNorm,
+    /// lars, sgd or adamw.
+    pub optimizer: OptimizerKind,
+    /// Warmup epochs of the schedule.
+    pub warmup_epochs: usize,
+    /// Loader worker threads.
+    pub num_workers: usize,
+    /// Seed of initialisation, data order and augmentation.
+    pub seed: u64,
+    /// Crop size in pixels; unset: 224 for image folders, 32 for IDX and the built-in set.
+    pub image_size: Option<u32>,
+    /// Augmentation preset.
+    pub augment: AugPreset,
+    /// Log a metrics line every this many steps.
+    pub log_every: usize,
+    /// Also checkpoint every this many steps (0: only at epoch ends).
+    pub checkpoint_every: usize,
+    /// Clip the global gradient norm (unset: no clipping).
+    pub clip_grad: Option<f64>,
+    /// Micro-batches accumulated per optimizer step.
+    pub accumulate: usize,
+    /// Train a linear classifier on detached representations alongside (needs labels).
+    pub online_probe: bool,
+    /// Fail on the first bad image instead of skipping it.
+    pub strict: bool,
+    /// No progress bars.
+    pub quiet: bool,
+    /// cpu or cuda:N.
+    pub device: String,
+}
+
+impl Default for PretrainConfig {
+    /// The official ImageNet recipe (ResNet-50, 8192-8192-8192, 100 epochs, batch 2048, LARS).
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            exp_dir: PathBuf::from("runs/imagenet"),
+            arch: "resnet50".into(),
+            zero_init_residual: true,
+            mlp: "8192-8192-8192".into(),
+            epochs: 100,
+            batch_size: 2048,
+            base_lr: None,
+            wd: 1e-6,
+            sim_coeff: 25.0,
+            std_coeff: 25.0,
+            cov_coeff: 1.0,
+            variance_reduction: VarianceReduction::Mean,
+            normalization: EmbeddingNorm::None,
+            optimizer: OptimizerKind::Lars,
+            warmup_epochs: 10,
+            num_workers: 2,
+            seed: 0,
+            image_size: None,
+            augment: AugPreset::Auto,
+            log_every: 10,
+            checkpoint_every: 0,
+            clip_grad: None,
+            accumulate: 1,
+            online_probe: false,
+            strict: false,
+            quiet: false,
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Reads a TOML file with the keys of this struct.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: invalid pretraining config", path.display()))
+    }
+
+    /// The base learning rate actually used: the given one, or the paper's
+    /// value for this batch size (0.2 at 2048; 0.8/0.5/0.4 at 128/256/512).
+    pub fn resolved_base_lr(&self) -> f64 {
+        self.base_lr.unwrap_or_else(|| paper_small_batch_base_lr(self.batch_size))
+    }
+
+    /// Fills every derived value (so the written config repeats the run exactly).
+    pub fn resolve(&mut self, default_image_size: u32) {
+        self.base_lr = Some(self.resolved_base_lr());
+        if self.image_size.is_none() {
+            self.image_size = Some(default_image_size);
+        }
+    }
+
+    /// The loss configuration.
+    pub fn loss(&self) -> VicRegConfig {
+        VicRegConfig {
+            sim_coeff: self.sim_coeff,
+            std_coeff: self.std_coeff,
+            cov_coeff: self.cov_coeff,
+            variance_reduction: self.variance_reduction,
+            normalization: self.normalization,
+            ..VicRegConfig::default()
+        }
+    }
+
+    /// The engine configuration.
+    pub fn train(&self, resume: bool, num_classes: usize) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            base_lr: self.resolved_base_lr(),
+            weight_decay: self.wd,
+            optimizer: self.optimizer,
+            warmup_epochs: self.warmup_epochs,
+            clip_grad: self.clip_grad,
+            accumulate: self.accumulate,
+            log_every: self.log_every,
+            checkpoint_every_steps: self.checkpoint_every,
+            seed: self.seed,
+            quiet: self.quiet,
+            resume: if resume { ResumeMode::Require } else { ResumeMode::Auto },
+            online_probe: self.online_probe.then(|| OnlineProbeConfig {
+                num_classes,
+                ..OnlineProbeConfig::default()
+            }),
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Checks values that the libraries would only reject later.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 || self.epochs == 0 {
+            bail!("batch-size and epochs must be at least 1");
+        }
+        if self.accumulate == 0 || self.batch_size % self.accumulate != 0 {
+            bail!("batch-size ({}) must be a multiple of accumulate ({})", self.batch_size, self.accumulate);
+        }
+        vicreg_core::model::parse_mlp_spec(&self.mlp)?;
+        encoders::resnet::ResNetConfig::from_name(&self.arch)?;
+        Ok(())
+    }
+}
+
+/// Parses `cpu` or `cuda:N` (`cuda` = `cuda:0`).
+pub fn parse_device(s: &str) -> Result<candle_core::Device> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "cpu" {
+        return Ok(candle_core::Device::Cpu);
+    }
+    let ordinal = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .with_context(|| format!("bad device {s:?}: expected cpu or cuda:N"))?,
+        None => bail!("bad device {s:?}: expected cpu or cuda:N"),
+    };
+    candle_core::Device::new_cuda(ordinal).with_context(|| {
+        format!("cannot open cuda:{ordinal} (was this binary built with `--features cuda`?)")
+    })
+}

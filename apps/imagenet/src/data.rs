@@ -1,0 +1,247 @@
+//! Opening the image data a user points at: an ImageFolder tree
+//! (`train/<class>/*.JPEG`, `val/<class>/...`) or a folder of IDX files
+//! (MNIST / Fashion-MNIST), behind one [`ImageSource`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use datasets::augment::{EvalTransform, EvalTransformConfig};
+use datasets::image::{
+    collate_labelled, BadSamplePolicy, FolderOptions, IdxDataset, IdxSplit, ImageFolder, ImageSource,
+    LabelledImageDataset,
+};
+use datasets::loader::{Loader, LoaderConfig};
+use image::RgbImage;
+
+/// Either on-disk format.
+pub enum AnySource {
+    /// `root/<split>/<class>/<image>`.
+    Folder(ImageFolder),
+    /// IDX image + label files.
+    Idx(IdxDataset),
+}
+
+impl ImageSource for AnySource {
+    fn len(&self) -> usize {
+        match self {
+            AnySource::Folder(f) => ImageSource::len(f),
+            AnySource::Idx(d) => ImageSource::len(d),
+        }
+    }
+    fn num_classes(&self) -> usize {
+        match self {
+            AnySource::Folder(f) => f.num_classes(),
+            AnySource::Idx(d) => d.num_classes(),
+        }
+    }
+    fn label(&self, index: usize) -> usize {
+        match self {
+            AnySource::Folder(f) => f.label(index),
+            AnySource::Idx(d) => d.label(index),
+        }
+    }
+    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
+        match self {
+            AnySource::Folder(f) => f.load(index),
+            AnySource::Idx(d) => d.load(index),
+        }
+    }
+}
+
+/// Which format a data directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// ImageFolder (`train/`, `val/`).
+    Folder,
+    /// IDX files (`train-images-idx3-ubyte[.gz]`, `t10k-...`).
+    Idx,
+}
+
+/// Detects the format of `dir`, with a clear error when it is neither.
+pub fn detect(dir: &Path) -> Result<Format> {
+    if !dir.is_dir() {
+        bail!("data directory {} does not exist or is not a directory", dir.display());
+    }
+    if dir.join("train").is_dir() {
+        return Ok(Format::Folder);
+    }
+    let has_idx = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("train-images-idx3-ubyte"));
+    if has_idx {
+        return Ok(Format::Idx);
+    }
+    bail!(
+        "{}: expected an ImageFolder tree (train/<class>/*.JPEG and val/<class>/...) or IDX files \
+         (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...)",
+        dir.display()
+    )
+}
+
+/// Opens a split: `train` / `val` of a folder tree, `train` / `t10k` of IDX files
+/// (`val` maps to `t10k`).
+pub fn open_split(dir: &Path, split: &str, strict: bool) -> Result<AnySource> {
+    let policy = if strict { BadSamplePolicy::Strict } else { BadSamplePolicy::Skip };
+    Ok(match detect(dir)? {
+        Format::Folder => {
+            let opts = FolderOptions {
+                policy,
+                ..FolderOptions::default()
+            };
+            let f = ImageFolder::open(dir, split, &opts)?;
+            let r = f.report();
+            if !r.skipped_files.is_empty() {
+                eprintln!(
+                    "{}: skipped {} files that are not images (e.g. {})",
+                    f.split_dir().display(),
+                    r.skipped_files.len(),
+                    r.skipped_files[0].display()
+                );
+            }
+            if !r.empty_classes.is_empty() {
+                eprintln!("{}: empty class folders: {}", f.split_dir().display(), r.empty_classes.join(", "));
+            }
+            AnySource::Folder(f)
+        }
+        Format::Idx => {
+            let s = if split == "train" { IdxSplit::Train } else { IdxSplit::Test };
+            AnySource::Idx(IdxDataset::open(dir, s)?)
+        }
+    })
+}
+
+/// The default crop size for a data directory: 224 for folders, 32 for IDX.
+pub fn default_image_size(dir: &Path) -> Result<u32> {
+    Ok(match detect(dir)? {
+        Format::Folder => 224,
+        Format::Idx => 32,
+    })
+}
+
+/// The deterministic evaluation transform for crops of `size` pixels: the
+/// official resize 256 / centre-crop 224 at ImageNet size, the same ratio below.
+pub fn eval_transform(size: u32) -> Result<EvalTransform> {
+    let cfg = if size == 224 {
+        EvalTransformConfig::default()
+    } else {
+        EvalTransformConfig::small_images(size)
+    };
+    Ok(EvalTransform::new(cfg)?)
+}
+
+/// Batches of `(images (B, 3, S, S), labels)` of a whole split in file order,
+/// decoded by `workers` threads.
+pub fn eval_batches<S: ImageSource + 'static>(
+    source: S,
+    size: u32,
+    batch_size: usize,
+    workers: usize,
+    device: &Device,
+) -> Result<impl Iterator<Item = vicreg_core::Result<(Tensor, Vec<usize>)>>> {
+    let ds = Arc::new(LabelledImageDataset::new(source, eval_transform(size)?));
+    let dev = device.clone();
+    let loader = Loader::new(
+        ds,
+        LoaderConfig {
+            batch_size,
+            num_workers: workers,
+            shuffle: false,
+            drop_last: false,
+            ..LoaderConfig::default()
+        },
+        move |items| collate_labelled(items, &dev),
+    )?;
+    Ok(loader.iter_epoch(0, 0).map(|r| {
+        let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
+        let labels: Vec<usize> = y.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect();
+        Ok((x, labels))
+    }))
+}
+
+/// The cache folder of built-in data: `$VICREG_CACHE`, else `~/.cache/vicreg-rs`, else `./.cache`.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("VICREG_CACHE") {
+        return PathBuf::from(d);
+    }
+    match std::env::var("HOME") {
+        Ok(h) if !h.is_empty() => PathBuf::from(h).join(".cache").join("vicreg-rs"),
+        _ => PathBuf::from(".cache"),
+    }
+}
+
+/// A subset of a source, by index.
+pub struct Subset {
+    inner: AnySource,
+    indices: Vec<usize>,
+}
+
+impl ImageSource for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.inner.num_classes()
+    }
+    fn label(&self, index: usize) -> usize {
+        self.inner.label(self.indices[index])
+    }
+    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
+        self.inner.load(self.indices[index])
+    }
+}
+
+/// The semi-supervised subsets of the paper: `percent` of each class's images,
+/// chosen deterministically from `seed` (at least one per class), or the
+/// images named in `subset_file` (one file name per line, as the official
+/// 1% / 10% ImageNet subset lists).
+pub fn labelled_subset(source: AnySource, percent: f64, subset_file: Option<&Path>, seed: u64) -> Result<Subset> {
+    let n = source.len();
+    let indices: Vec<usize> = if let Some(file) = subset_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading subset file {}", file.display()))?;
+        let wanted: std::collections::HashSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let AnySource::Folder(folder) = &source else {
+            bail!("--train-subset names image files; IDX data has no file names (use --train-percent)");
+        };
+        let picked: Vec<usize> = (0..n)
+            .filter(|&i| {
+                let p = folder.path(i);
+                p.file_name().and_then(|f| f.to_str()).is_some_and(|f| wanted.contains(f))
+            })
+            .collect();
+        if picked.is_empty() {
+            bail!("{}: none of its {} names matches an image of the training set", file.display(), wanted.len());
+        }
+        if picked.len() < wanted.len() {
+            eprintln!("{}: {} of {} listed images found", file.display(), picked.len(), wanted.len());
+        }
+        picked
+    } else {
+        if !(percent > 0.0 && percent <= 100.0) {
+            bail!("--train-percent must be in (0, 100], got {percent}");
+        }
+        if percent >= 100.0 {
+            (0..n).collect()
+        } else {
+            let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); source.num_classes()];
+            for i in 0..n {
+                by_class[source.label(i)].push(i);
+            }
+            let mut picked = Vec::new();
+            for (c, idx) in by_class.iter().enumerate() {
+                if idx.is_empty() {
+                    continue;
+                }
+                let mut rng = vicreg_core::SeededRng::derive(seed, &[0x5eb5e7, c as u64]);
+                let perm = rng.permutation(idx.len());
+                let k = ((idx.len() as f64 * percent / 100.0).round() as usize).max(1);
+                picked.extend(perm[..k].iter().map(|&j| idx[j]));
+            }
+            picked.sort_unstable();
+            picked
+        }
+    };
+    Ok(Subset { inner: source, indices })
+}

@@ -1,0 +1,105 @@
+//! `imagenet linear-eval` and `imagenet knn-eval`: the paper's protocols on a
+//! frozen (or fine-tuned) backbone.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use datasets::image::ImageSource;
+use encoders::resnet::ResNet;
+use serde_json::json;
+use vicreg_core::eval::{extract_features, knn_classify, linear_probe, Features, KnnConfig, LinearProbeConfig, ProbeResult};
+use vicreg_core::ParamStore;
+
+use crate::data;
+use crate::model;
+
+/// Frozen representations of every image of `source` (eval transform, eval-mode BN).
+pub fn features<S: ImageSource + 'static>(net: &ResNet, source: S, size: u32, workers: usize, device: &Device) -> Result<Features> {
+    let batches = data::eval_batches(source, size, 128, workers, device)?;
+    Ok(extract_features(net, batches)?)
+}
+
+/// The backbone to evaluate: pretrained weights, or seeded random init when `pretrained` is None.
+pub fn backbone(arch: &str, pretrained: Option<&Path>, seed: u64, device: &Device) -> Result<ResNet> {
+    match pretrained {
+        Some(p) => model::load_backbone(arch, p, device),
+        None => {
+            let store = ParamStore::new(seed);
+            model::backbone(arch, true, &store, device)
+        }
+    }
+}
+
+/// Resolves `--arch`: the flag, else the pretraining run's config.toml, else resnet50.
+pub fn resolve_arch(arch: Option<String>, pretrained: Option<&Path>) -> String {
+    arch.or_else(|| pretrained.and_then(model::arch_of_run)).unwrap_or_else(|| "resnet50".into())
+}
+
+/// Train/val features of a data directory for `net`.
+pub fn split_features(
+    net: &ResNet,
+    data_dir: &Path,
+    size: u32,
+    train_percent: f64,
+    subset_file: Option<&Path>,
+    seed: u64,
+    workers: usize,
+    device: &Device,
+) -> Result<(Features, Features, usize)> {
+    let train = data::open_split(data_dir, "train", false)?;
+    let classes = train.num_classes();
+    let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
+    let val = data::open_split(data_dir, "val", false)?;
+    if val.num_classes() != classes {
+        anyhow::bail!("train has {classes} classes but val has {}", val.num_classes());
+    }
+    eprintln!("extracting features: {} train images, {} val images", train.len(), val.len());
+    let ftrain = features(net, train, size, workers, device)?;
+    let fval = features(net, val, size, workers, device)?;
+    Ok((ftrain, fval, classes))
+}
+
+/// Standardises both feature sets with the training set's per-dimension mean
+/// and std (as a BatchNorm without affine in front of the linear head, the
+/// MAE linear-probing recipe): the probe's learning rate then means the same
+/// thing for every encoder, trained or random.
+pub fn standardize(train: &Features, val: &Features) -> Result<(Features, Features)> {
+    let mean = train.x.mean_keepdim(0)?;
+    let std = (train.x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)? + 1e-6)?.sqrt()?;
+    let f = |x: &Features| -> Result<Features> {
+        Ok(Features::new(x.x.broadcast_sub(&mean)?.broadcast_div(&std)?, x.labels.clone())?)
+    };
+    Ok((f(train)?, f(val)?))
+}
+
+/// Linear probe on frozen, standardised features, writing `linear_eval.json` into `out_dir` if given.
+pub fn linear_eval(train: &Features, val: &Features, classes: usize, cfg: &LinearProbeConfig, out_dir: Option<&Path>) -> Result<ProbeResult> {
+    let (train, val) = standardize(train, val)?;
+    let (train, val) = (&train, &val);
+    let r = linear_probe(train, val, classes, cfg)?;
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let p = dir.join("linear_eval.json");
+        let v = json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "final_loss": r.final_loss, "config": cfg, "train_samples": train.len(), "val_samples": val.len()});
+        vicreg_core::io::write_atomic(&p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(r)
+}
+
+/// Weighted k-NN top-1 for each k, writing `knn_eval.json` into `out_dir` if given.
+pub fn knn_eval(train: &Features, val: &Features, classes: usize, cfg: &KnnConfig, out_dir: Option<&Path>) -> Result<Vec<(usize, f64)>> {
+    let r = knn_classify(train, val, classes, cfg)?;
+    let out: Vec<(usize, f64)> = r.iter().map(|x| (x.k, x.top1)).collect();
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let v = json!({"knn": out.iter().map(|(k, t)| json!({"k": k, "top1": t})).collect::<Vec<_>>(), "temperature": cfg.temperature});
+        vicreg_core::io::write_atomic(&dir.join("knn_eval.json"), serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(out)
+}
+
+/// Where evaluation results go by default: next to the pretrained weights.
+pub fn default_out_dir(pretrained: Option<&Path>) -> Option<PathBuf> {
+    pretrained.map(|p| if p.is_dir() { p.to_path_buf() } else { p.parent().unwrap_or(Path::new(".")).to_path_buf() })
+}

@@ -1,0 +1,58 @@
+//! The siamese VICReg model: ResNet backbone + expander, shared by both views.
+//! Variables are named `backbone.*` (torchvision names) and `projector.*`
+//! (official `nn.Sequential` indices), as in the official checkpoints.
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use encoders::resnet::{ResNet, ResNetConfig};
+use vicreg_core::model::{Branch, ExpanderConfig, JointEmbedding};
+use vicreg_core::ParamStore;
+
+/// Prefix of the backbone's variables in the store.
+pub const BACKBONE: &str = "backbone.";
+
+/// Builds a ResNet by name with seeded initialisation.
+pub fn backbone(arch: &str, zero_init_residual: bool, store: &ParamStore, device: &Device) -> Result<ResNet> {
+    let cfg = ResNetConfig::from_name(arch)?.with_zero_init_residual(zero_init_residual);
+    let vb = store.var_builder(DType::F32, device);
+    Ok(ResNet::new(&cfg, vb.pp("backbone"))?)
+}
+
+/// The siamese joint-embedding model of the official code.
+pub fn siamese(arch: &str, zero_init_residual: bool, mlp: &str, store: &ParamStore, device: &Device) -> Result<JointEmbedding<ResNet>> {
+    let net = backbone(arch, zero_init_residual, store, device)?;
+    let vb = store.var_builder(DType::F32, device);
+    let branch = Branch::new(net, &ExpanderConfig::with_mlp(mlp), vb.pp("projector"))?;
+    Ok(JointEmbedding::siamese(branch))
+}
+
+/// A ResNet with weights from `path`: a safetensors or `.pth` file, or a run
+/// directory holding `<arch>-encoder.safetensors`. Errors name the file and list
+/// missing / unexpected tensors (e.g. a checkpoint of another architecture).
+pub fn load_backbone(arch: &str, path: &std::path::Path, device: &Device) -> Result<ResNet> {
+    let store = ParamStore::new(0);
+    let net = backbone(arch, false, &store, device)?;
+    let file = if path.is_dir() {
+        let f = path.join(format!("{arch}-encoder.safetensors"));
+        if !f.is_file() {
+            anyhow::bail!(
+                "{}: no {arch}-encoder.safetensors in this run directory (pretraining not finished, or another --arch?)",
+                path.display()
+            );
+        }
+        f
+    } else {
+        path.to_path_buf()
+    };
+    net.load_weights(&file)
+        .with_context(|| format!("loading {arch} weights from {}", file.display()))?;
+    Ok(net)
+}
+
+/// The architecture recorded in a run directory's config.toml, if any.
+pub fn arch_of_run(path: &std::path::Path) -> Option<String> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    let text = std::fs::read_to_string(dir.join("config.toml")).ok()?;
+    let v: toml::Value = toml::from_str(&text).ok()?;
+    v.get("arch").and_then(|a| a.as_str()).map(String::from)
+}

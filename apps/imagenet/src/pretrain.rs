@@ -1,0 +1,127 @@
+//! `imagenet pretrain`: siamese VICReg pretraining of a ResNet.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use datasets::augment::VicregAugConfig;
+use datasets::image::{ImageSource, TwoViewDataset};
+use datasets::loader::{Loader, LoaderConfig};
+use vicreg_core::collective::SingleProcess;
+use vicreg_core::engine::{TrainSummary, Trainer};
+use vicreg_core::loss::VicRegLoss;
+use vicreg_core::ParamStore;
+
+use crate::config::{parse_device, AugPreset, PretrainConfig};
+use crate::data::{self, AnySource};
+use crate::model;
+use crate::source::{collate, ImagePairs, LabelledPairs};
+
+/// The two-view augmentation for `preset` at crop size `size`.
+pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
+    let mut cfg = match preset {
+        AugPreset::Auto if size < 96 => VicregAugConfig::small_images(size),
+        AugPreset::Small => VicregAugConfig::small_images(size),
+        AugPreset::Symmetric => VicregAugConfig::symmetric(),
+        AugPreset::Auto | AugPreset::Official => VicregAugConfig::default(),
+    };
+    cfg.view1.size = size;
+    cfg.view2.size = size;
+    cfg
+}
+
+/// What a pretraining run produced.
+pub struct PretrainOutcome {
+    /// The engine's summary.
+    pub summary: TrainSummary,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+    /// Pairs seen per second over this invocation.
+    pub pairs_per_s: f64,
+}
+
+/// Runs pretraining with a fully resolved `cfg` on `source`.
+pub fn pretrain_on(cfg: &PretrainConfig, source: AnySource, resume: bool) -> Result<PretrainOutcome> {
+    let device = parse_device(&cfg.device)?;
+    let size = cfg.image_size.context("image-size must be resolved before pretraining")?;
+    let num_classes = source.num_classes();
+    let n_images = source.len();
+    let dataset = LabelledPairs {
+        inner: TwoViewDataset::new(source, augmentation(cfg.augment, size))?,
+    };
+    let micro = cfg.batch_size / cfg.accumulate;
+    let dev = device.clone();
+    let loader = Loader::new(
+        Arc::new(dataset),
+        LoaderConfig {
+            batch_size: micro,
+            num_workers: cfg.num_workers,
+            seed: cfg.seed,
+            shuffle: true,
+            drop_last: true,
+            policy: if cfg.strict {
+                datasets::image::BadSamplePolicy::Strict
+            } else {
+                datasets::image::BadSamplePolicy::Skip
+            },
+            ..LoaderConfig::default()
+        },
+        move |items| collate(items, &dev),
+    )
+    .with_context(|| format!("{n_images} training images"))?;
+    let mut pairs = ImagePairs { loader };
+
+    let store = ParamStore::new(cfg.seed);
+    let net = model::siamese(&cfg.arch, cfg.zero_init_residual, &cfg.mlp, &store, &device)?;
+    let loss = Box::new(VicRegLoss::new(cfg.loss())?);
+    let train_cfg = cfg.train(resume, num_classes);
+    let mut trainer = Trainer::new(&net, &store, loss, Arc::new(SingleProcess), train_cfg, &cfg.exp_dir, cfg)?
+        .with_encoder_export(&cfg.arch, model::BACKBONE);
+    let start = Instant::now();
+    let summary = trainer.fit(&mut pairs)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
+    let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);
+    Ok(PretrainOutcome {
+        summary,
+        seconds,
+        pairs_per_s,
+    })
+}
+
+/// `imagenet pretrain` on `cfg.data_dir` (resolved here).
+pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
+    let dir = cfg
+        .data_dir
+        .clone()
+        .context("pretrain needs --data-dir (run `imagenet` with no arguments for the built-in demo)")?;
+    cfg.resolve(data::default_image_size(&dir)?);
+    cfg.validate()?;
+    let source = data::open_split(&dir, "train", cfg.strict)?;
+    eprintln!(
+        "pretraining {} on {} ({} images, {} classes), crops {} px, batch {}, base lr {}, {} epochs -> {}",
+        cfg.arch,
+        dir.display(),
+        source.len(),
+        source.num_classes(),
+        cfg.image_size.unwrap_or(0),
+        cfg.batch_size,
+        cfg.resolved_base_lr(),
+        cfg.epochs,
+        cfg.exp_dir.display()
+    );
+    let out = pretrain_on(&cfg, source, resume)?;
+    println!(
+        "done: {} steps in {:.1} s ({:.1} pairs/s); encoder weights: {}",
+        out.summary.global_step,
+        out.seconds,
+        out.pairs_per_s,
+        out.summary
+            .encoder_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
