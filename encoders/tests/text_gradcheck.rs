@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use encoders::text::{
-    attention_bias, gelu_exact, gru_cell, layer_norm, BertConfig, BertLayer, GruConfig, GruTextEncoder,
-    NormPosition, SelfAttention, TextBatch,
+    attention_bias, gelu_exact, gru_cell, layer_norm, BertConfig, BertLayer, GruConfig,
+    GruTextEncoder, NormPosition, SelfAttention, TextBatch,
 };
 use vicreg_core::gradcheck::{check_gradients, GradCheckOptions};
 use vicreg_core::model::Encoder;
@@ -83,7 +83,12 @@ fn exact_gelu_gradient_and_value() {
     let mut v: Vec<f64> = (0..40).map(|i| -4.0 + 0.2 * i as f64 + 0.013).collect();
     v.extend([-0.76, -0.752, -0.75, -0.74]);
     let x = Tensor::new(v.as_slice(), &Device::Cpu).unwrap();
-    let rep = check_gradients(|t| Ok(gelu_exact(&t[0])?), std::slice::from_ref(&x), &opts(64)).unwrap();
+    let rep = check_gradients(
+        |t| Ok(gelu_exact(&t[0])?),
+        std::slice::from_ref(&x),
+        &opts(64),
+    )
+    .unwrap();
     println!("gelu_exact: {:?}", rep.max_rel_error);
     rep.assert_ok(TOL).unwrap();
     // Same values as candle's fused gelu_erf (exact erf forward).

@@ -36,7 +36,10 @@ fn minilm_dir() -> Option<PathBuf> {
         candidates.push(PathBuf::from(d).join("minilm"));
     }
     candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/minilm"));
-    let found = candidates.iter().find(|d| d.join("model.safetensors").is_file()).cloned();
+    let found = candidates
+        .iter()
+        .find(|d| d.join("model.safetensors").is_file())
+        .cloned();
     if found.is_none() {
         eprintln!(
             "SKIPPED: all-MiniLM-L6-v2 weights not found (looked in {candidates:?}); run .ci/fetch-minilm.sh or set MINILM_DIR"
@@ -56,7 +59,10 @@ fn parse_list(s: &str) -> Vec<f64> {
         .trim_end_matches(']')
         .split([',', ' '])
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<f64>().unwrap_or_else(|e| panic!("bad number {t:?}: {e}")))
+        .map(|t| {
+            t.parse::<f64>()
+                .unwrap_or_else(|e| panic!("bad number {t:?}: {e}"))
+        })
         .collect()
 }
 
@@ -72,7 +78,10 @@ fn reference() -> Reference {
         let ids_at = line.rfind("' ids [").expect("ids field");
         let emb_at = line.find(" emb[:5] ").expect("emb field");
         let sentence = line[1..ids_at].to_string();
-        let ids = parse_list(&line[ids_at + 6..emb_at]).into_iter().map(|v| v as u32).collect();
+        let ids = parse_list(&line[ids_at + 6..emb_at])
+            .into_iter()
+            .map(|v| v as u32)
+            .collect();
         let emb = parse_list(&line[emb_at + 9..]);
         sentences.push((sentence, ids, emb));
     }
@@ -87,8 +96,13 @@ fn reference() -> Reference {
 
 fn load(files: &PretrainedFiles) -> (TextTransformer, TextTokenizer) {
     let store = ParamStore::new(0);
-    let (model, tok) = TextTransformer::from_pretrained(files, &store, "", DType::F32, &Device::Cpu).unwrap();
-    assert_eq!(store.named_vars().len(), 101, "5 embedding tensors + 6 layers x 16");
+    let (model, tok) =
+        TextTransformer::from_pretrained(files, &store, "", DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(
+        store.named_vars().len(),
+        101,
+        "5 embedding tensors + 6 layers x 16"
+    );
     (model, tok)
 }
 
@@ -98,7 +112,14 @@ fn embed_one(model: &TextTransformer, ids: &[u32]) -> Tensor {
 }
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64
 }
 
 #[test]
@@ -113,7 +134,13 @@ fn minilm_matches_reference() {
         let ids = tok.encode(sentence, None).unwrap();
         assert_eq!(&ids, want_ids, "token ids of {sentence:?}");
         let e = embed_one(&model, &ids);
-        let got: Vec<f32> = e.squeeze(0).unwrap().narrow(0, 0, 5).unwrap().to_vec1().unwrap();
+        let got: Vec<f32> = e
+            .squeeze(0)
+            .unwrap()
+            .narrow(0, 0, 5)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (g, w) in got.iter().zip(want_emb) {
             let d = (*g as f64 - w).abs();
             worst_emb = worst_emb.max(d);
@@ -124,11 +151,11 @@ fn minilm_matches_reference() {
     let all = Tensor::cat(&embs, 0).unwrap();
     let cos: Vec<Vec<f32>> = all.matmul(&all.t().unwrap()).unwrap().to_vec2().unwrap();
     let mut worst_cos: f64 = 0.0;
-    for i in 0..4 {
-        for j in 0..4 {
-            let d = (cos[i][j] as f64 - reference.cosine[i][j]).abs();
+    for (i, (got_row, want_row)) in cos.iter().zip(&reference.cosine).enumerate() {
+        for (j, (got, want)) in got_row.iter().zip(want_row).enumerate() {
+            let d = (*got as f64 - want).abs();
             worst_cos = worst_cos.max(d);
-            assert!(d <= 2e-4, "cosine[{i}][{j}] = {} vs {}", cos[i][j], reference.cosine[i][j]);
+            assert!(d <= 2e-4, "cosine[{i}][{j}] = {got} vs {want}");
         }
     }
     println!("max |emb - ref| = {worst_emb:.2e} (tol 5e-5), max |cos - ref| = {worst_cos:.2e} (tol 2e-4)");
@@ -164,15 +191,25 @@ fn minilm_loads_from_hf_cache_layout() {
     for f in ["config.json", "tokenizer.json", "model.safetensors"] {
         link_or_copy(&dir.join(f), &repo.join("snapshots").join(rev).join(f));
     }
-    let files = PretrainedFiles::from_hf_cache(Some(&cache), "sentence-transformers/all-MiniLM-L6-v2").unwrap();
+    let files =
+        PretrainedFiles::from_hf_cache(Some(&cache), "sentence-transformers/all-MiniLM-L6-v2")
+            .unwrap();
     assert!(files.weights.starts_with(&cache));
     let (model, tok) = load(&files);
     let (direct, _) = load(&PretrainedFiles::from_dir(&dir).unwrap());
     let ids = tok.encode("a puppy is barking", None).unwrap();
-    assert_eq!(max_abs(&embed_one(&model, &ids), &embed_one(&direct, &ids)), 0.0);
+    assert_eq!(
+        max_abs(&embed_one(&model, &ids), &embed_one(&direct, &ids)),
+        0.0
+    );
 
     // A model that is not in the cache: a clear error, nothing downloaded.
-    let err = PretrainedFiles::from_hf_cache(Some(&cache), "org/not-there").unwrap_err().to_string();
-    assert!(err.contains("not in the HF cache") && err.contains("models--org--not-there"), "{err}");
+    let err = PretrainedFiles::from_hf_cache(Some(&cache), "org/not-there")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not in the HF cache") && err.contains("models--org--not-there"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&cache).unwrap();
 }

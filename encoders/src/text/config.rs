@@ -215,7 +215,7 @@ impl BertConfig {
                 self.type_vocab_size
             ));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -232,7 +232,7 @@ impl BertConfig {
                 return bad(format!("{name} must be in [0, 1), got {p}"));
             }
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return bad(format!(
                 "layer_norm_eps must be > 0, got {}",
                 self.layer_norm_eps
