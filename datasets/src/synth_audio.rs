@@ -308,7 +308,7 @@ fn event(target: usize, n: usize, sr: f64, rng: &mut SeededRng) -> Vec<f64> {
             (0..n)
                 .map(|i| {
                     let since = (i + period - offset) % period;
-                    (-(since as f64) / decay).exp() * if (i / period) % 2 == 0 { 1.0 } else { -1.0 }
+                    (-(since as f64) / decay).exp() * if (i / period).is_multiple_of(2) { 1.0 } else { -1.0 }
                 })
                 .collect()
         }

@@ -96,7 +96,7 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
             "wav file contains no samples (zero length)",
         ));
     }
-    if interleaved.len() % channels != 0 {
+    if !interleaved.len().is_multiple_of(channels) {
         return Err(Error::bad_file(
             path,
             format!(
