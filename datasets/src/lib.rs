@@ -3,12 +3,18 @@
 //! Dataset readers in their real on-disk formats, the VICReg augmentations, a
 //! deterministic multi-threaded loader, and generators of built-in synthetic data.
 
+pub mod audio;
 pub mod augment;
+pub mod coco;
 mod dataset;
 mod error;
 pub mod image;
 pub mod loader;
+pub mod synth_audio;
+pub mod synth_captions;
 pub mod synth_images;
+mod synth_marker;
+pub mod text;
 
 pub use dataset::Dataset;
 pub use error::{Error, Result};
