@@ -27,15 +27,18 @@ fn nan_in_a_batch_stops_the_run_and_keeps_the_last_checkpoint() {
     let cfg = cfg();
     // 5 steps per epoch, checkpoints at steps 2, 4, 5 (epoch end), 6 and 8;
     // batch 3 of epoch 1 (step 9) carries a NaN in branch A's input.
-    let mut src = FnSource::new(5, |e: usize, i: usize| -> vicreg_core::Result<PairBatch<Tensor, Tensor>> {
-        let mut b = make_batch(e, i)?;
-        if e == 1 && i == 3 {
-            let mut v = b.a.flatten_all()?.to_vec1::<f32>()?;
-            v[7] = f32::NAN;
-            b.a = Tensor::from_vec(v, b.a.dims(), b.a.device())?;
-        }
-        Ok(b)
-    });
+    let mut src = FnSource::new(
+        5,
+        |e: usize, i: usize| -> vicreg_core::Result<PairBatch<Tensor, Tensor>> {
+            let mut b = make_batch(e, i)?;
+            if e == 1 && i == 3 {
+                let mut v = b.a.flatten_all()?.to_vec1::<f32>()?;
+                v[7] = f32::NAN;
+                b.a = Tensor::from_vec(v, b.a.dims(), b.a.device())?;
+            }
+            Ok(b)
+        },
+    );
     let mut t = trainer(&model, &store, &cfg, &dir);
     let err = t.fit(&mut src).unwrap_err();
     let msg = err.to_string();
@@ -43,7 +46,10 @@ fn nan_in_a_batch_stops_the_run_and_keeps_the_last_checkpoint() {
     assert!(msg.contains("step 9 (epoch 1, batch 3)"), "{msg}");
     // The NaN either reaches the embeddings (the loss names the branch) or is
     // zeroed by a ReLU and shows up in the first layer's weight gradient.
-    assert!(msg.contains("branch A") || msg.contains("parameter a.encoder.weight"), "{msg}");
+    assert!(
+        msg.contains("branch A") || msg.contains("parameter a.encoder.weight"),
+        "{msg}"
+    );
     assert!(msg.contains("last good checkpoint (step 8)"), "{msg}");
 
     let ckpt = load_checkpoint(&dir.join("checkpoint.safetensors")).unwrap();
@@ -51,12 +57,19 @@ fn nan_in_a_batch_stops_the_run_and_keeps_the_last_checkpoint() {
     assert_eq!((ckpt.meta.epoch, ckpt.meta.batch_in_epoch), (1, 3));
     for (name, t) in ckpt.section("model/") {
         let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(v.iter().all(|x| x.is_finite()), "{name} not finite in the checkpoint");
+        assert!(
+            v.iter().all(|x| x.is_finite()),
+            "{name} not finite in the checkpoint"
+        );
     }
     // It loads into a fresh model.
     let (_m2, store2) = tiny_model(99);
     store2
-        .load_tensors(&ckpt.section("model/"), false, &dir.join("checkpoint.safetensors"))
+        .load_tensors(
+            &ckpt.section("model/"),
+            false,
+            &dir.join("checkpoint.safetensors"),
+        )
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -69,7 +82,12 @@ impl JointLoss for NanGradLoss {
     fn name(&self) -> &'static str {
         "nan-grad"
     }
-    fn compute(&self, za: &Tensor, zb: &Tensor, _c: &Arc<dyn Collective>) -> vicreg_core::Result<LossOutput> {
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        _c: &Arc<dyn Collective>,
+    ) -> vicreg_core::Result<LossOutput> {
         let bad = za.sub(&za.detach())?.sqrt()?.sum_all()?;
         let inv = za.sub(zb)?.sqr()?.mean_all()?;
         Ok(LossOutput {
@@ -84,7 +102,16 @@ fn nan_gradient_names_the_parameter() {
     let dir = fresh_dir("nan-grad");
     let (model, store) = tiny_model(1);
     let cfg = cfg();
-    let mut t = Trainer::new(&model, &store, Box::new(NanGradLoss), single(), cfg.clone(), &dir, &cfg).unwrap();
+    let mut t = Trainer::new(
+        &model,
+        &store,
+        Box::new(NanGradLoss),
+        single(),
+        cfg.clone(),
+        &dir,
+        &cfg,
+    )
+    .unwrap();
     let msg = t.fit(&mut source(3)).unwrap_err().to_string();
     assert!(msg.contains("step 1 (epoch 0, batch 0)"), "{msg}");
     assert!(msg.contains("gradient of parameter a."), "{msg}");
@@ -97,16 +124,21 @@ fn trained_dir(name: &str) -> std::path::PathBuf {
     let dir = fresh_dir(name);
     let (model, store) = tiny_model(1);
     let cfg = TrainConfig { epochs: 1, ..cfg() };
-    trainer(&model, &store, &cfg, &dir).fit(&mut source(3)).unwrap();
+    trainer(&model, &store, &cfg, &dir)
+        .fit(&mut source(3))
+        .unwrap();
     dir
 }
 
 fn resume_err(dir: &std::path::Path) -> String {
     let (model, store): (_, ParamStore) = tiny_model(1);
     let cfg = TrainConfig { epochs: 2, ..cfg() };
-    let mut t = trainer(&model, &store, &cfg, &dir.to_path_buf());
+    let mut t = trainer(&model, &store, &cfg, dir);
     let err = t.fit(&mut source(3)).unwrap_err();
-    assert!(matches!(err, Error::BadFile { .. } | Error::Io { .. }), "{err}");
+    assert!(
+        matches!(err, Error::BadFile { .. } | Error::Io { .. }),
+        "{err}"
+    );
     err.to_string()
 }
 
@@ -123,7 +155,10 @@ fn corrupt_checkpoints_give_clear_errors() {
     bytes[at] ^= 0x5a;
     std::fs::write(&path, &bytes).unwrap();
     let msg = load_checkpoint(&path).unwrap_err().to_string();
-    assert!(msg.contains("checkpoint.safetensors") && msg.contains("corrupt"), "{msg}");
+    assert!(
+        msg.contains("checkpoint.safetensors") && msg.contains("corrupt"),
+        "{msg}"
+    );
     let msg = resume_err(&dir);
     assert!(msg.contains("corrupt"), "{msg}");
 
@@ -135,7 +170,10 @@ fn corrupt_checkpoints_give_clear_errors() {
     // Garbage.
     std::fs::write(&path, b"not a checkpoint at all").unwrap();
     let msg = resume_err(&dir);
-    assert!(msg.contains("checkpoint.safetensors") && msg.contains("not a valid checkpoint"), "{msg}");
+    assert!(
+        msg.contains("checkpoint.safetensors") && msg.contains("not a valid checkpoint"),
+        "{msg}"
+    );
 
     // An ordinary safetensors file without the training metadata.
     let (_m, store) = tiny_model(1);
@@ -150,7 +188,9 @@ fn corrupt_checkpoints_give_clear_errors() {
         resume: ResumeMode::Require,
         ..cfg()
     };
-    let err = trainer(&model, &store, &cfg, &dir).fit(&mut source(3)).unwrap_err();
+    let err = trainer(&model, &store, &cfg, &dir)
+        .fit(&mut source(3))
+        .unwrap_err();
     assert!(err.to_string().contains("no checkpoint"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -170,10 +210,17 @@ fn checkpoint_of_another_model_is_rejected() {
     let _model = vicreg_core::model::JointEmbedding::siamese(branch);
     let ckpt = load_checkpoint(&dir.join("checkpoint.safetensors")).unwrap();
     let err = store
-        .load_tensors(&ckpt.section("model/"), false, &dir.join("checkpoint.safetensors"))
+        .load_tensors(
+            &ckpt.section("model/"),
+            false,
+            &dir.join("checkpoint.safetensors"),
+        )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("wrong shape") || err.contains("unexpected"), "{err}");
+    assert!(
+        err.contains("wrong shape") || err.contains("unexpected"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -184,7 +231,12 @@ impl JointLoss for NanTermLoss {
     fn name(&self) -> &'static str {
         "nan-term"
     }
-    fn compute(&self, za: &Tensor, zb: &Tensor, _c: &Arc<dyn Collective>) -> vicreg_core::Result<LossOutput> {
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        _c: &Arc<dyn Collective>,
+    ) -> vicreg_core::Result<LossOutput> {
         let calls = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let inv = za.sub(zb)?.sqr()?.mean_all()?;
         let factor = if calls == 2 { f64::NAN } else { 1.0 };
@@ -207,10 +259,16 @@ fn nan_loss_term_is_named() {
     let loss = Box::new(NanTermLoss(Default::default()));
     let mut t = Trainer::new(&model, &store, loss, single(), cfg.clone(), &dir, &cfg).unwrap();
     let msg = t.fit(&mut source(4)).unwrap_err().to_string();
-    assert!(msg.contains("step 3 (epoch 0, batch 2): loss term spread is NaN"), "{msg}");
+    assert!(
+        msg.contains("step 3 (epoch 0, batch 2): loss term spread is NaN"),
+        "{msg}"
+    );
     assert!(msg.contains("last good checkpoint (step 2)"), "{msg}");
     assert_eq!(
-        load_checkpoint(&dir.join("checkpoint.safetensors")).unwrap().meta.global_step,
+        load_checkpoint(&dir.join("checkpoint.safetensors"))
+            .unwrap()
+            .meta
+            .global_step,
         2
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -26,7 +26,9 @@ fn a_run_writes_every_metric_the_config_the_encoders_and_plots() {
         .with_encoder_export("a", "a.encoder.")
         .with_encoder_export("b", "b.encoder.");
     let summary = t
-        .fit_with_eval(&mut source(4), &mut |epoch| Ok(vec![("knn_top1".to_string(), 10.0 * epoch as f64)]))
+        .fit_with_eval(&mut source(4), &mut |epoch| {
+            Ok(vec![("knn_top1".to_string(), 10.0 * epoch as f64)])
+        })
         .unwrap();
     assert_eq!(summary.global_step, 8);
 
@@ -47,12 +49,30 @@ fn a_run_writes_every_metric_the_config_the_encoders_and_plots() {
         assert_eq!(r["epoch"].as_u64(), Some(i as u64 / 4));
         assert_eq!(r["batch_in_epoch"].as_u64(), Some(i as u64 % 4 + 1));
         assert!((r["lr"].as_f64().unwrap() - schedule.lr_at(step - 1)).abs() < 1e-12);
-        for term in ["invariance", "variance_a", "variance_b", "covariance_a", "covariance_b", "total"] {
-            assert!(r["loss"][term].as_f64().unwrap().is_finite(), "{term} in {r}");
+        for term in [
+            "invariance",
+            "variance_a",
+            "variance_b",
+            "covariance_a",
+            "covariance_b",
+            "total",
+        ] {
+            assert!(
+                r["loss"][term].as_f64().unwrap().is_finite(),
+                "{term} in {r}"
+            );
         }
         for key in [
-            "std_mean_a", "std_min_a", "std_mean_b", "std_min_b", "corr_a", "corr_b", "grad_norm", "pairs_per_s",
-            "elapsed_s", "online_probe_acc",
+            "std_mean_a",
+            "std_min_a",
+            "std_mean_b",
+            "std_min_b",
+            "corr_a",
+            "corr_b",
+            "grad_norm",
+            "pairs_per_s",
+            "elapsed_s",
+            "online_probe_acc",
         ] {
             assert!(r[key].as_f64().unwrap().is_finite(), "{key} in {r}");
         }
@@ -90,7 +110,9 @@ fn a_run_writes_every_metric_the_config_the_encoders_and_plots() {
 
     // Encoder files hold the encoder alone, without the branch prefix.
     for branch in ["a", "b"] {
-        let t = vicreg_core::io::load_safetensors(&dir.join(format!("{branch}-encoder.safetensors"))).unwrap();
+        let t =
+            vicreg_core::io::load_safetensors(&dir.join(format!("{branch}-encoder.safetensors")))
+                .unwrap();
         let mut names: Vec<&String> = t.keys().collect();
         names.sort();
         assert_eq!(names, ["bias", "weight"]);
@@ -99,9 +121,19 @@ fn a_run_writes_every_metric_the_config_the_encoders_and_plots() {
     }
 
     // Plots: written at the end and again by plot_run.
-    for name in ["plot_loss.svg", "plot_lr.svg", "plot_std.svg", "plot_corr.svg", "plot_rank.svg", "plot_eval.svg"] {
+    for name in [
+        "plot_loss.svg",
+        "plot_lr.svg",
+        "plot_std.svg",
+        "plot_corr.svg",
+        "plot_rank.svg",
+        "plot_eval.svg",
+    ] {
         let svg = std::fs::read_to_string(dir.join(name)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{name}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("polyline"),
+            "{name}"
+        );
     }
     std::fs::remove_file(dir.join("plot_loss.svg")).unwrap();
     let written = plot_run(&dir).unwrap();
@@ -132,15 +164,28 @@ fn gradient_clipping_bounds_the_first_update() {
     let mut sq = 0.0;
     for (name, _) in store.trainable_vars() {
         let d = (&after[&name] - &before[&name]).unwrap();
-        sq += d.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        sq += d
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
     }
     let lr = cfg.base_lr * cfg.batch_size as f64 / 256.0;
     let records = read_metrics(&dir.join("metrics.jsonl")).unwrap();
     let norm = records[0]["grad_norm"].as_f64().unwrap();
-    assert!(norm > clip, "the raw gradient norm {norm} should exceed the clip");
+    assert!(
+        norm > clip,
+        "the raw gradient norm {norm} should exceed the clip"
+    );
     // SGD's first step: p -= lr * g_clipped, with ||g_clipped|| = clip.
     let expected = lr * clip * norm / (norm + 1e-6);
-    assert!((sq.sqrt() - expected).abs() < 1e-3 * expected, "{} vs {expected}", sq.sqrt());
+    assert!(
+        (sq.sqrt() - expected).abs() < 1e-3 * expected,
+        "{} vs {expected}",
+        sq.sqrt()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -152,14 +197,20 @@ fn fresh_mode_starts_over() {
         epochs: 1,
         ..TrainConfig::smoke()
     };
-    trainer(&model, &store, &cfg, &dir).fit(&mut source(2)).unwrap();
-    let auto = trainer(&model, &store, &cfg, &dir).fit(&mut source(2)).unwrap();
+    trainer(&model, &store, &cfg, &dir)
+        .fit(&mut source(2))
+        .unwrap();
+    let auto = trainer(&model, &store, &cfg, &dir)
+        .fit(&mut source(2))
+        .unwrap();
     assert_eq!(auto.resumed_from, Some(2));
     let fresh_cfg = TrainConfig {
         resume: vicreg_core::engine::ResumeMode::Fresh,
         ..cfg
     };
-    let s = trainer(&model, &store, &fresh_cfg, &dir).fit(&mut source(2)).unwrap();
+    let s = trainer(&model, &store, &fresh_cfg, &dir)
+        .fit(&mut source(2))
+        .unwrap();
     assert_eq!(s.resumed_from, None);
     assert_eq!(s.global_step, 2);
     let records = read_metrics(&dir.join("metrics.jsonl")).unwrap();

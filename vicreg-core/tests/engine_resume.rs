@@ -4,7 +4,7 @@
 mod engine_support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,13 +48,16 @@ fn config() -> TrainConfig {
 fn train(dir: &Path, delay: Option<Duration>) -> (HashMap<String, Tensor>, TrainSummary) {
     let (model, store) = tiny_model(3);
     let cfg = config();
-    let mut src = FnSource::new(BATCHES, move |e: usize, i: usize| -> vicreg_core::Result<PairBatch<Tensor, Tensor>> {
-        if let Some(d) = delay {
-            std::thread::sleep(d);
-        }
-        make_batch(e, i)
-    });
-    let mut t = trainer(&model, &store, &cfg, &dir.to_path_buf()).with_encoder_export("a", "a.encoder.");
+    let mut src = FnSource::new(
+        BATCHES,
+        move |e: usize, i: usize| -> vicreg_core::Result<PairBatch<Tensor, Tensor>> {
+            if let Some(d) = delay {
+                std::thread::sleep(d);
+            }
+            make_batch(e, i)
+        },
+    );
+    let mut t = trainer(&model, &store, &cfg, dir).with_encoder_export("a", "a.encoder.");
     let summary = t.fit(&mut src).unwrap();
     (store.tensors(), summary)
 }
@@ -77,12 +80,17 @@ fn checkpoint_position(dir: &Path) -> Option<(usize, usize, u64)> {
     ))
 }
 
-fn step_losses(dir: &PathBuf) -> Vec<(u64, String)> {
+fn step_losses(dir: &Path) -> Vec<(u64, String)> {
     read_metrics(&dir.join("metrics.jsonl"))
         .unwrap()
         .iter()
         .filter(|r| r["type"] == "step")
-        .map(|r| (r["step"].as_u64().unwrap(), format!("{} {}", r["loss"], r["online_probe_acc"])))
+        .map(|r| {
+            (
+                r["step"].as_u64().unwrap(),
+                format!("{} {}", r["loss"], r["online_probe_acc"]),
+            )
+        })
         .collect()
 }
 
@@ -107,14 +115,23 @@ fn sigkill_mid_epoch_then_resume_is_bit_identical() {
                 break;
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the child never reached epoch 2");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the child never reached epoch 2"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let (epoch, batch, step) = checkpoint_position(&killed).unwrap();
-    assert!(epoch == 1 && batch > 0 && batch < BATCHES, "killed at epoch {epoch} batch {batch}");
-    assert!(!killed.join("a-encoder.safetensors").exists(), "the child must not have finished");
+    assert!(
+        epoch == 1 && batch > 0 && batch < BATCHES,
+        "killed at epoch {epoch} batch {batch}"
+    );
+    assert!(
+        !killed.join("a-encoder.safetensors").exists(),
+        "the child must not have finished"
+    );
 
     let (resumed, summary) = train(&killed, None);
     assert_eq!(summary.resumed_from, Some(step));
@@ -126,7 +143,11 @@ fn sigkill_mid_epoch_then_resume_is_bit_identical() {
 
     assert_eq!(resumed.len(), reference.len());
     for (name, t) in &reference {
-        assert_eq!(bits(t), bits(&resumed[name]), "{name} differs after kill + resume");
+        assert_eq!(
+            bits(t),
+            bits(&resumed[name]),
+            "{name} differs after kill + resume"
+        );
     }
     // The exported encoders are identical too.
     let a = std::fs::read(killed.join("a-encoder.safetensors")).unwrap();

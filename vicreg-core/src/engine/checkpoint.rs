@@ -83,20 +83,30 @@ pub fn data_hash(bytes: &[u8]) -> u64 {
 }
 
 /// Serializes a checkpoint: `sections` are `(prefix, tensors)` pairs, stored as `prefix + name`.
-pub fn checkpoint_bytes(meta: &CheckpointMeta, sections: &[(&str, &HashMap<String, Tensor>)]) -> Result<Vec<u8>> {
+pub fn checkpoint_bytes(
+    meta: &CheckpointMeta,
+    sections: &[(&str, &HashMap<String, Tensor>)],
+) -> Result<Vec<u8>> {
     let mut named: Vec<(String, Tensor)> = Vec::new();
     for (prefix, tensors) in sections {
         for (name, t) in tensors.iter() {
-            named.push((format!("{prefix}{name}"), t.to_device(&Device::Cpu)?.contiguous()?));
+            named.push((
+                format!("{prefix}{name}"),
+                t.to_device(&Device::Cpu)?.contiguous()?,
+            ));
         }
     }
     named.sort_by(|a, b| a.0.cmp(&b.0));
     for w in named.windows(2) {
         if w[0].0 == w[1].0 {
-            return Err(Error::invalid(format!("checkpoint: tensor {} appears twice", w[0].0)));
+            return Err(Error::invalid(format!(
+                "checkpoint: tensor {} appears twice",
+                w[0].0
+            )));
         }
     }
-    let json = serde_json::to_string(meta).map_err(|e| Error::invalid(format!("checkpoint metadata: {e}")))?;
+    let json = serde_json::to_string(meta)
+        .map_err(|e| Error::invalid(format!("checkpoint metadata: {e}")))?;
     let mut info = HashMap::new();
     info.insert(META_KEY.to_string(), json);
     info.insert(HASH_KEY.to_string(), HASH_PLACEHOLDER.to_string());
@@ -127,8 +137,8 @@ pub fn save_checkpoint(
 ) -> Result<()> {
     let bytes = checkpoint_bytes(meta, sections)?;
     crate::io::write_atomic(path, &bytes)?;
-    let pretty =
-        serde_json::to_string_pretty(meta).map_err(|e| Error::invalid(format!("checkpoint metadata: {e}")))?;
+    let pretty = serde_json::to_string_pretty(meta)
+        .map_err(|e| Error::invalid(format!("checkpoint metadata: {e}")))?;
     crate::io::write_atomic(json_path, pretty.as_bytes())
 }
 
@@ -137,15 +147,20 @@ pub fn save_checkpoint(
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bad = |m: String| Error::bad_file(path, m);
-    let (n, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| bad(format!("not a valid checkpoint: unreadable safetensors header ({e})")))?;
+    let (n, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+        bad(format!(
+            "not a valid checkpoint: unreadable safetensors header ({e})"
+        ))
+    })?;
     let info = header
         .metadata()
         .as_ref()
         .ok_or_else(|| bad("not a training checkpoint: no vicreg metadata in the header".into()))?;
-    let stored_hash = info
-        .get(HASH_KEY)
-        .ok_or_else(|| bad(format!("not a training checkpoint: no {HASH_KEY} in the header")))?;
+    let stored_hash = info.get(HASH_KEY).ok_or_else(|| {
+        bad(format!(
+            "not a training checkpoint: no {HASH_KEY} in the header"
+        ))
+    })?;
     let data = bytes
         .get(8 + n..)
         .ok_or_else(|| bad("checkpoint is truncated".into()))?;
@@ -155,11 +170,13 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
             "checkpoint is corrupt: tensor data hash {actual} does not match the recorded {stored_hash}"
         )));
     }
-    let json = info
-        .get(META_KEY)
-        .ok_or_else(|| bad(format!("not a training checkpoint: no {META_KEY} in the header")))?;
-    let meta: CheckpointMeta =
-        serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata is not valid: {e}")))?;
+    let json = info.get(META_KEY).ok_or_else(|| {
+        bad(format!(
+            "not a training checkpoint: no {META_KEY} in the header"
+        ))
+    })?;
+    let meta: CheckpointMeta = serde_json::from_str(json)
+        .map_err(|e| bad(format!("checkpoint metadata is not valid: {e}")))?;
     if meta.format != CHECKPOINT_FORMAT {
         return Err(bad(format!(
             "checkpoint format {} is not supported (expected {CHECKPOINT_FORMAT})",

@@ -133,7 +133,10 @@ impl TrainConfig {
             return Err(Error::config("train.batch_size must be at least 1"));
         }
         if !(self.base_lr.is_finite() && self.base_lr >= 0.0) {
-            return Err(Error::config(format!("train.base_lr must be >= 0, got {}", self.base_lr)));
+            return Err(Error::config(format!(
+                "train.base_lr must be >= 0, got {}",
+                self.base_lr
+            )));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Error::config(format!(
@@ -143,7 +146,9 @@ impl TrainConfig {
         }
         if let Some(c) = self.clip_grad {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::config(format!("train.clip_grad must be > 0, got {c}")));
+                return Err(Error::config(format!(
+                    "train.clip_grad must be > 0, got {c}"
+                )));
             }
         }
         if self.accumulate == 0 {
@@ -154,10 +159,15 @@ impl TrainConfig {
         }
         if let Some(p) = &self.online_probe {
             if p.num_classes < 2 {
-                return Err(Error::config("train.online_probe.num_classes must be at least 2"));
+                return Err(Error::config(
+                    "train.online_probe.num_classes must be at least 2",
+                ));
             }
             if !(p.lr.is_finite() && p.lr > 0.0) {
-                return Err(Error::config(format!("train.online_probe.lr must be > 0, got {}", p.lr)));
+                return Err(Error::config(format!(
+                    "train.online_probe.lr must be > 0, got {}",
+                    p.lr
+                )));
             }
         }
         Ok(())

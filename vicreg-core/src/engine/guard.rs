@@ -17,7 +17,11 @@ pub struct StepPos {
 
 impl std::fmt::Display for StepPos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "step {} (epoch {}, batch {})", self.step, self.epoch, self.batch)
+        write!(
+            f,
+            "step {} (epoch {}, batch {})",
+            self.step, self.epoch, self.batch
+        )
     }
 }
 
@@ -39,7 +43,9 @@ pub fn grad_sq_norms(grads: &[(&str, &Tensor)], at: StepPos) -> Result<Vec<f64>>
         .iter()
         .map(|(_, g)| g.to_dtype(DType::F32)?.sqr()?.sum_all())
         .collect::<candle_core::Result<_>>()?;
-    let v = Tensor::stack(&sums, 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let v = Tensor::stack(&sums, 0)?
+        .to_dtype(DType::F64)?
+        .to_vec1::<f64>()?;
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::NonFinite(format!(
             "{at}: the gradient of parameter {} contains NaN or infinite values (or its norm overflows f32)",
@@ -53,7 +59,9 @@ pub fn grad_sq_norms(grads: &[(&str, &Tensor)], at: StepPos) -> Result<Vec<f64>>
 /// (e.g. "branch A embeddings contain NaN"); other errors pass unchanged.
 pub fn locate(e: Error, at: StepPos) -> Error {
     match e {
-        Error::NonFinite(msg) if !msg.starts_with("step ") => Error::NonFinite(format!("{at}: {msg}")),
+        Error::NonFinite(msg) if !msg.starts_with("step ") => {
+            Error::NonFinite(format!("{at}: {msg}"))
+        }
         other => other,
     }
 }

@@ -34,6 +34,9 @@ where
     }
 
     fn repr_dims(&self) -> (usize, usize) {
-        (self.branch_a().encoder.repr_dim(), self.branch_b().encoder.repr_dim())
+        (
+            self.branch_a().encoder.repr_dim(),
+            self.branch_b().encoder.repr_dim(),
+        )
     }
 }

@@ -51,7 +51,10 @@ impl EpochAccum {
     /// Mean of each loss term over the epoch's steps.
     pub fn mean_losses(&self) -> Vec<(String, f64)> {
         let n = self.steps.max(1) as f64;
-        self.loss_sums.iter().map(|(k, v)| (k.clone(), v / n)).collect()
+        self.loss_sums
+            .iter()
+            .map(|(k, v)| (k.clone(), v / n))
+            .collect()
     }
 
     /// Online probe accuracy over the epoch (`None` without a probe or predictions).
@@ -71,7 +74,9 @@ pub fn scalars_object(values: &[(String, f64)]) -> Value {
 
 /// A finite number as JSON, or `null` (JSON has no NaN).
 pub fn json_number(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(v)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// Appends records to `metrics.jsonl`, one `write` per line so that a kill
@@ -97,7 +102,8 @@ impl MetricsWriter {
 
     /// Writes one record.
     pub fn write(&mut self, record: &Value) -> Result<()> {
-        let mut line = serde_json::to_string(record).map_err(|e| Error::invalid(format!("metrics record: {e}")))?;
+        let mut line = serde_json::to_string(record)
+            .map_err(|e| Error::invalid(format!("metrics record: {e}")))?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -121,7 +127,12 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Value>> {
         match serde_json::from_str::<Value>(line) {
             Ok(v) if v.is_object() => out.push(v),
             _ if i + 1 == lines.len() && !complete => {}
-            Ok(_) => return Err(Error::bad_file(path, format!("line {}: not a JSON object", i + 1))),
+            Ok(_) => {
+                return Err(Error::bad_file(
+                    path,
+                    format!("line {}: not a JSON object", i + 1),
+                ))
+            }
             Err(e) => return Err(Error::bad_file(path, format!("line {}: {e}", i + 1))),
         }
     }
@@ -139,7 +150,8 @@ pub fn truncate_metrics(path: &Path, last_step: u64) -> Result<()> {
     for r in records {
         let step = r.get("step").and_then(Value::as_u64).unwrap_or(0);
         if step <= last_step {
-            text += &serde_json::to_string(&r).map_err(|e| Error::invalid(format!("metrics record: {e}")))?;
+            text += &serde_json::to_string(&r)
+                .map_err(|e| Error::invalid(format!("metrics record: {e}")))?;
             text.push('\n');
         }
     }

@@ -84,7 +84,8 @@ mod source;
 mod trainer;
 
 pub use checkpoint::{
-    checkpoint_bytes, data_hash, load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta, CHECKPOINT_FORMAT,
+    checkpoint_bytes, data_hash, load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta,
+    CHECKPOINT_FORMAT,
 };
 pub use config::{OnlineProbeConfig, ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
@@ -93,5 +94,5 @@ pub use metrics::{read_metrics, EpochAccum};
 pub use plot::{line_chart, plot_run, Series};
 pub use progress::Progress;
 pub use run_dir::RunDir;
-pub use source::{BatchSource, FnSource, PairBatch, Positioned};
+pub use source::{BatchSource, EpochIter, FnSource, PairBatch, Positioned};
 pub use trainer::{EvalHook, TrainSummary, Trainer};

@@ -67,7 +67,9 @@ pub fn plot_run(run_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         (
             "plot_std.svg",
             "embedding std per dimension",
-            ["std_mean_a", "std_min_a", "std_mean_b", "std_min_b"].map(series_of).to_vec(),
+            ["std_mean_a", "std_min_a", "std_mean_b", "std_min_b"]
+                .map(series_of)
+                .to_vec(),
         ),
         (
             "plot_corr.svg",
@@ -77,7 +79,9 @@ pub fn plot_run(run_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         (
             "plot_rank.svg",
             "effective rank of the embeddings",
-            ["effective_rank_a", "effective_rank_b"].map(series_of).to_vec(),
+            ["effective_rank_a", "effective_rank_b"]
+                .map(series_of)
+                .to_vec(),
         ),
     ];
     for (file, title, series) in charts {
@@ -96,12 +100,15 @@ pub fn plot_run(run_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         .filter(|r| r.get("type").and_then(Value::as_str) == Some("epoch"))
         .collect();
     let mut eval_series: Vec<Series> = Vec::new();
-    let mut push = |name: String, x: f64, y: f64| match eval_series.iter_mut().find(|(n, _)| *n == name) {
-        Some((_, p)) => p.push((x, y)),
-        None => eval_series.push((name, vec![(x, y)])),
-    };
+    let mut push =
+        |name: String, x: f64, y: f64| match eval_series.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, p)) => p.push((x, y)),
+            None => eval_series.push((name, vec![(x, y)])),
+        };
     for r in &epochs {
-        let Some(e) = r.get("epoch").and_then(Value::as_f64) else { continue };
+        let Some(e) = r.get("epoch").and_then(Value::as_f64) else {
+            continue;
+        };
         if let Some(acc) = r.get("online_probe_acc").and_then(Value::as_f64) {
             push("online_probe_acc".into(), e + 1.0, acc);
         }
@@ -127,8 +134,16 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Draws `series` as lines into an SVG file at `path`.
 pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
-    let pts = series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let pts = series
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -141,7 +156,11 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) ->
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
-    let pad = if y1 > y0 { 0.05 * (y1 - y0) } else { 0.5 * y0.abs().max(1e-3) };
+    let pad = if y1 > y0 {
+        0.05 * (y1 - y0)
+    } else {
+        0.5 * y0.abs().max(1e-3)
+    };
     let (y0, y1) = (y0 - pad, y1 + pad);
 
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
@@ -160,12 +179,18 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) ->
         .map_err(|e| plot_err(path, e))?;
     for (i, (name, p)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let finite: Vec<(f64, f64)> = p.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        let finite: Vec<(f64, f64)> = p
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
         chart
             .draw_series(LineSeries::new(finite, color.stroke_width(2)))
             .map_err(|e| plot_err(path, e))?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

@@ -51,7 +51,9 @@ impl Progress {
     pub fn update(&self, pos: u64, loss: f64, lr: f64, pairs_per_s: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(pos);
-            bar.set_message(format!("loss {loss:.4} lr {lr:.3e} {pairs_per_s:.1} pairs/s"));
+            bar.set_message(format!(
+                "loss {loss:.4} lr {lr:.3e} {pairs_per_s:.1} pairs/s"
+            ));
         }
     }
 

@@ -74,8 +74,12 @@ impl RunDir {
     /// serialize to a table (a struct or a map).
     pub fn write_config<T: Serialize + ?Sized>(&self, cfg: &T) -> Result<()> {
         let path = self.config_path();
-        let text = toml::to_string_pretty(cfg)
-            .map_err(|e| Error::bad_file(&path, format!("configuration cannot be written as TOML: {e}")))?;
+        let text = toml::to_string_pretty(cfg).map_err(|e| {
+            Error::bad_file(
+                &path,
+                format!("configuration cannot be written as TOML: {e}"),
+            )
+        })?;
         if let Ok(old) = std::fs::read_to_string(&path) {
             if old != text {
                 tracing::warn!(

@@ -37,6 +37,9 @@ impl<A, B> PairBatch<A, B> {
 /// One item of an epoch: `(epoch, index of the batch in the epoch, batch)`.
 pub type Positioned<A, B> = (usize, usize, PairBatch<A, B>);
 
+/// The batches of one epoch, as returned by [`BatchSource::epoch`].
+pub type EpochIter<'s, A, B> = Box<dyn Iterator<Item = Result<Positioned<A, B>>> + 's>;
+
 /// A deterministic source of paired batches for this rank. For a resume to
 /// give bit-identical results, the batch at `(epoch, index)` must be the same
 /// whenever it is asked for (data order and augmentation derived from a seed,
@@ -46,7 +49,7 @@ pub trait BatchSource<A, B> {
     fn batches_per_epoch(&self) -> usize;
 
     /// The batches of `epoch` from index `start` on (`start` > 0 when resuming mid-epoch).
-    fn epoch(&mut self, epoch: usize, start: usize) -> Result<Box<dyn Iterator<Item = Result<Positioned<A, B>>> + '_>>;
+    fn epoch(&mut self, epoch: usize, start: usize) -> Result<EpochIter<'_, A, B>>;
 }
 
 /// A [`BatchSource`] from a function of `(epoch, index)`; handy for synthetic
@@ -59,7 +62,10 @@ pub struct FnSource<F> {
 impl<F> FnSource<F> {
     /// `make(epoch, index)` builds batch `index` of `epoch`.
     pub fn new(batches_per_epoch: usize, make: F) -> Self {
-        Self { batches_per_epoch, make }
+        Self {
+            batches_per_epoch,
+            make,
+        }
     }
 }
 
@@ -71,9 +77,11 @@ where
         self.batches_per_epoch
     }
 
-    fn epoch(&mut self, epoch: usize, start: usize) -> Result<Box<dyn Iterator<Item = Result<Positioned<A, B>>> + '_>> {
+    fn epoch(&mut self, epoch: usize, start: usize) -> Result<EpochIter<'_, A, B>> {
         let n = self.batches_per_epoch;
         let make = &mut self.make;
-        Ok(Box::new((start..n).map(move |i| make(epoch, i).map(|b| (epoch, i, b)))))
+        Ok(Box::new(
+            (start..n).map(move |i| make(epoch, i).map(|b| (epoch, i, b))),
+        ))
     }
 }

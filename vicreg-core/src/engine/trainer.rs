@@ -103,7 +103,9 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         }
         let trainable = store.trainable_vars();
         if trainable.is_empty() {
-            return Err(Error::config("the model has no trainable variables (build it through the ParamStore first)"));
+            return Err(Error::config(
+                "the model has no trainable variables (build it through the ParamStore first)",
+            ));
         }
         let optimizer = build_optimizer(
             cfg.optimizer,
@@ -234,7 +236,12 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             let epoch = state.epoch;
             let epoch_start = Instant::now();
             let seconds_before = state.accum.seconds;
-            progress.start_epoch(epoch, self.cfg.epochs, steps_per_epoch as u64, (state.batch_in_epoch / acc) as u64);
+            progress.start_epoch(
+                epoch,
+                self.cfg.epochs,
+                steps_per_epoch as u64,
+                (state.batch_in_epoch / acc) as u64,
+            );
             let mut pos = state.batch_in_epoch;
             if pos < usable {
                 let iter = source.epoch(epoch, pos)?;
@@ -260,14 +267,18 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                         .micro_step(&batch, at, &mut grads, &mut state.accum)
                         .map_err(|e| fail(locate(e, at), last_ckpt_step, &self.dir))?;
                     if window.is_empty() {
-                        window = micro.scalars.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
+                        window = micro
+                            .scalars
+                            .iter()
+                            .map(|(n, _)| (n.clone(), 0.0))
+                            .collect();
                     }
                     for ((_, w), (_, v)) in window.iter_mut().zip(&micro.scalars) {
                         *w += v / acc as f64;
                     }
                     pairs_in_window += batch.pairs * world;
                     pos += 1;
-                    if pos % acc != 0 {
+                    if !pos.is_multiple_of(acc) {
                         continue;
                     }
                     let lr = schedule.lr_at(state.global_step);
@@ -283,24 +294,30 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                     pairs_in_window = 0;
                     let total = micro.scalars.last().map_or(f64::NAN, |t| t.1);
                     let now = Instant::now();
-                    let pairs_per_s = last_log.1 as f64 / now.duration_since(last_log.0).as_secs_f64().max(1e-9);
+                    let pairs_per_s =
+                        last_log.1 as f64 / now.duration_since(last_log.0).as_secs_f64().max(1e-9);
                     progress.update((pos / acc) as u64, total, lr, pairs_per_s);
-                    if state.global_step % self.cfg.log_every as u64 == 0 {
+                    if state.global_step.is_multiple_of(self.cfg.log_every as u64) {
                         if let Some(w) = metrics.as_mut() {
                             let mut rec = self.step_record(&state, &micro, lr, grad_norm)?;
                             rec.insert("pairs_per_s".into(), json_number(pairs_per_s));
                             rec.insert(
                                 "elapsed_s".into(),
-                                json_number(state.elapsed_before + session_start.elapsed().as_secs_f64()),
+                                json_number(
+                                    state.elapsed_before + session_start.elapsed().as_secs_f64(),
+                                ),
                             );
                             w.write(&Value::Object(rec))?;
                         }
                         last_log = (now, 0);
                     }
                     let every = self.cfg.checkpoint_every_steps as u64;
-                    if every > 0 && state.global_step % every == 0 && pos < usable {
+                    if every > 0 && state.global_step.is_multiple_of(every) && pos < usable {
                         state.accum.seconds = seconds_before + epoch_start.elapsed().as_secs_f64();
-                        self.save(&state, state.elapsed_before + session_start.elapsed().as_secs_f64())?;
+                        self.save(
+                            &state,
+                            state.elapsed_before + session_start.elapsed().as_secs_f64(),
+                        )?;
                         last_ckpt_step = Some(state.global_step);
                     }
                 }
@@ -314,7 +331,12 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             state.accum.seconds = seconds_before + epoch_start.elapsed().as_secs_f64();
             let results = eval(epoch)?;
             last_losses = state.accum.mean_losses();
-            let line = self.epoch_line(epoch, &state.accum, &results, schedule.lr_at(state.global_step.saturating_sub(1)));
+            let line = self.epoch_line(
+                epoch,
+                &state.accum,
+                &results,
+                schedule.lr_at(state.global_step.saturating_sub(1)),
+            );
             if let Some(w) = metrics.as_mut() {
                 w.write(&self.epoch_record(epoch, &state, &results, session_start, &last_losses))?;
             }
@@ -322,7 +344,10 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             state.epoch += 1;
             state.batch_in_epoch = 0;
             state.accum = EpochAccum::default();
-            self.save(&state, state.elapsed_before + session_start.elapsed().as_secs_f64())?;
+            self.save(
+                &state,
+                state.elapsed_before + session_start.elapsed().as_secs_f64(),
+            )?;
             last_ckpt_step = Some(state.global_step);
         }
         drop(progress);
@@ -355,7 +380,11 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         match self.cfg.resume {
             ResumeMode::Fresh => {
                 if rank == 0 {
-                    for p in [path.clone(), self.dir.checkpoint_json_path(), self.dir.metrics_path()] {
+                    for p in [
+                        path.clone(),
+                        self.dir.checkpoint_json_path(),
+                        self.dir.metrics_path(),
+                    ] {
                         if p.exists() {
                             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
                         }
@@ -367,7 +396,10 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             ResumeMode::Require if !path.is_file() => {
                 return Err(Error::io(
                     &path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "--resume given but there is no checkpoint"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "--resume given but there is no checkpoint",
+                    ),
                 ));
             }
             _ if !path.is_file() => return Ok(None),
@@ -385,7 +417,9 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                 ),
             ));
         }
-        if meta.batch_in_epoch % self.cfg.accumulate != 0 || meta.batch_in_epoch > per_epoch {
+        if !meta.batch_in_epoch.is_multiple_of(self.cfg.accumulate)
+            || meta.batch_in_epoch > per_epoch
+        {
             return Err(Error::bad_file(
                 &path,
                 format!(
@@ -394,14 +428,18 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                 ),
             ));
         }
-        self.store.load_tensors(&ckpt.section("model/"), false, &path)?;
+        self.store
+            .load_tensors(&ckpt.section("model/"), false, &path)?;
         self.optimizer
             .load_state(&ckpt.section("optim/"))
             .map_err(|e| Error::bad_file(&path, format!("optimizer state: {e}")))?;
         if let Some(probe) = self.probe.as_mut() {
             let w = ckpt.section("probe/");
             if w.is_empty() {
-                tracing::warn!("{}: no online probe in the checkpoint; the probe starts fresh", path.display());
+                tracing::warn!(
+                    "{}: no online probe in the checkpoint; the probe starts fresh",
+                    path.display()
+                );
             } else {
                 probe.load(&w, &ckpt.section("probe_optim/"), &path)?;
             }
@@ -427,7 +465,9 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         accum: &mut EpochAccum,
     ) -> Result<MicroOut> {
         let out = self.model.forward_t(&batch.a, &batch.b, true)?;
-        let loss = self.loss.compute(&out.a.emb, &out.b.emb, &self.collective)?;
+        let loss = self
+            .loss
+            .compute(&out.a.emb, &out.b.emb, &self.collective)?;
         let scalars = loss.scalars()?;
         check_loss_terms(&scalars, at)?;
         let total = if self.cfg.accumulate > 1 {
@@ -449,7 +489,9 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         let mut probe_acc = None;
         if let Some(probe) = self.probe.as_mut() {
             let labels = batch.labels.as_ref().ok_or_else(|| {
-                Error::invalid(format!("{at}: the online probe is on but the batch carries no labels"))
+                Error::invalid(format!(
+                    "{at}: the online probe is on but the batch carries no labels"
+                ))
             })?;
             let s = probe.step(&out.a.repr, labels, &self.collective)?;
             accum.probe_correct += s.correct;
@@ -496,7 +538,13 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         Ok(norm)
     }
 
-    fn step_record(&self, state: &RunState, micro: &MicroOut, lr: f64, grad_norm: f64) -> Result<Map<String, Value>> {
+    fn step_record(
+        &self,
+        state: &RunState,
+        micro: &MicroOut,
+        lr: f64,
+        grad_norm: f64,
+    ) -> Result<Map<String, Value>> {
         let mut rec = Map::new();
         rec.insert("type".into(), json!("step"));
         rec.insert("epoch".into(), json!(state.epoch));
@@ -510,9 +558,15 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             rec.insert(format!("std_min_{tag}"), json_number(s.min));
             rec.insert(format!("corr_{tag}"), json_number(average_correlation(z)?));
         }
-        if self.cfg.rank_every > 0 && state.global_step % self.cfg.rank_every as u64 == 0 {
-            rec.insert("effective_rank_a".into(), json_number(effective_rank(&micro.out.a.emb)?));
-            rec.insert("effective_rank_b".into(), json_number(effective_rank(&micro.out.b.emb)?));
+        if self.cfg.rank_every > 0 && state.global_step.is_multiple_of(self.cfg.rank_every as u64) {
+            rec.insert(
+                "effective_rank_a".into(),
+                json_number(effective_rank(&micro.out.a.emb)?),
+            );
+            rec.insert(
+                "effective_rank_b".into(),
+                json_number(effective_rank(&micro.out.b.emb)?),
+            );
         }
         rec.insert("grad_norm".into(), json_number(grad_norm));
         if let Some(acc) = micro.probe_acc {
@@ -550,9 +604,18 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         Value::Object(rec)
     }
 
-    fn epoch_line(&self, epoch: usize, accum: &EpochAccum, results: &[(String, f64)], lr: f64) -> String {
+    fn epoch_line(
+        &self,
+        epoch: usize,
+        accum: &EpochAccum,
+        results: &[(String, f64)],
+        lr: f64,
+    ) -> String {
         let losses = accum.mean_losses();
-        let total = losses.iter().find(|(n, _)| n == "total").map_or(f64::NAN, |t| t.1);
+        let total = losses
+            .iter()
+            .find(|(n, _)| n == "total")
+            .map_or(f64::NAN, |t| t.1);
         let terms: Vec<String> = losses
             .iter()
             .filter(|(n, _)| n != "total")
@@ -591,7 +654,8 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         };
         let model = self.store.tensors();
         let optim = self.optimizer.state()?;
-        let mut sections: Vec<(&str, &HashMap<String, Tensor>)> = vec![("model/", &model), ("optim/", &optim)];
+        let mut sections: Vec<(&str, &HashMap<String, Tensor>)> =
+            vec![("model/", &model), ("optim/", &optim)];
         let probe = match &self.probe {
             Some(p) => Some((p.tensors(), p.optimizer_state()?)),
             None => None,
@@ -600,7 +664,12 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             sections.push(("probe/", w));
             sections.push(("probe_optim/", o));
         }
-        save_checkpoint(&self.dir.checkpoint_path(), &self.dir.checkpoint_json_path(), &meta, &sections)
+        save_checkpoint(
+            &self.dir.checkpoint_path(),
+            &self.dir.checkpoint_json_path(),
+            &meta,
+            &sections,
+        )
     }
 
     fn export_encoders(&self) -> Result<Vec<PathBuf>> {
@@ -609,7 +678,10 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         for (branch, prefix) in &self.exports {
             let t: HashMap<String, Tensor> = all
                 .iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix.as_str()).map(|n| (n.to_string(), v.clone())))
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(prefix.as_str())
+                        .map(|n| (n.to_string(), v.clone()))
+                })
                 .collect();
             if t.is_empty() {
                 return Err(Error::config(format!(

@@ -17,9 +17,9 @@ pub struct Features {
 impl Features {
     /// Checks that `x` is `(n, dim)` with one label per row, and converts it to f32 without a graph.
     pub fn new(x: Tensor, labels: Vec<usize>) -> Result<Self> {
-        let (n, _) = x
-            .dims2()
-            .map_err(|_| Error::invalid(format!("features must be (n, dim), got {:?}", x.dims())))?;
+        let (n, _) = x.dims2().map_err(|_| {
+            Error::invalid(format!("features must be (n, dim), got {:?}", x.dims()))
+        })?;
         if n != labels.len() {
             return Err(Error::invalid(format!(
                 "{n} feature rows but {} labels",
@@ -89,10 +89,17 @@ where
         let (input, y) = item?;
         let feats = f(&input)?.detach();
         let b = feats.dims2().map_err(|_| {
-            Error::invalid(format!("encoder output must be (batch, dim), got {:?}", feats.dims()))
+            Error::invalid(format!(
+                "encoder output must be (batch, dim), got {:?}",
+                feats.dims()
+            ))
         })?;
         if b.0 != y.len() {
-            return Err(Error::invalid(format!("batch of {} features but {} labels", b.0, y.len())));
+            return Err(Error::invalid(format!(
+                "batch of {} features but {} labels",
+                b.0,
+                y.len()
+            )));
         }
         parts.push(feats.to_dtype(DType::F32)?);
         labels.extend(y);
@@ -105,6 +112,10 @@ where
 
 /// Rows scaled to unit L2 norm (`(n, dim)`; a zero row stays zero).
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    let norm = x
+        .sqr()?
+        .sum_keepdim(1)?
+        .sqrt()?
+        .clamp(1e-12, f64::INFINITY)?;
     Ok(x.broadcast_div(&norm)?)
 }

@@ -42,12 +42,22 @@ pub struct KnnResult {
 /// samples, each voting for its class with weight `exp(sim / T)`; the class
 /// with the largest total wins (ties: the smaller class index). Neighbours with
 /// equal similarity are taken in training order.
-pub fn knn_classify(train: &Features, test: &Features, num_classes: usize, cfg: &KnnConfig) -> Result<Vec<KnnResult>> {
+pub fn knn_classify(
+    train: &Features,
+    test: &Features,
+    num_classes: usize,
+    cfg: &KnnConfig,
+) -> Result<Vec<KnnResult>> {
     if cfg.ks.is_empty() || cfg.ks.contains(&0) {
-        return Err(Error::config("k-NN: ks must be a non-empty list of positive numbers"));
+        return Err(Error::config(
+            "k-NN: ks must be a non-empty list of positive numbers",
+        ));
     }
     if !(cfg.temperature.is_finite() && cfg.temperature > 0.0) {
-        return Err(Error::config(format!("k-NN: temperature must be > 0, got {}", cfg.temperature)));
+        return Err(Error::config(format!(
+            "k-NN: temperature must be > 0, got {}",
+            cfg.temperature
+        )));
     }
     if train.dim() != test.dim() {
         return Err(Error::invalid(format!(
@@ -56,8 +66,15 @@ pub fn knn_classify(train: &Features, test: &Features, num_classes: usize, cfg: 
             test.dim()
         )));
     }
-    if let Some(&bad) = train.labels.iter().chain(&test.labels).find(|&&y| y >= num_classes) {
-        return Err(Error::invalid(format!("k-NN: label {bad} is out of range for {num_classes} classes")));
+    if let Some(&bad) = train
+        .labels
+        .iter()
+        .chain(&test.labels)
+        .find(|&&y| y >= num_classes)
+    {
+        return Err(Error::invalid(format!(
+            "k-NN: label {bad} is out of range for {num_classes} classes"
+        )));
     }
     let device = train.x.device().clone();
     let tr = l2_normalize(&train.x.to_dtype(DType::F32)?)?;

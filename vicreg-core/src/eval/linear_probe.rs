@@ -16,6 +16,8 @@ pub enum ProbeOptimizer {
     #[default]
     Sgd,
     /// LARS (momentum 0.9, eta 0.001), as used for large-batch linear evaluation.
+    /// Its trust ratio makes each step relative to the weight norm, so it needs
+    /// a far larger `lr` than SGD (e.g. 10-20 instead of 0.02-0.2).
     Lars,
 }
 
@@ -69,10 +71,15 @@ impl LinearProbeConfig {
 
     fn validate(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
-            return Err(Error::config("linear probe: epochs and batch_size must be at least 1"));
+            return Err(Error::config(
+                "linear probe: epochs and batch_size must be at least 1",
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::config(format!("linear probe: lr must be > 0, got {}", self.lr)));
+            return Err(Error::config(format!(
+                "linear probe: lr must be > 0, got {}",
+                self.lr
+            )));
         }
         Ok(())
     }
@@ -94,7 +101,14 @@ pub struct ProbeResult {
 /// A linear layer `in_dim -> num_classes` initialised as the official
 /// evaluation code does: weight ~ N(0, 0.01), bias 0. Tensors `weight`, `bias`.
 pub fn linear_classifier(in_dim: usize, num_classes: usize, vb: VarBuilder) -> Result<Linear> {
-    let w = vb.get_with_hints((num_classes, in_dim), "weight", Init::Randn { mean: 0.0, stdev: 0.01 })?;
+    let w = vb.get_with_hints(
+        (num_classes, in_dim),
+        "weight",
+        Init::Randn {
+            mean: 0.0,
+            stdev: 0.01,
+        },
+    )?;
     let b = vb.get_with_hints(num_classes, "bias", Init::Const(0.0))?;
     Ok(Linear::new(w, Some(b)))
 }
@@ -104,14 +118,18 @@ pub fn linear_classifier(in_dim: usize, num_classes: usize, vb: VarBuilder) -> R
 pub fn label_ranks(logits: &Tensor, labels: &[usize]) -> Result<Vec<usize>> {
     let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     if rows.len() != labels.len() {
-        return Err(Error::invalid(format!("{} rows of logits but {} labels", rows.len(), labels.len())));
+        return Err(Error::invalid(format!(
+            "{} rows of logits but {} labels",
+            rows.len(),
+            labels.len()
+        )));
     }
     rows.iter()
         .zip(labels)
         .map(|(r, &y)| {
-            let s = *r
-                .get(y)
-                .ok_or_else(|| Error::invalid(format!("label {y} out of range for {} classes", r.len())))?;
+            let s = *r.get(y).ok_or_else(|| {
+                Error::invalid(format!("label {y} out of range for {} classes", r.len()))
+            })?;
             Ok(r.iter().filter(|&&v| v > s).count())
         })
         .collect()
@@ -119,7 +137,9 @@ pub fn label_ranks(logits: &Tensor, labels: &[usize]) -> Result<Vec<usize>> {
 
 fn check_labels(f: &Features, num_classes: usize, what: &str) -> Result<()> {
     if let Some(&bad) = f.labels.iter().find(|&&y| y >= num_classes) {
-        return Err(Error::invalid(format!("{what} label {bad} is out of range for {num_classes} classes")));
+        return Err(Error::invalid(format!(
+            "{what} label {bad} is out of range for {num_classes} classes"
+        )));
     }
     Ok(())
 }
@@ -144,7 +164,10 @@ fn accuracy(model: &Linear, f: &Features, k: usize) -> Result<(f64, f64)> {
         }
         start += len;
     }
-    Ok((100.0 * top1 as f64 / n as f64, 100.0 * topk as f64 / n as f64))
+    Ok((
+        100.0 * top1 as f64 / n as f64,
+        100.0 * topk as f64 / n as f64,
+    ))
 }
 
 /// Trains a linear classifier on frozen `train` features (deterministic
@@ -172,7 +195,11 @@ pub fn linear_probe(
     let device = train.x.device().clone();
     let test = test.to_device(&device)?;
     let store = ParamStore::new(cfg.seed);
-    let model = linear_classifier(train.dim(), num_classes, store.var_builder(DType::F32, &device))?;
+    let model = linear_classifier(
+        train.dim(),
+        num_classes,
+        store.var_builder(DType::F32, &device),
+    )?;
     let groups = vec![ParamGroup::new(store.trainable_vars())];
     let mut opt: Box<dyn Optimizer> = match cfg.optimizer {
         ProbeOptimizer::Sgd => Box::new(Sgd::new(

@@ -24,6 +24,10 @@ mod retrieval;
 
 pub use features::{extract_features, extract_with, l2_normalize, Features};
 pub use knn::{knn_classify, KnnConfig, KnnResult};
-pub use linear_probe::{label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult};
+pub use linear_probe::{
+    label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult,
+};
 pub use online_probe::{OnlineProbe, ProbeStep};
-pub use retrieval::{retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics};
+pub use retrieval::{
+    retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
+};

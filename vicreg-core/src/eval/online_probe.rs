@@ -38,9 +38,18 @@ pub struct ProbeStep {
 
 impl OnlineProbe {
     /// A probe for `repr_dim` features; initialisation drawn from `seed`.
-    pub fn new(repr_dim: usize, cfg: &OnlineProbeConfig, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(
+        repr_dim: usize,
+        cfg: &OnlineProbeConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let store = ParamStore::new(seed);
-        let linear = linear_classifier(repr_dim, cfg.num_classes, store.var_builder(DType::F32, device))?;
+        let linear = linear_classifier(
+            repr_dim,
+            cfg.num_classes,
+            store.var_builder(DType::F32, device),
+        )?;
         let opt = Sgd::new(
             vec![ParamGroup::new(store.trainable_vars())],
             SgdConfig {
@@ -59,10 +68,18 @@ impl OnlineProbe {
 
     /// One training step on `repr` (detached here) with `labels`; gradients are
     /// averaged over the ranks of `collective`.
-    pub fn step(&mut self, repr: &Tensor, labels: &[usize], collective: &Arc<dyn Collective>) -> Result<ProbeStep> {
+    pub fn step(
+        &mut self,
+        repr: &Tensor,
+        labels: &[usize],
+        collective: &Arc<dyn Collective>,
+    ) -> Result<ProbeStep> {
         let n = repr.dim(0)?;
         if n != labels.len() {
-            return Err(Error::invalid(format!("online probe: {n} representations but {} labels", labels.len())));
+            return Err(Error::invalid(format!(
+                "online probe: {n} representations but {} labels",
+                labels.len()
+            )));
         }
         if let Some(&bad) = labels.iter().find(|&&y| y >= self.cfg.num_classes) {
             return Err(Error::invalid(format!(
@@ -75,7 +92,10 @@ impl OnlineProbe {
         let y: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
         let y = Tensor::from_vec(y, n, x.device())?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        let correct = label_ranks(&logits.detach(), labels)?.iter().filter(|&&r| r == 0).count();
+        let correct = label_ranks(&logits.detach(), labels)?
+            .iter()
+            .filter(|&&r| r == 0)
+            .count();
         let mut grads = loss.backward()?;
         let world = collective.world_size();
         let mut counts = [correct as f32, n as f32];
@@ -83,7 +103,10 @@ impl OnlineProbe {
             let mut avg = GradStore::default();
             for (_, var) in self.store.trainable_vars() {
                 if let Some(g) = grads.get(var.as_tensor()) {
-                    avg.insert(var.as_tensor(), (collective.all_reduce_sum(g)? / world as f64)?);
+                    avg.insert(
+                        var.as_tensor(),
+                        (collective.all_reduce_sum(g)? / world as f64)?,
+                    );
                 }
             }
             grads = avg;

@@ -49,10 +49,14 @@ fn check_map(n_img: usize, n_cap: usize, caption_image: &[usize]) -> Result<()> 
         )));
     }
     if n_img == 0 || n_cap == 0 {
-        return Err(Error::invalid("retrieval needs at least one image and one caption"));
+        return Err(Error::invalid(
+            "retrieval needs at least one image and one caption",
+        ));
     }
     if let Some(&bad) = caption_image.iter().find(|&&i| i >= n_img) {
-        return Err(Error::invalid(format!("caption refers to image {bad}, but there are {n_img} images")));
+        return Err(Error::invalid(format!(
+            "caption refers to image {bad}, but there are {n_img} images"
+        )));
     }
     let mut has = vec![false; n_img];
     caption_image.iter().for_each(|&i| has[i] = true);
@@ -66,9 +70,12 @@ fn check_map(n_img: usize, n_cap: usize, caption_image: &[usize]) -> Result<()> 
 /// `caption_image[c]` is the image of caption `c`. A rank counts the candidates
 /// scored strictly higher, so ties go in the query's favour.
 pub fn retrieval_from_scores(scores: &Tensor, caption_image: &[usize]) -> Result<RetrievalMetrics> {
-    let (n_img, n_cap) = scores
-        .dims2()
-        .map_err(|_| Error::invalid(format!("scores must be (images, captions), got {:?}", scores.dims())))?;
+    let (n_img, n_cap) = scores.dims2().map_err(|_| {
+        Error::invalid(format!(
+            "scores must be (images, captions), got {:?}",
+            scores.dims()
+        ))
+    })?;
     check_map(n_img, n_cap, caption_image)?;
     let s = scores.detach().to_dtype(DType::F32)?.to_vec2::<f32>()?;
     let ks = [1usize, 5, 10];
@@ -94,12 +101,19 @@ pub fn retrieval_from_scores(scores: &Tensor, caption_image: &[usize]) -> Result
         }
     }
     let pct = |h: [usize; 3], n: usize| h.map(|x| 100.0 * x as f64 / n as f64);
-    Ok(RetrievalMetrics::from_parts(pct(i2t, n_img), pct(t2i, n_cap)))
+    Ok(RetrievalMetrics::from_parts(
+        pct(i2t, n_img),
+        pct(t2i, n_cap),
+    ))
 }
 
 /// Metrics on the full set from `(n_images, dim)` image and `(n_captions, dim)`
 /// caption embeddings, scored by cosine similarity.
-pub fn retrieval_metrics(images: &Tensor, captions: &Tensor, caption_image: &[usize]) -> Result<RetrievalMetrics> {
+pub fn retrieval_metrics(
+    images: &Tensor,
+    captions: &Tensor,
+    caption_image: &[usize],
+) -> Result<RetrievalMetrics> {
     let a = l2_normalize(&images.detach().to_dtype(DType::F32)?)?;
     let b = l2_normalize(&captions.detach().to_dtype(DType::F32)?)?;
     if a.dims().get(1) != b.dims().get(1) {
@@ -143,7 +157,11 @@ pub fn retrieval_metrics_folds(
             captions.device(),
         )?;
         let map: Vec<usize> = caps.iter().map(|&c| caption_image[c] - lo).collect();
-        let m = retrieval_metrics(&images.narrow(0, lo, fold_images)?, &captions.index_select(&ids, 0)?, &map)?;
+        let m = retrieval_metrics(
+            &images.narrow(0, lo, fold_images)?,
+            &captions.index_select(&ids, 0)?,
+            &map,
+        )?;
         for j in 0..3 {
             i2t[j] += m.i2t[j] / folds as f64;
             t2i[j] += m.t2i[j] / folds as f64;

@@ -2,7 +2,7 @@
 //! synthetic pair source (3 classes, two noisy views of each point).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Tensor};
@@ -39,7 +39,12 @@ pub fn tiny_model(seed: u64) -> (TinyModel, ParamStore) {
     let vb = store.var_builder(DType::F32, &Device::Cpu);
     let branch = |name: &str| {
         let enc = TinyEncoder(candle_nn::linear(IN_DIM, 8, vb.pp(name).pp("encoder")).unwrap());
-        Branch::new(enc, &ExpanderConfig::with_mlp("16-16"), vb.pp(name).pp("projector")).unwrap()
+        Branch::new(
+            enc,
+            &ExpanderConfig::with_mlp("16-16"),
+            vb.pp(name).pp("projector"),
+        )
+        .unwrap()
     };
     let model = JointEmbedding::new(branch("a"), branch("b"));
     (model, store)
@@ -59,7 +64,10 @@ pub fn make_batch(epoch: usize, i: usize) -> Result<PairBatch<Tensor, Tensor>> {
         }
     }
     let view = |rng: &mut SeededRng| -> Result<Tensor> {
-        let v: Vec<f32> = base.iter().map(|x| (x + 0.2 * rng.normal()) as f32).collect();
+        let v: Vec<f32> = base
+            .iter()
+            .map(|x| (x + 0.2 * rng.normal()) as f32)
+            .collect();
         Ok(Tensor::from_vec(v, (BATCH, IN_DIM), &Device::Cpu)?)
     };
     let a = view(&mut rng)?;
@@ -91,7 +99,12 @@ pub fn fresh_dir(name: &str) -> PathBuf {
 }
 
 /// A trainer over a model, writing `cfg` itself as the resolved configuration.
-pub fn trainer<'m>(model: &'m TinyModel, store: &ParamStore, cfg: &TrainConfig, dir: &PathBuf) -> Trainer<'m, TinyModel> {
+pub fn trainer<'m>(
+    model: &'m TinyModel,
+    store: &ParamStore,
+    cfg: &TrainConfig,
+    dir: &Path,
+) -> Trainer<'m, TinyModel> {
     Trainer::new(model, store, vicreg(), single(), cfg.clone(), dir, cfg).unwrap()
 }
 
