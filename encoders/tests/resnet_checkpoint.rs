@@ -104,7 +104,7 @@ fn pickle_tuple(out: &mut Vec<u8>, vs: &[usize]) {
     out.push(b't');
 }
 
-/// `torch._utils._rebuild_tensor_v2(persistent storage, 0, size, stride, False, {})`.
+/// `torch._utils._rebuild_tensor_v2(persistent storage, 0, size, stride, False, OrderedDict())`.
 fn pickle_tensor(out: &mut Vec<u8>, key: &str, t: &Tensor) {
     out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n(");
     out.push(b'(');
@@ -118,7 +118,7 @@ fn pickle_tensor(out: &mut Vec<u8>, key: &str, t: &Tensor) {
     pickle_tuple(out, t.dims());
     pickle_tuple(out, t.stride());
     out.push(0x89); // False
-    out.push(b'}');
+    out.extend_from_slice(b"ccollections\nOrderedDict\n)R"); // backward hooks
     out.extend_from_slice(b"tR");
 }
 
@@ -133,7 +133,8 @@ fn write_pth(path: &Path, tensors: &HashMap<String, Tensor>, nest: Option<&str>)
         pickle_int(&mut pkl, 7);
         pickle_str(&mut pkl, key);
     }
-    pkl.extend_from_slice(b"}(");
+    // state_dict() is an OrderedDict: `collections.OrderedDict()` then SETITEMS
+    pkl.extend_from_slice(b"ccollections\nOrderedDict\n)R(");
     for (i, n) in names.iter().enumerate() {
         pickle_str(&mut pkl, n);
         pickle_tensor(&mut pkl, &i.to_string(), &tensors[*n]);
@@ -192,7 +193,7 @@ fn official_prefixes_fc_and_num_batches_tracked_are_handled() {
             Tensor::new(&[3i64], &Device::Cpu).unwrap(),
         );
     };
-    for prefix in ["module.backbone.", "backbone.", "module.", ""] {
+    for prefix in ["module.backbone.", "backbone.", "module."] {
         let mut m = prefixed(&sd, prefix);
         extra(&mut m, prefix);
         if prefix.contains("backbone") {

@@ -269,3 +269,71 @@ fn spectrogram_branch_has_one_input_channel() {
     let x = Tensor::zeros((2, 1, 64, 48), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(net.features(&x, true).unwrap().dims(), &[2, 512]);
 }
+
+/// torchvision v1.5: a strided bottleneck subsamples in its 3x3 conv, not in
+/// the first 1x1. With an input that is non-zero only at odd (row, column)
+/// positions, positive conv weights and identity BNs, the main branch sees
+/// those pixels through the 3x3 window; a v1 block (stride on the 1x1) would
+/// sample only even positions and output zeros.
+#[test]
+fn bottleneck_stride_is_on_the_3x3_conv() {
+    use candle_core::ModuleT;
+    use encoders::resnet::Bottleneck;
+    use std::collections::HashMap;
+    let dev = Device::Cpu;
+    let mut shapes = Vec::new();
+    Bottleneck::new(4, 2, 2, false, VarBuilder::zeros(DType::F32, &dev))
+        .unwrap()
+        .collect("", &mut shapes);
+    let mut map = HashMap::new();
+    for (name, t) in shapes {
+        let v = if name.starts_with("downsample.0")
+            || name.ends_with("bias")
+            || name.ends_with("running_mean")
+        {
+            0.0
+        } else {
+            1.0
+        };
+        map.insert(
+            name,
+            (Tensor::ones(t.dims(), DType::F32, &dev).unwrap() * v).unwrap(),
+        );
+    }
+    let block = Bottleneck::new(
+        4,
+        2,
+        2,
+        false,
+        VarBuilder::from_tensors(map, DType::F32, &dev),
+    )
+    .unwrap();
+    let mask: Vec<f32> = (0..8 * 8)
+        .map(|i| {
+            if (i / 8) % 2 == 1 && (i % 8) % 2 == 1 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let x = Tensor::from_vec(mask, (1, 1, 8, 8), &dev)
+        .unwrap()
+        .broadcast_as((1, 4, 8, 8))
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    let y = block.forward_t(&x, false).unwrap();
+    assert_eq!(y.dims(), &[1, 8, 4, 4]);
+    let min = y
+        .flatten_all()
+        .unwrap()
+        .min(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        min > 0.0,
+        "every output position must see odd input pixels through the strided 3x3 conv"
+    );
+}
