@@ -2,6 +2,10 @@
 //! BlackmanHarris2 anti-aliasing window; the resampler's start-up delay is trimmed,
 //! so output sample `k` lines up with input time `k / target_rate`).
 
+use std::cell::RefCell;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{audioadapter_buffers, Fft, FixedSync, Resampler};
 
@@ -9,6 +13,12 @@ use crate::{Error, Result};
 
 /// Frames per processing chunk of the FFT resampler.
 const CHUNK: usize = 1024;
+
+thread_local! {
+    /// Resamplers per (from, to) rate pair, per thread: FFT planning dominates short clips,
+    /// and `process_all` resets a resampler's state before use, so reuse is exact.
+    static CACHE: RefCell<HashMap<(u32, u32), Fft<f32>>> = RefCell::new(HashMap::new());
+}
 
 /// Number of output samples for `n` input samples: `round(n * to / from)`.
 pub fn resampled_len(n: usize, from: u32, to: u32) -> usize {
@@ -28,17 +38,25 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
         return Ok(samples.to_vec());
     }
     let want = resampled_len(samples.len(), from, to);
-    let mut r =
-        Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Input).map_err(|e| {
-            Error::Config(format!(
-                "cannot build a {from} Hz -> {to} Hz resampler: {e}"
-            ))
-        })?;
     let input = InterleavedSlice::new(samples, 1, samples.len())
         .map_err(|e| Error::Config(format!("resampler input buffer: {e}")))?;
-    let out = r
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| Error::Config(format!("resampling {from} Hz -> {to} Hz: {e}")))?;
+    let out = CACHE.with(|cache| -> Result<_> {
+        let mut cache = cache.borrow_mut();
+        let r = match cache.entry((from, to)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(
+                Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Input).map_err(
+                    |e| {
+                        Error::Config(format!(
+                            "cannot build a {from} Hz -> {to} Hz resampler: {e}"
+                        ))
+                    },
+                )?,
+            ),
+        };
+        r.process_all(&input, samples.len(), None)
+            .map_err(|e| Error::Config(format!("resampling {from} Hz -> {to} Hz: {e}")))
+    })?;
     let mut v = out.take_data();
     v.resize(want, 0.0);
     Ok(v)
