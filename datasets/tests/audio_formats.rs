@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datasets::audio::{
-    load_wav, read_wav, resample, AudioViewConfig, Esc50Index, Esc50Labelled, Esc50Pretrain,
+    collate_labelled_waveforms, collate_waveform_pairs, load_wav, read_wav, resample,
+    AudioViewConfig, Esc50Index, Esc50Labelled, Esc50Pretrain,
 };
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig, SYNTH_AUDIO_CLASSES};
 use datasets::{Dataset, Error};
@@ -361,5 +362,25 @@ fn esc50_datasets_give_views_and_labels() {
     // 0.25 s at 8 kHz = 2000 samples: eval view is the file itself.
     let file = read_wav(&idx.audio_path(&idx.clips()[idx.test_fold(5).unwrap()[2]])).unwrap();
     assert_eq!(x, file.samples);
-    assert!(Esc50Labelled::new(idx, &[6], 8_000, AudioViewConfig::eval(10)).is_err());
+    assert!(Esc50Labelled::new(idx.clone(), &[6], 8_000, AudioViewConfig::eval(10)).is_err());
+
+    // Collate to (B, L) tensors.
+    let dev = candle_core::Device::Cpu;
+    let pairs: Vec<_> = (0..3)
+        .map(|i| pre.get(i, &mut SeededRng::new(i as u64)).unwrap())
+        .collect();
+    let (va, vb) = collate_waveform_pairs(pairs.clone(), &dev).unwrap();
+    assert_eq!((va.dims(), vb.dims()), (&[3, 1500][..], &[3, 1500][..]));
+    assert_eq!(va.get(1).unwrap().to_vec1::<f32>().unwrap(), pairs[1].0);
+    let lab: Vec<_> = (0..4)
+        .map(|i| test.get(i, &mut SeededRng::new(0)).unwrap())
+        .collect();
+    let (x, y) = collate_labelled_waveforms(lab, &dev).unwrap();
+    assert_eq!(x.dims(), &[4, 2000]);
+    assert_eq!(y.to_vec1::<u32>().unwrap(), vec![0, 0, 1, 1]);
+    let ragged = vec![(vec![0.0; 3], 0), (vec![0.0; 4], 1)];
+    assert!(collate_labelled_waveforms(ragged, &dev)
+        .unwrap_err()
+        .to_string()
+        .contains("differ"));
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use candle_core::{Device, Tensor};
 use vicreg_core::SeededRng;
 
 use crate::audio::augment::AudioViewConfig;
@@ -142,4 +143,53 @@ impl Dataset for Esc50Labelled {
         let (wave, target) = self.subset.load(index)?;
         Ok((self.views.apply(&wave, rng), target))
     }
+}
+
+fn stack_waves<'a>(
+    waves: impl ExactSizeIterator<Item = &'a Vec<f32>>,
+    dev: &Device,
+) -> Result<Tensor> {
+    let b = waves.len();
+    let mut len = None;
+    let mut data = Vec::new();
+    for w in waves {
+        match len {
+            None => {
+                len = Some(w.len());
+                data.reserve(b * w.len());
+            }
+            Some(l) if l != w.len() => {
+                return Err(Error::Config(format!(
+                    "collate: waveform lengths differ in a batch: {l} vs {}",
+                    w.len()
+                )))
+            }
+            _ => {}
+        }
+        data.extend_from_slice(w);
+    }
+    let l = len.ok_or_else(|| Error::Config("collate: empty batch".into()))?;
+    Ok(Tensor::from_vec(data, (b, l), dev)?)
+}
+
+/// Collate for [`Esc50Pretrain`]: `(view_a (B, L) f32, view_b (B, L) f32)`.
+pub fn collate_waveform_pairs(
+    items: Vec<(Vec<f32>, Vec<f32>)>,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
+    Ok((
+        stack_waves(items.iter().map(|x| &x.0), dev)?,
+        stack_waves(items.iter().map(|x| &x.1), dev)?,
+    ))
+}
+
+/// Collate for [`Esc50Labelled`]: `(waveforms (B, L) f32, targets (B,) u32)`.
+pub fn collate_labelled_waveforms(
+    items: Vec<(Vec<f32>, u32)>,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let x = stack_waves(items.iter().map(|x| &x.0), dev)?;
+    let y: Vec<u32> = items.iter().map(|x| x.1).collect();
+    let n = y.len();
+    Ok((x, Tensor::from_vec(y, n, dev)?))
 }

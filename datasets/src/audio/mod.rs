@@ -8,7 +8,9 @@ pub mod resample;
 pub mod wav;
 
 pub use augment::{AudioViewConfig, ShiftMode};
-pub use dataset::{Esc50Labelled, Esc50Pretrain};
+pub use dataset::{
+    collate_labelled_waveforms, collate_waveform_pairs, Esc50Labelled, Esc50Pretrain,
+};
 pub use esc50::{train_fold_list, Esc50Clip, Esc50Index, ESC50_FOLDS};
 pub use resample::{resample, resampled_len};
 pub use wav::{load_wav, read_wav, write_wav_mono16, Waveform};
