@@ -269,15 +269,26 @@ fn inside(shape: usize, u: f64, v: f64) -> bool {
             v <= 0.75 && v >= -1.0 + 1.75 * u.abs() / 0.95
         }
         3 => u.abs() + v.abs() <= 1.0,
-        4 => {
-            let r = (u * u + v * v).sqrt();
-            let theta = v.atan2(u) + PI / 2.0; // a point up
-            let sector =
-                ((theta + PI / 5.0).rem_euclid(2.0 * PI / 5.0) - PI / 5.0).abs() / (PI / 5.0); // 0 at a point, 1 between
-            r <= 1.0 - 0.55 * sector
-        }
+        4 => inside_star(u, v),
         _ => (u.abs() <= 0.32 && v.abs() <= 1.0) || (v.abs() <= 0.32 && u.abs() <= 1.0),
     }
+}
+
+/// Five-pointed star (outer radius 1, inner 0.42, a point up), even-odd polygon test.
+fn inside_star(u: f64, v: f64) -> bool {
+    let vert = |k: usize| {
+        let a = -PI / 2.0 + k as f64 * PI / 5.0;
+        let r = if k.is_multiple_of(2) { 1.0 } else { 0.42 };
+        (r * a.cos(), r * a.sin())
+    };
+    let mut inside = false;
+    for k in 0..10 {
+        let ((x1, y1), (x2, y2)) = (vert(k), vert((k + 1) % 10));
+        if (y1 > v) != (y2 > v) && u < x1 + (v - y1) * (x2 - x1) / (y2 - y1) {
+            inside = !inside;
+        }
+    }
+    inside
 }
 
 /// Paints `shape` centred at (cx, cy) with radius `r` (pixels), rotated by `rot`, with 4x4
