@@ -217,3 +217,34 @@ fn fresh_mode_starts_over() {
     assert_eq!(records.iter().filter(|r| r["type"] == "step").count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn online_probe_learns_while_pretraining() {
+    let dir = fresh_dir("online-probe");
+    let (model, store) = tiny_model(6);
+    let cfg = TrainConfig {
+        epochs: 4,
+        online_probe: Some(OnlineProbeConfig {
+            num_classes: CLASSES,
+            lr: 0.1,
+            weight_decay: 0.0,
+        }),
+        ..TrainConfig::smoke()
+    };
+    trainer(&model, &store, &cfg, &dir).fit(&mut source(6)).unwrap();
+    let acc: Vec<f64> = read_metrics(&dir.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "epoch")
+        .map(|r| r["online_probe_acc"].as_f64().unwrap())
+        .collect();
+    assert_eq!(acc.len(), 4);
+    // Chance is 33%; the classes are well separated in the input.
+    assert!(acc[3] > 70.0, "{acc:?}");
+    assert!(acc[3] > acc[0], "{acc:?}");
+    // The probe's weights are in the checkpoint, under probe/.
+    let ckpt = vicreg_core::engine::load_checkpoint(&dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ckpt.section("probe/")["weight"].dims(), &[CLASSES, 8]);
+    assert!(ckpt.section("probe_optim/").contains_key("weight.momentum_buffer"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

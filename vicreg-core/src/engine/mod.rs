@@ -91,7 +91,7 @@ pub use config::{OnlineProbeConfig, ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
 pub use joint_model::JointModel;
 pub use metrics::{read_metrics, EpochAccum};
-pub use plot::{line_chart, plot_run, Series};
+pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;
 pub use run_dir::RunDir;
 pub use source::{BatchSource, EpochIter, FnSource, PairBatch, Positioned};

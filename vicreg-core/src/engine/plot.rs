@@ -14,7 +14,7 @@ use crate::{Error, Result};
 pub type Series = (String, Vec<(f64, f64)>);
 
 /// Draws the charts of the run in `run_dir` and returns the files written:
-/// `plot_loss.svg` (every loss term against step), `plot_lr.svg`,
+/// `plot_loss.svg` (one panel per loss term, against step), `plot_lr.svg`,
 /// `plot_std.svg` (embedding std, mean and min per branch), `plot_corr.svg`
 /// (average correlation coefficient per branch), and, when the run logged them,
 /// `plot_rank.svg` (effective rank) and `plot_eval.svg` (per-epoch evaluation
@@ -61,8 +61,17 @@ pub fn plot_run(run_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
             (n.clone(), pts)
         })
         .collect();
+    let panels: Vec<(String, Vec<Series>)> = loss_series
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|s| (format!("loss: {}", s.0), vec![s]))
+        .collect();
+    if !panels.is_empty() {
+        let path = dir.path().join("plot_loss.svg");
+        panel_chart(&path, "step", &panels)?;
+        out.push(path);
+    }
     let charts: Vec<(&str, &str, Vec<Series>)> = vec![
-        ("plot_loss.svg", "loss terms", loss_series),
         ("plot_lr.svg", "learning rate", vec![series_of("lr")]),
         (
             "plot_std.svg",
@@ -134,6 +143,38 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Draws `series` as lines into an SVG file at `path`.
 pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    draw_panel(&root, path, title, x_label, series)?;
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// One panel per entry of `panels` (each with its own y range), in a grid of
+/// up to 3 columns, in one SVG file at `path`.
+pub fn panel_chart(path: &Path, x_label: &str, panels: &[(String, Vec<Series>)]) -> Result<()> {
+    if panels.is_empty() {
+        return Err(plot_err(path, "nothing to draw"));
+    }
+    let cols = panels.len().min(3);
+    let rows = panels.len().div_ceil(cols);
+    let root = SVGBackend::new(path, (420 * cols as u32, 300 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let areas = root.split_evenly((rows, cols));
+    for ((title, series), area) in panels.iter().zip(areas.iter()) {
+        draw_panel(area, path, title, x_label, series)?;
+    }
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    series: &[Series],
+) -> Result<()> {
     let pts = series
         .iter()
         .flat_map(|(_, p)| p.iter())
@@ -151,7 +192,7 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) ->
         y1 = y1.max(y);
     }
     if !x0.is_finite() {
-        return Err(plot_err(path, "no finite points"));
+        return Err(plot_err(path, format!("{title}: no finite points")));
     }
     if x1 <= x0 {
         x1 = x0 + 1.0;
@@ -162,11 +203,8 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) ->
         0.5 * y0.abs().max(1e-3)
     };
     let (y0, y1) = (y0 - pad, y1 + pad);
-
-    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -192,12 +230,13 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) ->
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
-    root.present().map_err(|e| plot_err(path, e))?;
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+    }
     Ok(())
 }

@@ -206,7 +206,13 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             None
         };
         let mut progress = Progress::new(self.cfg.quiet, rank);
-        if let Some(step) = resumed_from {
+        if let (Some(step), true) = (resumed_from, state.epoch >= self.cfg.epochs) {
+            progress.println(&format!(
+                "{}: the run is already complete ({step} steps, {} epochs); nothing to train",
+                self.dir.checkpoint_path().display(),
+                state.epoch
+            ));
+        } else if let Some(step) = resumed_from {
             progress.println(&format!(
                 "resuming from {} at step {step} (epoch {}, batch {})",
                 self.dir.checkpoint_path().display(),
@@ -402,7 +408,13 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                     ),
                 ));
             }
-            _ if !path.is_file() => return Ok(None),
+            _ if !path.is_file() => {
+                // A run that died before its first checkpoint starts over: drop its records.
+                if rank == 0 {
+                    truncate_metrics(&self.dir.metrics_path(), 0)?;
+                }
+                return Ok(None);
+            }
             _ => {}
         }
         let ckpt = load_checkpoint(&path)?;

@@ -17,11 +17,13 @@
 //! ```
 
 mod features;
+mod finetune;
 mod knn;
 mod linear_probe;
 mod online_probe;
 mod retrieval;
 
+pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 pub use features::{extract_features, extract_with, l2_normalize, Features};
 pub use knn::{knn_classify, KnnConfig, KnnResult};
 pub use linear_probe::{

@@ -35,16 +35,20 @@ pub type TinyModel = JointEmbedding<TinyEncoder, TinyEncoder>;
 /// Two branches with their own weights (`a.encoder.*`, `a.projector.*`, `b.*`),
 /// expander 16-16 with BatchNorm.
 pub fn tiny_model(seed: u64) -> (TinyModel, ParamStore) {
+    tiny_model_with(seed, true)
+}
+
+/// [`tiny_model`] with or without BatchNorm in the expander.
+pub fn tiny_model_with(seed: u64, batch_norm: bool) -> (TinyModel, ParamStore) {
     let store = ParamStore::new(seed);
     let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let exp = ExpanderConfig {
+        mlp: "16-16".into(),
+        hidden_batch_norm: batch_norm,
+    };
     let branch = |name: &str| {
         let enc = TinyEncoder(candle_nn::linear(IN_DIM, 8, vb.pp(name).pp("encoder")).unwrap());
-        Branch::new(
-            enc,
-            &ExpanderConfig::with_mlp("16-16"),
-            vb.pp(name).pp("projector"),
-        )
-        .unwrap()
+        Branch::new(enc, &exp, vb.pp(name).pp("projector")).unwrap()
     };
     let model = JointEmbedding::new(branch("a"), branch("b"));
     (model, store)
