@@ -21,35 +21,68 @@ pub fn box_radius(sigma: f32, passes: u32) -> f32 {
     l + a
 }
 
-/// One pass of Pillow's `ImagingLineBoxBlur` on a strided line of `n` RGB
-/// pixels: `out[x] = (ww * sum(in[x-r..=x+r]) + fw * (in[x-r-1] + in[x+r+1]) + 2^23) >> 24`,
-/// indices clamped to the line. `line` holds the input, `out` receives the result.
-fn box_line(line: &[[u8; 3]], out: &mut [[u8; 3]], r: usize, ww: u32, fw: u32) {
-    let n = line.len();
-    let last = n - 1;
-    let at = |i: isize| -> [u8; 3] { line[i.clamp(0, last as isize) as usize] };
-    // acc = sum of in[clamp(x)] for x in -r-1 ..= r-1 (window of output -1, minus its right end).
-    let mut acc = [0u32; 3];
+/// One box pass along the rows axis of a `rows x cols` u8 plane (`cols` values
+/// per row, e.g. `3 * width` interleaved channels): for every column `j`,
+/// `out[y][j] = (ww * sum(in[y-r..=y+r][j]) + fw * (in[y-r-1][j] + in[y+r+1][j]) + 2^23) >> 24`,
+/// row indices clamped (edge replicate). This is Pillow's `ImagingLineBoxBlur`
+/// applied to each column; the running sums make every step a row-wide
+/// vectorisable loop.
+fn box_pass(
+    src: &[u8],
+    dst: &mut [u8],
+    rows: usize,
+    cols: usize,
+    r: usize,
+    ww: u32,
+    fw: u32,
+    acc: &mut [u32],
+) {
+    let last = rows as isize - 1;
+    let row = |i: isize| -> &[u8] {
+        let i = i.clamp(0, last) as usize;
+        &src[i * cols..(i + 1) * cols]
+    };
+    // acc = sum over i in -r-1 ..= r-1 of row(i): the window of output -1 minus its right end.
+    acc.fill(0);
     for i in -(r as isize) - 1..r as isize {
-        let p = at(i);
-        for c in 0..3 {
-            acc[c] += p[c] as u32;
+        for (a, &v) in acc.iter_mut().zip(row(i)) {
+            *a += v as u32;
         }
     }
-    for x in 0..n as isize {
-        let add = at(x + r as isize);
-        let sub = at(x - r as isize - 1);
-        let far_l = sub;
-        let far_r = at(x + r as isize + 1);
-        let mut o = [0u8; 3];
-        for c in 0..3 {
-            acc[c] = acc[c] + add[c] as u32 - sub[c] as u32;
-            let bulk = acc[c]
-                .wrapping_mul(ww)
-                .wrapping_add((far_l[c] as u32 + far_r[c] as u32).wrapping_mul(fw));
-            o[c] = (bulk.wrapping_add(1 << 23) >> 24) as u8;
+    for y in 0..rows as isize {
+        let add = row(y + r as isize);
+        let sub = row(y - r as isize - 1);
+        let far = row(y + r as isize + 1);
+        let out = &mut dst[y as usize * cols..(y as usize + 1) * cols];
+        let acc = &mut acc[..cols];
+        for ((((o, a), &ad), &sb), &fr) in out
+            .iter_mut()
+            .zip(acc.iter_mut())
+            .zip(add)
+            .zip(sub)
+            .zip(far)
+        {
+            let v = *a + ad as u32 - sb as u32;
+            *a = v;
+            let bulk = v * ww + (sb as u32 + fr as u32) * fw;
+            *o = ((bulk + (1 << 23)) >> 24) as u8;
         }
-        out[x as usize] = o;
+    }
+}
+
+/// Transposes a `h x w` RGB image (HWC) into `w x h` (pixel (x, y) -> (y, x)).
+fn transpose_rgb(src: &[u8], dst: &mut [u8], w: usize, h: usize) {
+    const T: usize = 16;
+    for y0 in (0..h).step_by(T) {
+        for x0 in (0..w).step_by(T) {
+            for y in y0..(y0 + T).min(h) {
+                for x in x0..(x0 + T).min(w) {
+                    let s = (y * w + x) * 3;
+                    let d = (x * h + y) * 3;
+                    dst[d..d + 3].copy_from_slice(&src[s..s + 3]);
+                }
+            }
+        }
     }
 }
 
@@ -68,36 +101,26 @@ pub fn gaussian_blur(img: &mut RgbImage, sigma: f32) {
     let ww = ((1u32 << 24) as f32 / (radius * 2.0 + 1.0)) as u32;
     let fw = ((1u32 << 24) - (r as u32 * 2 + 1) * ww) / 2;
     let data: &mut [u8] = img;
-    // Horizontal passes, row by row.
-    let mut a = vec![[0u8; 3]; w.max(h)];
-    let mut b = vec![[0u8; 3]; w.max(h)];
-    for row in data.chunks_exact_mut(w * 3) {
-        for (x, p) in row.chunks_exact(3).enumerate() {
-            a[x] = [p[0], p[1], p[2]];
-        }
-        for _ in 0..BOX_PASSES {
-            box_line(&a[..w], &mut b[..w], r, ww, fw);
+    let mut a = vec![0u8; data.len()];
+    let mut b = vec![0u8; data.len()];
+    let mut acc = vec![0u32; 3 * w.max(h)];
+    // Horizontal passes (Pillow's first 3) as row-axis passes of the transpose.
+    transpose_rgb(data, &mut a, w, h);
+    for _ in 0..BOX_PASSES {
+        box_pass(&a, &mut b, w, 3 * h, r, ww, fw, &mut acc[..3 * h]);
+        std::mem::swap(&mut a, &mut b);
+    }
+    transpose_rgb(&a, data, h, w);
+    // Vertical passes.
+    for pass in 0..BOX_PASSES {
+        if pass == 0 {
+            box_pass(data, &mut a, h, 3 * w, r, ww, fw, &mut acc[..3 * w]);
+        } else {
+            box_pass(&a, &mut b, h, 3 * w, r, ww, fw, &mut acc[..3 * w]);
             std::mem::swap(&mut a, &mut b);
         }
-        for (x, p) in row.chunks_exact_mut(3).enumerate() {
-            p.copy_from_slice(&a[x]);
-        }
     }
-    // Vertical passes, column by column.
-    for x in 0..w {
-        for y in 0..h {
-            let i = (y * w + x) * 3;
-            a[y] = [data[i], data[i + 1], data[i + 2]];
-        }
-        for _ in 0..BOX_PASSES {
-            box_line(&a[..h], &mut b[..h], r, ww, fw);
-            std::mem::swap(&mut a, &mut b);
-        }
-        for y in 0..h {
-            let i = (y * w + x) * 3;
-            data[i..i + 3].copy_from_slice(&a[y]);
-        }
-    }
+    data.copy_from_slice(&a);
 }
 
 #[cfg(test)]

@@ -114,8 +114,61 @@ pub fn hflip(img: &mut RgbImage) {
     }
 }
 
+/// Tables that replace the divisions of Pillow's HSV conversions with lookups
+/// of the very same float values.
+struct HsvTables {
+    /// `(x as f32) / (cr as f32)` at `[x * 256 + cr]`, cr >= 1.
+    div: Vec<f32>,
+    /// `trunc(255 * (cr / maxc as f32))` at `[cr * 256 + maxc]`, maxc >= cr, maxc >= 1.
+    sat: Vec<u8>,
+    /// `h * 6 / 255` (double) split into integer part and float32 fraction.
+    hue_i: [u8; 256],
+    hue_f: [f32; 256],
+    /// `s / 255` as float32.
+    fs: [f32; 256],
+}
+
+fn hsv_tables() -> &'static HsvTables {
+    static T: std::sync::OnceLock<HsvTables> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut div = vec![0f32; 256 * 256];
+        let mut sat = vec![0u8; 256 * 256];
+        for x in 0..256usize {
+            for cr in 1..256usize {
+                div[x * 256 + cr] = x as f32 / cr as f32;
+            }
+        }
+        for cr in 0..256usize {
+            for maxc in cr.max(1)..256usize {
+                let s: f32 = cr as f32 / maxc as f32;
+                sat[cr * 256 + maxc] = ((s as f64 * 255.0) as i32).clamp(0, 255) as u8;
+            }
+        }
+        let mut hue_i = [0u8; 256];
+        let mut hue_f = [0f32; 256];
+        let mut fs = [0f32; 256];
+        for h in 0..256usize {
+            let h6 = h as f32 as f64 * 6.0 / 255.0;
+            let i = h6 as i32; // floor: h6 >= 0
+            hue_i[h] = i as u8;
+            hue_f[h] = (h6 - i as f32 as f64) as f32;
+            fs[h] = (h as f32 as f64 / 255.0) as f32;
+        }
+        HsvTables {
+            div,
+            sat,
+            hue_i,
+            hue_f,
+            fs,
+        }
+    })
+}
+
 /// Pillow's `rgb2hsv_row` for one pixel (all three outputs 8-bit), reproducing
-/// its mix of float32 and float64 arithmetic.
+/// its mix of float32 and float64 arithmetic: with `cr = max - min`,
+/// `S = trunc(255 * (cr / max))`, `rc = (max - r) / cr` (same for g, b, float32),
+/// `h = bc - gc` / `2.0 + rc - bc` / `4.0 + gc - rc` (the last two in double),
+/// `H = trunc(255 * fmod(h / 6.0 + 1.0, 1.0))`, `V = max`.
 #[inline]
 pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     let maxc = r.max(g).max(b);
@@ -123,28 +176,33 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     if maxc == minc {
         return (0, 0, maxc);
     }
-    let cr = (maxc - minc) as f32;
-    let s: f32 = cr / maxc as f32;
-    let rc: f32 = (maxc - r) as f32 / cr;
-    let gc: f32 = (maxc - g) as f32 / cr;
-    let bc: f32 = (maxc - b) as f32 / cr;
+    let t = hsv_tables();
+    let cr = (maxc - minc) as usize;
+    let q = |x: u8| t.div[(maxc - x) as usize * 256 + cr];
     let h: f32 = if r == maxc {
-        bc - gc
+        q(b) - q(g)
     } else if g == maxc {
-        (2.0f64 + rc as f64 - bc as f64) as f32
+        (2.0f64 + q(r) as f64 - q(b) as f64) as f32
     } else {
-        (4.0f64 + gc as f64 - rc as f64) as f32
+        (4.0f64 + q(g) as f64 - q(r) as f64) as f32
     };
-    let h: f32 = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    // fmod(y, 1) of y in (0.8, 1.9): exactly y - trunc(y).
+    let y = h as f64 / 6.0 + 1.0;
+    let h: f32 = (y - (y as i64) as f64) as f32;
     let uh = ((h as f64 * 255.0) as i32).clamp(0, 255) as u8;
-    let us = ((s as f64 * 255.0) as i32).clamp(0, 255) as u8;
+    let us = t.sat[cr * 256 + maxc as usize];
     (uh, us, maxc)
 }
 
-/// C `round` (half away from zero) of a double, as an int.
+/// C `round` (half away from zero) of a non-negative double, without a libm call.
 #[inline]
-fn c_round(x: f64) -> i32 {
-    x.round() as i32
+fn c_round_nonneg(x: f64) -> i32 {
+    let t = x as i32; // truncation = floor for x >= 0
+    if x - t as f64 >= 0.5 {
+        t + 1
+    } else {
+        t
+    }
 }
 
 /// Pillow's `hsv2rgb` for one pixel.
@@ -153,14 +211,16 @@ pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
     if s == 0 {
         return (v, v, v);
     }
-    let h6 = h as f32 as f64 * 6.0 / 255.0;
-    let i = h6.floor() as i32;
-    let f: f32 = (h6 - i as f32 as f64) as f32;
-    let fs: f32 = (s as f32 as f64 / 255.0) as f32;
+    let tb = hsv_tables();
+    // i = floor(6H/255), f = 6H/255 - i (float32), fs = S/255 (float32).
+    let i = tb.hue_i[h as usize];
+    let f: f32 = tb.hue_f[h as usize];
+    let fs: f32 = tb.fs[s as usize];
     let vf = v as f32 as f64;
-    let p = c_round(vf * (1.0 - fs as f64)).clamp(0, 255) as u8;
-    let q = c_round(vf * (1.0 - (fs * f) as f64)).clamp(0, 255) as u8;
-    let t = c_round(vf * (1.0 - fs as f64 * (1.0 - f as f64))).clamp(0, 255) as u8;
+    // All three products are in [0, 255], so the non-negative rounding applies.
+    let p = c_round_nonneg(vf * (1.0 - fs as f64)).clamp(0, 255) as u8;
+    let q = c_round_nonneg(vf * (1.0 - (fs * f) as f64)).clamp(0, 255) as u8;
+    let t = c_round_nonneg(vf * (1.0 - fs as f64 * (1.0 - f as f64))).clamp(0, 255) as u8;
     match i % 6 {
         0 => (v, t, p),
         1 => (q, v, p),

@@ -7,8 +7,8 @@
 //! and taps `j` in `[int(center - support + 0.5) >= 0, int(center + support + 0.5) <= n_in)`
 //! with weights `k((j - center + 0.5) / fscale)` normalised to sum 1, then stored
 //! as `round_half_away(w * 2^22)`. Each output is
-//! `clamp((sum(pixel * w_int) + 2^21) >> 22, 0, 255)`; the horizontal pass runs
-//! first (rounded to u8), then the vertical pass.
+//! `clamp((sum(pixel * w_int) + 2^21) >> 22, 0, 255)`; the two passes are rounded
+//! to u8 in between (see [`resized_crop`] for their order).
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -155,9 +155,77 @@ fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+/// Horizontal pass: resamples `rows` rows of RGB pixels, each `weights`'
+/// input width long and starting at byte `src[first_row_byte + r * stride]`,
+/// to `out_w` pixels each (u8, rounded and clamped).
+fn horizontal_pass(
+    src: &[u8],
+    first_row_byte: usize,
+    stride: usize,
+    rows: usize,
+    weights: &AxisWeights,
+    out_w: usize,
+) -> Vec<u8> {
+    let ow3 = out_w * 3;
+    let mut out = vec![0u8; rows * ow3];
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for r in 0..rows {
+        let line = &src[first_row_byte + r * stride..];
+        let o = &mut out[r * ow3..(r + 1) * ow3];
+        for (x, op) in o.chunks_exact_mut(3).enumerate() {
+            let (s, w) = weights.taps(x);
+            let px = &line[s * 3..(s + w.len()) * 3];
+            let (mut a0, mut a1, mut a2) = (half, half, half);
+            for (p, &c) in px.chunks_exact(3).zip(w) {
+                a0 += p[0] as i32 * c;
+                a1 += p[1] as i32 * c;
+                a2 += p[2] as i32 * c;
+            }
+            op[0] = clip8(a0);
+            op[1] = clip8(a1);
+            op[2] = clip8(a2);
+        }
+    }
+    out
+}
+
+/// Vertical pass: output row `y` mixes input rows `weights.taps(y)`, where
+/// input row `k` is the `row_bytes` bytes at `src[first_row_byte + k * stride]`.
+fn vertical_pass(
+    src: &[u8],
+    first_row_byte: usize,
+    stride: usize,
+    row_bytes: usize,
+    weights: &AxisWeights,
+    out_h: usize,
+) -> Vec<u8> {
+    let mut out = vec![0u8; out_h * row_bytes];
+    let mut acc = vec![0i32; row_bytes];
+    for y in 0..out_h {
+        let (s, w) = weights.taps(y);
+        acc.fill(1 << (PRECISION_BITS - 1));
+        for (k, &c) in w.iter().enumerate() {
+            let row = &src[first_row_byte + (s + k) * stride..][..row_bytes];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * c;
+            }
+        }
+        for (o, &a) in out[y * row_bytes..(y + 1) * row_bytes].iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    out
+}
+
 /// Crops `crop` out of `src` (exactly, as `PIL.Image.crop`) and resizes it to
 /// `out_w x out_h` with Pillow's resampler, without copying the crop first.
 /// Equivalent to torchvision's `resized_crop` on a PIL image.
+///
+/// Pass order as Pillow 13 (`ImagingResampleInner`): horizontal then vertical,
+/// except when `crop_h - out_h > 0` and `crop_h - out_h > 2 * (crop_w - out_w)`,
+/// where the vertical pass runs first (the u8 rounding between the passes makes
+/// the order observable). A pass whose size does not change is skipped (it
+/// would be the identity).
 pub fn resized_crop(
     src: &RgbImage,
     crop: CropBox,
@@ -179,71 +247,62 @@ pub fn resized_crop(
     }
     let stride = sw as usize * 3;
     let data = src.as_raw();
-    let need_h = crop.width != out_w;
-    let need_v = crop.height != out_h;
-    let vw = need_v.then(|| AxisWeights::new(crop.height, out_h, filter));
-    // Rows of the crop that the vertical pass reads.
-    let (row_first, row_last) = match &vw {
-        Some(v) => {
-            let first = v.start[0] as usize;
-            let last = (0..out_h as usize)
-                .map(|i| v.start[i] as usize + v.len[i] as usize)
-                .max()
-                .unwrap_or(first);
-            (first, last)
+    let origin = crop.top as usize * stride + crop.left as usize * 3;
+    let (cw, ch) = (crop.width as usize, crop.height as usize);
+    let (ow, oh) = (out_w as usize, out_h as usize);
+    let need_h = cw != ow;
+    let need_v = ch != oh;
+    let out = match (need_h, need_v) {
+        (false, false) => {
+            let mut out = Vec::with_capacity(oh * ow * 3);
+            for r in 0..ch {
+                out.extend_from_slice(&data[origin + r * stride..][..cw * 3]);
+            }
+            out
         }
-        None => (0, crop.height as usize),
-    };
-    let n_rows = row_last - row_first;
-    let ow3 = out_w as usize * 3;
-    // Horizontal pass (or plain copy of the crop's rows) into `mid`: n_rows x out_w.
-    let mut mid = vec![0u8; n_rows * ow3];
-    if need_h {
-        let hw = AxisWeights::new(crop.width, out_w, filter);
-        for r in 0..n_rows {
-            let y = crop.top as usize + row_first + r;
-            let line = &data[y * stride + crop.left as usize * 3..][..crop.width as usize * 3];
-            let out = &mut mid[r * ow3..(r + 1) * ow3];
-            for x in 0..out_w as usize {
-                let (s, w) = hw.taps(x);
-                let px = &line[s * 3..(s + w.len()) * 3];
-                let half = 1i32 << (PRECISION_BITS - 1);
-                let (mut a0, mut a1, mut a2) = (half, half, half);
-                for (p, &c) in px.chunks_exact(3).zip(w) {
-                    a0 += p[0] as i32 * c;
-                    a1 += p[1] as i32 * c;
-                    a2 += p[2] as i32 * c;
-                }
-                out[x * 3] = clip8(a0);
-                out[x * 3 + 1] = clip8(a1);
-                out[x * 3 + 2] = clip8(a2);
+        (true, false) => horizontal_pass(
+            data,
+            origin,
+            stride,
+            ch,
+            &AxisWeights::new(crop.width, out_w, filter),
+            ow,
+        ),
+        (false, true) => vertical_pass(
+            data,
+            origin,
+            stride,
+            cw * 3,
+            &AxisWeights::new(crop.height, out_h, filter),
+            oh,
+        ),
+        (true, true) => {
+            let hw = AxisWeights::new(crop.width, out_w, filter);
+            let vw = AxisWeights::new(crop.height, out_h, filter);
+            // Pillow 13: "If height is being scaled down more than twice the amount
+            // the width is, run the vertical pass first".
+            let dh = ch as i64 - oh as i64;
+            let dw = cw as i64 - ow as i64;
+            if dh > 0 && dh > dw * 2 {
+                let mid = vertical_pass(data, origin, stride, cw * 3, &vw, oh);
+                horizontal_pass(&mid, 0, cw * 3, oh, &hw, ow)
+            } else {
+                // Only the rows the vertical pass reads go through the horizontal pass.
+                let first = vw.start[0] as usize;
+                let last = (0..oh)
+                    .map(|i| (vw.start[i] + vw.len[i]) as usize)
+                    .max()
+                    .unwrap_or(first);
+                let mid =
+                    horizontal_pass(data, origin + first * stride, stride, last - first, &hw, ow);
+                let shifted = AxisWeights {
+                    start: vw.start.iter().map(|s| s - first as u32).collect(),
+                    ..vw
+                };
+                vertical_pass(&mid, 0, ow * 3, ow * 3, &shifted, oh)
             }
         }
-    } else {
-        for r in 0..n_rows {
-            let y = crop.top as usize + row_first + r;
-            mid[r * ow3..(r + 1) * ow3]
-                .copy_from_slice(&data[y * stride + crop.left as usize * 3..][..ow3]);
-        }
-    }
-    let Some(vw) = vw else {
-        return Ok(RgbImage::from_raw(out_w, out_h, mid).expect("buffer size matches"));
     };
-    let mut out = vec![0u8; out_h as usize * ow3];
-    let mut acc = vec![0i32; ow3];
-    for y in 0..out_h as usize {
-        let (s, w) = vw.taps(y);
-        acc.fill(1 << (PRECISION_BITS - 1));
-        for (k, &c) in w.iter().enumerate() {
-            let row = &mid[(s + k - row_first) * ow3..][..ow3];
-            for (a, &p) in acc.iter_mut().zip(row) {
-                *a += p as i32 * c;
-            }
-        }
-        for (o, &a) in out[y * ow3..(y + 1) * ow3].iter_mut().zip(&acc) {
-            *o = clip8(a);
-        }
-    }
     Ok(RgbImage::from_raw(out_w, out_h, out).expect("buffer size matches"))
 }
 
