@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use vicreg_core::eval::{KnnConfig, LinearProbeConfig, ProbeOptimizer};
+use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
@@ -283,8 +283,18 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 Some(s) => s,
                 None => data::default_image_size(&a.data_dir)?,
             };
+            let out = a.exp_dir.clone().or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
             if a.weights == Weights::Finetune {
-                bail!("--weights finetune is not available yet: use --weights freeze");
+                let cfg = FinetuneConfig {
+                    epochs: a.epochs,
+                    lr_backbone: a.lr_backbone,
+                    lr_head: a.lr_head,
+                    weight_decay: a.wd,
+                    seed: a.seed,
+                };
+                let r = evaluate::finetune_eval(&arch, a.pretrained.as_deref(), &a.data_dir, size, a.train_percent, a.train_subset.as_deref(), &cfg, a.batch_size, a.num_workers, &device, out.as_deref())?;
+                println!("fine-tuned eval ({arch}, {}% labels, {} epochs): top-1 {:.2}%  top-5 {:.2}%", a.train_percent, a.epochs, r.top1, r.top5);
+                return Ok(());
             }
             let net = evaluate::backbone(&arch, a.pretrained.as_deref(), a.seed, &device)?;
             let (tr, va, classes) = evaluate::split_features(&net, &a.data_dir, size, a.train_percent, a.train_subset.as_deref(), a.seed, a.num_workers, &device)?;
@@ -296,7 +306,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 optimizer: ProbeOptimizer::Sgd,
                 seed: a.seed,
             };
-            let out = a.exp_dir.clone().or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
             let r = evaluate::linear_eval(&tr, &va, classes, &cfg, out.as_deref())?;
             println!("linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%", tr.len(), va.len(), a.train_percent, r.top1, r.top5);
             Ok(())

@@ -8,7 +8,16 @@ use candle_core::Device;
 use datasets::image::ImageSource;
 use encoders::resnet::ResNet;
 use serde_json::json;
-use vicreg_core::eval::{extract_features, knn_classify, linear_probe, Features, KnnConfig, LinearProbeConfig, ProbeResult};
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use datasets::augment::{LinearTrainTransform, LinearTrainTransformConfig};
+use datasets::image::{collate_labelled, LabelledImageDataset};
+use datasets::loader::{Loader, LoaderConfig};
+use vicreg_core::eval::{
+    extract_features, finetune, knn_classify, linear_probe, EpochAccuracy, Features, FinetuneConfig, KnnConfig,
+    LabelledBatches, LinearProbeConfig, ProbeResult,
+};
 use vicreg_core::ParamStore;
 
 use crate::data;
@@ -20,15 +29,22 @@ pub fn features<S: ImageSource + 'static>(net: &ResNet, source: S, size: u32, wo
     Ok(extract_features(net, batches)?)
 }
 
-/// The backbone to evaluate: pretrained weights, or seeded random init when `pretrained` is None.
-pub fn backbone(arch: &str, pretrained: Option<&Path>, seed: u64, device: &Device) -> Result<ResNet> {
+/// The backbone to evaluate (and the store of its variables): pretrained
+/// weights, or seeded random init when `pretrained` is None.
+pub fn backbone_with_store(arch: &str, pretrained: Option<&Path>, seed: u64, device: &Device) -> Result<(ResNet, ParamStore)> {
     match pretrained {
         Some(p) => model::load_backbone(arch, p, device),
         None => {
             let store = ParamStore::new(seed);
-            model::backbone(arch, true, &store, device)
+            let net = model::backbone(arch, true, &store, device)?;
+            Ok((net, store))
         }
     }
+}
+
+/// The backbone alone (see [`backbone_with_store`]).
+pub fn backbone(arch: &str, pretrained: Option<&Path>, seed: u64, device: &Device) -> Result<ResNet> {
+    Ok(backbone_with_store(arch, pretrained, seed, device)?.0)
 }
 
 /// Resolves `--arch`: the flag, else the pretraining run's config.toml, else resnet50.
@@ -102,4 +118,75 @@ pub fn knn_eval(train: &Features, val: &Features, classes: usize, cfg: &KnnConfi
 /// Where evaluation results go by default: next to the pretrained weights.
 pub fn default_out_dir(pretrained: Option<&Path>) -> Option<PathBuf> {
     pretrained.map(|p| if p.is_dir() { p.to_path_buf() } else { p.parent().unwrap_or(Path::new(".")).to_path_buf() })
+}
+
+/// The paper's semi-supervised protocol: backbone and linear head fine-tuned
+/// together on the labelled subset (random resized crops + flips), evaluated
+/// on `val` after every epoch; per-epoch top-1/top-5 go to
+/// `finetune_eval.jsonl` in `out_dir`.
+#[allow(clippy::too_many_arguments)]
+pub fn finetune_eval(
+    arch: &str,
+    pretrained: Option<&Path>,
+    data_dir: &Path,
+    size: u32,
+    train_percent: f64,
+    subset_file: Option<&Path>,
+    cfg: &FinetuneConfig,
+    batch_size: usize,
+    workers: usize,
+    device: &Device,
+    out_dir: Option<&Path>,
+) -> Result<EpochAccuracy> {
+    let (net, store) = backbone_with_store(arch, pretrained, cfg.seed, device)?;
+    let train = data::open_split(data_dir, "train", false)?;
+    let classes = train.num_classes();
+    let train = data::labelled_subset(train, train_percent, subset_file, cfg.seed)?;
+    let tcfg = if size == 224 { LinearTrainTransformConfig::default() } else { LinearTrainTransformConfig::small_images(size) };
+    let ds = Arc::new(LabelledImageDataset::new(train, LinearTrainTransform::new(tcfg)?));
+    let dev = device.clone();
+    let loader = Loader::new(
+        ds,
+        LoaderConfig {
+            batch_size,
+            num_workers: workers,
+            seed: cfg.seed,
+            drop_last: false,
+            ..LoaderConfig::default()
+        },
+        move |items| collate_labelled(items, &dev),
+    )?;
+    let steps = loader.steps_per_epoch();
+    let to_batch = |r: datasets::Result<(Tensor, Tensor)>| -> vicreg_core::Result<(Tensor, Vec<usize>)> {
+        let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
+        Ok((x, y.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect()))
+    };
+    let mut train_batches = |epoch: usize| -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
+        Ok(Box::new(loader.iter_epoch(epoch as u64, 0).map(to_batch)))
+    };
+    let val_dir = data_dir.to_path_buf();
+    let vdev = device.clone();
+    let mut val_batches = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
+        let val = data::open_split(&val_dir, "val", false).map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
+        let it = data::eval_batches(val, size, 128, workers, &vdev).map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
+        Ok(Box::new(it))
+    };
+    let log = match out_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            Some(d.join("finetune_eval.jsonl"))
+        }
+        None => None,
+    };
+    let mut on_epoch = |a: &EpochAccuracy| -> vicreg_core::Result<()> {
+        eprintln!("epoch {}: train loss {:.4}, val top-1 {:.2}%, top-5 {:.2}%", a.epoch + 1, a.train_loss, a.top1, a.top5);
+        if let Some(p) = &log {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| vicreg_core::Error::io(p, e))?;
+            let line = json!({"epoch": a.epoch, "train_loss": a.train_loss, "top1": a.top1, "top5": a.top5, "train_percent": train_percent});
+            writeln!(f, "{line}").map_err(|e| vicreg_core::Error::io(p, e))?;
+        }
+        Ok(())
+    };
+    Ok(finetune(&net, store.trainable_vars(), classes, steps, &mut train_batches, &mut val_batches, cfg, &mut on_epoch)?)
 }

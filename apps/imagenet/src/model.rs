@@ -29,7 +29,7 @@ pub fn siamese(arch: &str, zero_init_residual: bool, mlp: &str, store: &ParamSto
 /// A ResNet with weights from `path`: a safetensors or `.pth` file, or a run
 /// directory holding `<arch>-encoder.safetensors`. Errors name the file and list
 /// missing / unexpected tensors (e.g. a checkpoint of another architecture).
-pub fn load_backbone(arch: &str, path: &std::path::Path, device: &Device) -> Result<ResNet> {
+pub fn load_backbone(arch: &str, path: &std::path::Path, device: &Device) -> Result<(ResNet, ParamStore)> {
     let store = ParamStore::new(0);
     let net = backbone(arch, false, &store, device)?;
     let file = if path.is_dir() {
@@ -46,7 +46,7 @@ pub fn load_backbone(arch: &str, path: &std::path::Path, device: &Device) -> Res
     };
     net.load_weights(&file)
         .with_context(|| format!("loading {arch} weights from {}", file.display()))?;
-    Ok(net)
+    Ok((net, store))
 }
 
 /// The architecture recorded in a run directory's config.toml, if any.

@@ -82,6 +82,13 @@ fn pretrain_then_evaluate_then_embed() {
     let out = run(bin().args(["linear-eval", "--epochs", "2", "--train-percent", "50", "--num-workers", "1"]).arg("--data-dir").arg(&data).arg("--pretrained").arg(&exp));
     assert!(String::from_utf8_lossy(&out.stdout).contains("8 train / 8 val"), "{}", String::from_utf8_lossy(&out.stdout));
 
+    // Semi-supervised protocol: backbone + head fine-tuned, one record per epoch.
+    let out = run(bin().args(["linear-eval", "--weights", "finetune", "--epochs", "2", "--train-percent", "50", "--lr-backbone", "0.01", "--lr-head", "0.1", "--batch-size", "4", "--num-workers", "1"]).arg("--data-dir").arg(&data).arg("--pretrained").arg(&exp));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fine-tuned eval (resnet18, 50% labels, 2 epochs)"));
+    let log = std::fs::read_to_string(exp.join("finetune_eval.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    assert!(log.contains("\"top5\""));
+
     let out = run(bin().args(["knn-eval", "--k", "1,3", "--num-workers", "1"]).arg("--data-dir").arg(&data).arg("--pretrained").arg(exp.join("resnet18-encoder.safetensors")));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("1-NN top-1") && s.contains("3-NN top-1"), "{s}");
