@@ -6,6 +6,7 @@ mod error;
 pub use error::{Error, Result};
 
 pub mod audio;
+pub mod ops;
 pub mod resnet;
 pub mod text;
 
