@@ -68,7 +68,7 @@ fn load_repr(dir: &Path) -> encoders::Result<Tensor> {
     let (model, _tok) =
         TextTransformer::from_pretrained(&files, &store, "", DType::F32, &Device::Cpu)?;
     let f = fixture_batch(dir);
-    Ok(model.forward_t(&f, false).map_err(encoders::Error::from)?)
+    model.forward_t(&f, false).map_err(encoders::Error::from)
 }
 
 fn fixture_batch(dir: &Path) -> TextBatch {
@@ -165,10 +165,7 @@ fn loads_under_a_prefix_next_to_other_modules() {
 }
 
 fn expect_err(dir: &Path, needles: &[&str]) {
-    let err = load_repr(dir)
-        .err()
-        .expect("loading should fail")
-        .to_string();
+    let err = load_repr(dir).expect_err("loading should fail").to_string();
     for n in needles {
         assert!(err.contains(n), "error {err:?} should mention {n:?}");
     }

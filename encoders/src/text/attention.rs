@@ -1,7 +1,7 @@
 //! Multi-head self-attention with a padding mask (HF `attention.self` +
 //! `attention.output.dense`).
 
-use candle_core::{DType, Module, Tensor, D};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
 use super::dropout::{Dropout, DropoutRng};
@@ -41,8 +41,8 @@ pub fn attention_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// `softmax(q k^T / sqrt(d_head) + bias) v` per head, heads concatenated, then
-/// the output projection. The score softmax is `candle_nn::ops::softmax`
-/// (differentiable), never `softmax_last_dim` (no gradient).
+/// the output projection. The score softmax is [`super::fused::softmax_last_dim`]
+/// (differentiable), never candle's `softmax_last_dim` (no gradient).
 #[derive(Clone, Debug)]
 pub struct SelfAttention {
     query: Linear,
@@ -97,7 +97,7 @@ impl SelfAttention {
             Some(bias) => scores.broadcast_add(bias)?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = super::fused::softmax_last_dim(&scores)?;
         let probs = self.probs_dropout.forward(&probs, train)?;
         let ctx = probs.matmul(&v)?; // (b, heads, s, head_dim)
         let ctx = ctx.transpose(1, 2)?.contiguous()?.reshape((b, s, h))?;

@@ -9,14 +9,24 @@ use super::dropout::{Dropout, DropoutRng};
 use super::layer_norm::LayerNorm;
 use super::{BertConfig, HiddenAct, NormPosition};
 
-/// Exact GELU `x * (1 + erf(x / sqrt 2)) / 2`, composed from `erf` (whose
-/// backward is the exact `2/sqrt(pi) exp(-x^2)`) and arithmetic.
+/// Exact GELU `x * (1 + erf(x / sqrt 2)) / 2` with an exact gradient: the
+/// fused kernel of [`super::fused`] on CPU F32/F64, [`gelu_composite`] otherwise.
 ///
-/// Not candle's fused `gelu_erf`: its forward is the same, but its backward
-/// uses the 6-digit constant 0.398942 for `1/sqrt(2 pi)` (absolute gradient
-/// error up to ~2e-7, a 4e-5 relative error in an F64 gradient check; see
+/// Not candle's `gelu_erf`: its forward is the same, but its backward uses
+/// the 6-digit constant 0.398942 for `1/sqrt(2 pi)` (absolute gradient error
+/// up to ~2e-7, a 4e-5 relative error in an F64 gradient check; see
 /// `tests/text_gradcheck.rs`).
 pub fn gelu_exact(x: &Tensor) -> candle_core::Result<Tensor> {
+    if super::fused::fused_available(&[x]) {
+        super::fused::gelu_fused(x)
+    } else {
+        gelu_composite(x)
+    }
+}
+
+/// Exact GELU composed from `erf` (whose backward is the exact
+/// `2/sqrt(pi) exp(-x^2)`) and arithmetic; any device and float dtype.
+pub fn gelu_composite(x: &Tensor) -> candle_core::Result<Tensor> {
     let cdf = ((x * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)? * 0.5;
     x * cdf?
 }

@@ -1,8 +1,11 @@
-//! Layer normalisation built from basic tensor ops, so that autograd sees it.
+//! Layer normalisation that autograd sees.
 //!
 //! candle's fused `candle_nn::LayerNorm` records no gradient (upstream issues
-//! 2168, 2977, 3011); this one is plain `mean`/`sub`/`sqr`/`sqrt`/`div` and is
-//! covered by a finite-difference gradient check (`tests/text_gradcheck.rs`).
+//! 2168, 2977, 3011). [`layer_norm`] runs this crate's fused CPU kernel with a
+//! hand-written backward ([`super::fused`]) on CPU F32/F64 tensors and
+//! [`layer_norm_composite`] (plain `mean`/`sub`/`sqr`/`sqrt`/`div`) elsewhere;
+//! both are covered by finite-difference gradient checks
+//! (`tests/text_gradcheck.rs`, `tests/text_fused.rs`).
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::{Init, VarBuilder};
@@ -10,8 +13,24 @@ use candle_nn::{Init, VarBuilder};
 /// `y = (x - mean) / sqrt(var + eps) * weight + bias` over the last dimension,
 /// with the BIASED variance (divide by n), as in PyTorch / HF BERT.
 ///
-/// `x`: `(..., n)`; `weight`, `bias`: `(n)`. F16/BF16 inputs are normalised in F32.
+/// `x`: `(..., n)`; `weight`, `bias`: `(n)`. Fused kernel on CPU F32/F64,
+/// [`layer_norm_composite`] otherwise.
 pub fn layer_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    if super::fused::fused_available(&[x, weight, bias]) {
+        super::fused::layer_norm_fused(x, weight, bias, eps)
+    } else {
+        layer_norm_composite(x, weight, bias, eps)
+    }
+}
+
+/// [`layer_norm`] composed from basic ops (any device and float dtype;
+/// F16/BF16 inputs are normalised in F32).
+pub fn layer_norm_composite(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,

@@ -43,6 +43,7 @@ mod batch;
 mod config;
 mod dropout;
 mod embeddings;
+pub mod fused;
 mod gru;
 mod layer;
 mod layer_norm;
@@ -58,8 +59,8 @@ pub use config::{BertConfig, HiddenAct, NormPosition, TextPooling};
 pub use dropout::{dropout_rng, Dropout, DropoutRng};
 pub use embeddings::BertEmbeddings;
 pub use gru::{gru_cell, sigmoid, GruConfig, GruPooling, GruTextEncoder};
-pub use layer::{activation, gelu_exact, BertLayer};
-pub use layer_norm::{layer_norm, LayerNorm};
+pub use layer::{activation, gelu_composite, gelu_exact, BertLayer};
+pub use layer_norm::{layer_norm, layer_norm_composite, LayerNorm};
 pub use pooling::{first_token, l2_normalize, masked_mean};
 pub use pretrained::{
     canonical_bert_name, default_hf_cache_dir, load_bert_weights, LoadReport, PretrainedFiles,
