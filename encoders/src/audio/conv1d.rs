@@ -62,7 +62,19 @@ pub fn conv1d_via_conv2d(
     };
     let x4 = x.reshape((b, c, 1, used))?;
     let w4 = weight.reshape((o, ci, 1, k))?;
-    x4.conv2d(&w4, 0, stride, 1, 1)?.reshape((b, o, t_out))
+    let y =
+        if crate::ops::fast_ops_enabled() && crate::ops::supported(&x4) && w4.dtype() == x4.dtype()
+        {
+            // GEMM custom op (see `crate::ops`): stride along the time axis only.
+            let params = crate::ops::Conv2dParams {
+                stride: (1, stride),
+                padding: (0, 0),
+            };
+            crate::ops::conv2d_gemm(&x4, &w4, params, true)?
+        } else {
+            x4.conv2d(&w4, 0, stride, 1, 1)?
+        };
+    y.reshape((b, o, t_out))
 }
 
 /// A bias-free 1-D convolution layer (the kind ResNets use before BatchNorm).

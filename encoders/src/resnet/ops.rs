@@ -7,10 +7,22 @@
 //! torchvision; BatchNorm uses eps `1e-5` and momentum `0.1` (PyTorch:
 //! `running = 0.9 running + 0.1 batch`, unbiased batch variance for the
 //! running variance, biased for the normalisation).
+//!
+//! On CPU in f32/f64 (and while [`crate::ops::fast_ops_enabled`]), the
+//! convolutions run as GEMM custom ops ([`crate::ops::conv2d_gemm`]) and
+//! train-mode BatchNorm as one fused op ([`crate::ops::batch_norm_train`]);
+//! elsewhere candle's stock ops compute the same values.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, ModuleT, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, ModuleT, Shape, Tensor, Var};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{BatchNormConfig, Init, VarBuilder};
+
+use crate::ops::{batch_norm_train, conv2d_gemm, fast_ops_enabled, supported, Conv2dParams};
+
+/// Whether the custom ops handle `x` (and `w`, of the same dtype).
+fn use_fast(x: &Tensor, w: &Tensor) -> bool {
+    fast_ops_enabled() && supported(x) && w.dtype() == x.dtype() && w.device().is_cpu()
+}
 
 /// BatchNorm epsilon (PyTorch default).
 pub const BN_EPS: f64 = 1e-5;
@@ -35,6 +47,9 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> candle_core::Result<Tensor> {
+    if use_fast(x, w) {
+        return conv2d_gemm(x, w, Conv2dParams::square(stride, padding), true);
+    }
     x.conv2d(w, padding, stride, 1, 1)
 }
 
@@ -48,6 +63,9 @@ pub fn conv2d_no_input_grad(
     stride: usize,
     padding: usize,
 ) -> candle_core::Result<Tensor> {
+    if use_fast(x, w) {
+        return conv2d_gemm(x, w, Conv2dParams::square(stride, padding), false);
+    }
     let x = x.detach();
     let y = conv2d(&x, &w.detach(), stride, padding)?.contiguous()?;
     if !w.track_op() {
@@ -180,6 +198,9 @@ impl Conv2d {
 #[derive(Clone, Debug)]
 pub struct BatchNorm2d {
     bn: candle_nn::BatchNorm,
+    /// The same storage as `bn`'s running statistics (updated by the fused path).
+    running_mean: Var,
+    running_var: Var,
 }
 
 impl BatchNorm2d {
@@ -197,8 +218,11 @@ impl BatchNorm2d {
             affine: true,
             momentum: BN_MOMENTUM,
         };
+        let bn = candle_nn::batch_norm(channels, cfg, vb)?;
         Ok(Self {
-            bn: candle_nn::batch_norm(channels, cfg, vb)?,
+            running_mean: Var::from_tensor(bn.running_mean())?,
+            running_var: Var::from_tensor(bn.running_var())?,
+            bn,
         })
     }
 
@@ -206,7 +230,35 @@ impl BatchNorm2d {
     /// variance over N, H, W) and updates the running statistics; eval mode
     /// uses the running statistics.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.bn.forward_t(x, train)
+        self.forward_fused(x, train, false)
+    }
+
+    /// `relu(forward_t(x, train))`, fused into the BatchNorm op in train mode.
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_fused(x, train, true)
+    }
+
+    fn forward_fused(&self, x: &Tensor, train: bool, relu: bool) -> candle_core::Result<Tensor> {
+        let affine = self.bn.weight_and_bias();
+        let fast = match affine {
+            Some((w, _)) => train && use_fast(x, w),
+            None => false,
+        };
+        let Some((w, b)) = affine.filter(|_| fast) else {
+            let y = self.bn.forward_t(x, train)?;
+            return if relu { y.relu() } else { Ok(y) };
+        };
+        let out = batch_norm_train(x, w, b, BN_EPS, relu)?;
+        let m = out.count as f64;
+        let rm = self.running_mean.as_tensor();
+        let rv = self.running_var.as_tensor();
+        let mean = out.mean.to_dtype(rm.dtype())?;
+        let var = out.var.to_dtype(rv.dtype())?;
+        self.running_mean
+            .set(&((rm * (1.0 - BN_MOMENTUM))? + (mean * BN_MOMENTUM)?)?)?;
+        self.running_var
+            .set(&((rv * (1.0 - BN_MOMENTUM))? + (var * (BN_MOMENTUM * m / (m - 1.0)))?)?)?;
+        Ok(out.y)
     }
 
     /// Appends the four tensors under `prefix`.
