@@ -185,3 +185,52 @@ fn decode_errors_name_the_file() {
     assert!(msg.contains("missing.png"), "{msg}");
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn loader_skips_corrupt_images_with_a_count_or_fails_in_strict_mode() {
+    use std::sync::Arc;
+
+    use candle_core::Device;
+    use datasets::augment::VicregAugConfig;
+    use datasets::image::{collate_two_view, TwoViewDataset};
+    use datasets::loader::{Loader, LoaderConfig};
+
+    let root = bad_layout("loader");
+    // 3 indexed images: a/ok.jpg, b/broken.jpg (truncated), b/ok.png.
+    let folder = ImageFolder::open(&root, "train", &FolderOptions::default()).unwrap();
+    assert!(folder.path(1).ends_with("b/broken.jpg"));
+    let ds = Arc::new(TwoViewDataset::new(folder, VicregAugConfig::small_images(8)).unwrap());
+    let cfg = LoaderConfig {
+        batch_size: 3,
+        num_workers: 2,
+        shuffle: false,
+        ..LoaderConfig::default()
+    };
+    let l = Loader::new(ds.clone(), cfg.clone(), |items| {
+        collate_two_view(items, &Device::Cpu)
+    })
+    .unwrap();
+    let mut it = l.iter_epoch(0, 0);
+    let (v1, v2) = it.next().unwrap().unwrap();
+    assert_eq!(v1.dims(), &[3, 3, 8, 8]);
+    assert_eq!(v2.dims(), &[3, 3, 8, 8]);
+    assert!(it.next().is_none());
+    assert_eq!(it.skipped(), 1);
+    assert!(
+        it.skipped_messages()[0].contains("broken.jpg"),
+        "{:?}",
+        it.skipped_messages()
+    );
+
+    let strict = LoaderConfig {
+        policy: BadSamplePolicy::Strict,
+        ..cfg
+    };
+    let l = Loader::new(ds, strict, |items| collate_two_view(items, &Device::Cpu)).unwrap();
+    let err = l.iter_epoch(0, 0).next().unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("broken.jpg") && err.contains("truncated JPEG"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(root).unwrap();
+}

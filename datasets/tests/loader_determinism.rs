@@ -25,7 +25,7 @@ impl Dataset for Toy {
             return Err(Error::bad_file(format!("img_{index}.jpg"), "corrupt JPEG"));
         }
         // Uneven work so that workers finish out of order.
-        if index % 7 == 0 {
+        if index.is_multiple_of(7) {
             std::thread::sleep(std::time::Duration::from_micros(300));
         }
         Ok((index, rng.next_u64()))

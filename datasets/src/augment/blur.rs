@@ -21,22 +21,22 @@ pub fn box_radius(sigma: f32, passes: u32) -> f32 {
     l + a
 }
 
+/// Integer box-filter weights: radius `r`, centre weight `ww`, edge weight `fw` (24-bit fixed point).
+#[derive(Clone, Copy)]
+struct BoxKernel {
+    r: usize,
+    ww: u32,
+    fw: u32,
+}
+
 /// One box pass along the rows axis of a `rows x cols` u8 plane (`cols` values
 /// per row, e.g. `3 * width` interleaved channels): for every column `j`,
 /// `out[y][j] = (ww * sum(in[y-r..=y+r][j]) + fw * (in[y-r-1][j] + in[y+r+1][j]) + 2^23) >> 24`,
 /// row indices clamped (edge replicate). This is Pillow's `ImagingLineBoxBlur`
 /// applied to each column; the running sums make every step a row-wide
 /// vectorisable loop.
-fn box_pass(
-    src: &[u8],
-    dst: &mut [u8],
-    rows: usize,
-    cols: usize,
-    r: usize,
-    ww: u32,
-    fw: u32,
-    acc: &mut [u32],
-) {
+fn box_pass(src: &[u8], dst: &mut [u8], rows: usize, cols: usize, k: BoxKernel, acc: &mut [u32]) {
+    let BoxKernel { r, ww, fw } = k;
     let last = rows as isize - 1;
     let row = |i: isize| -> &[u8] {
         let i = i.clamp(0, last) as usize;
@@ -100,6 +100,7 @@ pub fn gaussian_blur(img: &mut RgbImage, sigma: f32) {
     let r = radius as usize;
     let ww = ((1u32 << 24) as f32 / (radius * 2.0 + 1.0)) as u32;
     let fw = ((1u32 << 24) - (r as u32 * 2 + 1) * ww) / 2;
+    let k = BoxKernel { r, ww, fw };
     let data: &mut [u8] = img;
     let mut a = vec![0u8; data.len()];
     let mut b = vec![0u8; data.len()];
@@ -107,16 +108,16 @@ pub fn gaussian_blur(img: &mut RgbImage, sigma: f32) {
     // Horizontal passes (Pillow's first 3) as row-axis passes of the transpose.
     transpose_rgb(data, &mut a, w, h);
     for _ in 0..BOX_PASSES {
-        box_pass(&a, &mut b, w, 3 * h, r, ww, fw, &mut acc[..3 * h]);
+        box_pass(&a, &mut b, w, 3 * h, k, &mut acc[..3 * h]);
         std::mem::swap(&mut a, &mut b);
     }
     transpose_rgb(&a, data, h, w);
     // Vertical passes.
     for pass in 0..BOX_PASSES {
         if pass == 0 {
-            box_pass(data, &mut a, h, 3 * w, r, ww, fw, &mut acc[..3 * w]);
+            box_pass(data, &mut a, h, 3 * w, k, &mut acc[..3 * w]);
         } else {
-            box_pass(&a, &mut b, h, 3 * w, r, ww, fw, &mut acc[..3 * w]);
+            box_pass(&a, &mut b, h, 3 * w, k, &mut acc[..3 * w]);
             std::mem::swap(&mut a, &mut b);
         }
     }
