@@ -12,11 +12,27 @@ use datasets::{Dataset, Error};
 use hound::{SampleFormat, WavSpec, WavWriter};
 use vicreg_core::SeededRng;
 
-fn tmp_dir(name: &str) -> PathBuf {
+/// A fresh temporary directory, removed when dropped.
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp_dir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("vicreg_audio_{}_{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 /// Number of sign changes in `x`.

@@ -17,14 +17,30 @@ use datasets::text::{TextConfig, TextTokenizer};
 use datasets::{Dataset, Error};
 use vicreg_core::SeededRng;
 
-fn tmp_dir(name: &str) -> PathBuf {
+/// A fresh temporary directory, removed when dropped.
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp_dir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("vicreg_coco_{}_{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
-fn synth(name: &str) -> PathBuf {
+fn synth(name: &str) -> TmpDir {
     let root = tmp_dir(name);
     generate_synth_coco(&root, &SynthCaptionsConfig::tiny()).unwrap();
     root

@@ -1,17 +1,33 @@
 //! Tokenization wrapper: fixed-length ids + mask, tensors, word-level tokenizer files,
 //! bad tokenizer files, and (when the MiniLM tokenizer is cached locally) its golden ids.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use datasets::text::{stack_tokenized, write_word_level_tokenizer, TextConfig, TextTokenizer};
 use datasets::Error;
 
-fn tmp_dir(name: &str) -> PathBuf {
+/// A fresh temporary directory, removed when dropped.
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp_dir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("vicreg_text_{}_{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 fn small_tokenizer(max_len: usize) -> TextTokenizer {
