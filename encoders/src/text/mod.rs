@@ -56,7 +56,7 @@ mod transformer;
 pub use attention::{attention_bias, bert_linear, SelfAttention};
 pub use batch::TextBatch;
 pub use config::{BertConfig, HiddenAct, NormPosition, TextPooling};
-pub use dropout::{dropout_rng, Dropout, DropoutRng};
+pub use dropout::{dropout_rng, dropout_stream, Dropout, DropoutRng};
 pub use embeddings::BertEmbeddings;
 pub use gru::{gru_cell, sigmoid, GruConfig, GruPooling, GruTextEncoder};
 pub use layer::{activation, gelu_composite, gelu_exact, BertLayer};
