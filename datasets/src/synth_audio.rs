@@ -307,8 +307,11 @@ fn event(target: usize, n: usize, sr: f64, rng: &mut SeededRng) -> Vec<f64> {
             let offset = rng.below(period);
             (0..n)
                 .map(|i| {
-                    let since = (i + period - offset) % period;
-                    (-(since as f64) / decay).exp() * if (i / period).is_multiple_of(2) { 1.0 } else { -1.0 }
+                    // Click k starts at offset + (k - 1) * period; clicks alternate in sign.
+                    let shifted = i + period - offset;
+                    let (click, since) = (shifted / period, shifted % period);
+                    let sign = if click.is_multiple_of(2) { 1.0 } else { -1.0 };
+                    sign * (-(since as f64) / decay).exp()
                 })
                 .collect()
         }
