@@ -257,3 +257,35 @@ fn corrupt_files_are_reported() {
     std::fs::write(f.dir.join("tokenizer.json"), "garbage").unwrap();
     expect_err(&f.dir, &["tokenizer.json", "not a usable tokenizer.json"]);
 }
+
+#[test]
+fn default_cache_dir_follows_hf_precedence() {
+    // The only test in this binary that touches these variables.
+    use encoders::text::default_hf_cache_dir;
+    let keys = ["HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME"];
+    let saved: Vec<_> = keys.iter().map(|k| std::env::var_os(k)).collect();
+    for k in keys {
+        std::env::remove_var(k);
+    }
+    assert_eq!(default_hf_cache_dir(), None);
+    std::env::set_var("HOME", "/home/u");
+    assert_eq!(
+        default_hf_cache_dir(),
+        Some(PathBuf::from("/home/u/.cache/huggingface/hub"))
+    );
+    std::env::set_var("XDG_CACHE_HOME", "/xdg");
+    assert_eq!(
+        default_hf_cache_dir(),
+        Some(PathBuf::from("/xdg/huggingface/hub"))
+    );
+    std::env::set_var("HF_HOME", "/hf");
+    assert_eq!(default_hf_cache_dir(), Some(PathBuf::from("/hf/hub")));
+    std::env::set_var("HF_HUB_CACHE", "/cache");
+    assert_eq!(default_hf_cache_dir(), Some(PathBuf::from("/cache")));
+    for (k, v) in keys.iter().zip(saved) {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
+    }
+}

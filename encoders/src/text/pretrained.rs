@@ -93,8 +93,9 @@ impl PretrainedFiles {
     }
 }
 
-/// The HF hub cache directory: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
-/// `~/.cache/huggingface/hub`.
+/// The HF hub cache directory, with `huggingface_hub`'s precedence:
+/// `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`,
+/// else `~/.cache/huggingface/hub`.
 pub fn default_hf_cache_dir() -> Option<PathBuf> {
     let nonempty = |k: &str| {
         std::env::var_os(k)
@@ -106,6 +107,9 @@ pub fn default_hf_cache_dir() -> Option<PathBuf> {
     }
     if let Some(p) = nonempty("HF_HOME") {
         return Some(p.join("hub"));
+    }
+    if let Some(p) = nonempty("XDG_CACHE_HOME") {
+        return Some(p.join("huggingface").join("hub"));
     }
     nonempty("HOME").map(|h| h.join(".cache").join("huggingface").join("hub"))
 }
