@@ -263,7 +263,7 @@ fn default_cache_dir_follows_hf_precedence() {
     // The only test in this binary that touches these variables.
     use encoders::text::default_hf_cache_dir;
     let keys = ["HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME"];
-    let saved: Vec<_> = keys.iter().map(|k| std::env::var_os(k)).collect();
+    let saved: Vec<_> = keys.iter().map(std::env::var_os).collect();
     for k in keys {
         std::env::remove_var(k);
     }
