@@ -289,3 +289,33 @@ fn default_cache_dir_follows_hf_precedence() {
         }
     }
 }
+
+#[test]
+fn save_pretrained_round_trips_a_model_trained_under_a_prefix() {
+    let f = fixture("save-src");
+    let files = PretrainedFiles::from_dir(&f.dir).unwrap();
+    let store = ParamStore::new(0);
+    let _other = vicreg_core::model::linear_torch_init(
+        3,
+        4,
+        true,
+        store
+            .var_builder(DType::F32, &Device::Cpu)
+            .pp("a.projector"),
+    )
+    .unwrap();
+    let (model, tok) =
+        TextTransformer::from_pretrained(&files, &store, "a.encoder", DType::F32, &Device::Cpu)
+            .unwrap();
+    let out_dir = f.dir.join("saved");
+    model
+        .save_pretrained(&out_dir, &store, "a.encoder", &tok)
+        .unwrap();
+    let saved = vicreg_core::io::load_safetensors(&out_dir.join("model.safetensors")).unwrap();
+    assert_eq!(saved.len(), 37, "only the BERT body, without prefix");
+    assert!(saved.contains_key("encoder.layer.0.attention.self.query.weight"));
+    assert_eq!(max_abs(&load_repr(&out_dir).unwrap(), &f.reference), 0.0);
+    assert!(model
+        .save_pretrained(&out_dir, &store, "b.encoder", &tok)
+        .is_err());
+}

@@ -176,21 +176,7 @@ pub fn load_bert_weights(store: &ParamStore, prefix: &str, weights: &Path) -> Re
             format!("{prefix}.{n}")
         }
     };
-    // Only the BERT body (`embeddings.*`, `encoder.*`) under `prefix`: other
-    // modules in the same store (an expander, ...) are not ours to fill.
-    let strip = |n: &str| -> Option<String> {
-        let rest = if prefix.is_empty() {
-            Some(n)
-        } else {
-            n.strip_prefix(prefix).and_then(|r| r.strip_prefix('.'))
-        }?;
-        (rest.starts_with("embeddings.") || rest.starts_with("encoder.")).then(|| rest.to_string())
-    };
-    let vars: Vec<(String, candle_core::Var)> = store
-        .named_vars()
-        .into_iter()
-        .filter_map(|(n, v)| strip(&n).map(|s| (s, v)))
-        .collect();
+    let vars = bert_vars(store, prefix);
     if vars.is_empty() {
         return Err(Error::config(format!(
             "load_bert_weights: the parameter store has no variables under prefix {prefix:?}; build the model first"
@@ -252,6 +238,25 @@ pub fn load_bert_weights(store: &ParamStore, prefix: &str, weights: &Path) -> Re
     Ok(report)
 }
 
+/// The BERT body variables (`embeddings.*`, `encoder.*`) of `store` under
+/// `prefix`, named without the prefix; other modules in the same store (an
+/// expander, ...) are left out.
+fn bert_vars(store: &ParamStore, prefix: &str) -> Vec<(String, candle_core::Var)> {
+    let strip = |n: &str| -> Option<String> {
+        let rest = if prefix.is_empty() {
+            Some(n)
+        } else {
+            n.strip_prefix(prefix).and_then(|r| r.strip_prefix('.'))
+        }?;
+        (rest.starts_with("embeddings.") || rest.starts_with("encoder.")).then(|| rest.to_string())
+    };
+    store
+        .named_vars()
+        .into_iter()
+        .filter_map(|(n, v)| strip(&n).map(|s| (s, v)))
+        .collect()
+}
+
 fn summarize(v: &[String]) -> String {
     const MAX: usize = 6;
     if v.len() <= MAX {
@@ -297,5 +302,37 @@ impl TextTransformer {
         let model = TextTransformer::new(&cfg, vb)?;
         load_bert_weights(store, prefix, &files.weights)?;
         Ok((model, tokenizer))
+    }
+
+    /// Writes `config.json`, `tokenizer.json` and `model.safetensors` (HF
+    /// names, without `prefix`) into `dir` (created if needed), so that
+    /// [`TextTransformer::from_pretrained`] (or HF `BertModel`, for post-LN
+    /// models) can read them back. `store`/`prefix` are where this model's
+    /// variables live. Each file is written atomically.
+    pub fn save_pretrained(
+        &self,
+        dir: &Path,
+        store: &ParamStore,
+        prefix: &str,
+        tokenizer: &TextTokenizer,
+    ) -> Result<()> {
+        let vars = bert_vars(store, prefix);
+        if vars.is_empty() {
+            return Err(Error::config(format!(
+                "save_pretrained: the parameter store has no BERT variables under prefix {prefix:?}"
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let cfg_path = dir.join(CONFIG_FILE);
+        let json = serde_json::to_string_pretty(self.config())
+            .map_err(|e| Error::bad_file(&cfg_path, format!("cannot serialise config: {e}")))?;
+        vicreg_core::io::write_atomic(&cfg_path, json.as_bytes())?;
+        tokenizer.save(&dir.join(TOKENIZER_FILE))?;
+        let tensors: HashMap<String, Tensor> = vars
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().detach()))
+            .collect();
+        vicreg_core::io::save_safetensors_atomic(&tensors, &dir.join(WEIGHTS_FILE))?;
+        Ok(())
     }
 }
