@@ -1,0 +1,49 @@
+//! `esc50-audio classify`: top-5 classes of wav files with a run directory's
+//! encoders and saved linear head. Files of any rate and channel count are
+//! downmixed to mono, resampled to the run's rate and centre-cropped or
+//! zero-padded to its clip length.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use datasets::audio::augment::center_crop_or_pad;
+use datasets::audio::load_wav;
+use serde::Serialize;
+
+use crate::config::{parse_device, PretrainConfig};
+use crate::head::Head;
+use crate::model::{BranchSel, Encoders};
+
+/// The classes of one file, most probable first.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    /// The file.
+    pub file: PathBuf,
+    /// `(class name, probability in [0, 1])`, at most 5.
+    pub top: Vec<(String, f64)>,
+}
+
+/// Classifies `files` with the encoders and head of run directory `exp`.
+pub fn run(exp: &Path, files: &[PathBuf], branch: Option<BranchSel>, device: &str) -> Result<Vec<Prediction>> {
+    if files.is_empty() {
+        anyhow::bail!("classify needs at least one wav file");
+    }
+    let device: Device = parse_device(device)?;
+    let cfg = PretrainConfig::of_run(exp)?;
+    let (head, meta) = Head::load(exp, branch)?;
+    let enc = Encoders::load(exp, &cfg, meta.branch, &device)?;
+    let len = cfg.clip_len();
+    let mut out = Vec::new();
+    for f in files {
+        let wave = load_wav(f, cfg.sample_rate).with_context(|| format!("cannot classify {}", f.display()))?;
+        let clip = center_crop_or_pad(&wave, len);
+        let x = Tensor::from_vec(clip, (1, len), &device)?;
+        let p: Vec<f32> = head.probabilities(&enc.forward(&x)?)?.squeeze(0)?.to_vec1()?;
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let top = order.iter().take(5).map(|&c| (meta.classes[c].clone(), p[c] as f64)).collect();
+        out.push(Prediction { file: f.clone(), top });
+    }
+    Ok(out)
+}

@@ -1,0 +1,382 @@
+//! Command-line interface: `pretrain`, `eval`, `supervised`, `classify`,
+//! `plot`, `demo` (what running with no arguments does).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
+use vicreg_core::optim::OptimizerKind;
+
+use crate::config::{Pairing, PretrainConfig, WaveArch};
+use crate::data::Protocol;
+use crate::evaluate::{self, EvalOptions, InitKind};
+use crate::model::BranchSel;
+use crate::supervised::{self, SupervisedOptions};
+use crate::{classify, demo, pretrain};
+
+/// VICReg on raw audio (ESC-50 layout): pretraining, linear evaluation,
+/// supervised baseline and classification of wav files.
+#[derive(Parser, Debug)]
+#[command(name = "esc50-audio", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// VICReg pretraining (auto-resumes from <exp-dir>/checkpoint.safetensors).
+    Pretrain(Box<PretrainArgs>),
+    /// Linear probe on frozen representations (5-fold CV or the 1600/400 split).
+    Eval(EvalArgs),
+    /// Supervised baseline: the same encoder trained with labels.
+    Supervised(Box<SupervisedArgs>),
+    /// Top-5 classes of wav files with a run's encoders and saved head.
+    Classify(ClassifyArgs),
+    /// Redraw the charts of a run directory.
+    Plot {
+        /// The run directory.
+        #[arg(long)]
+        exp_dir: PathBuf,
+    },
+    /// The built-in demo (what running with no arguments does).
+    Demo(demo::DemoArgs),
+}
+
+/// Flags of `pretrain`; each overrides the same key of `--config`.
+#[derive(clap::Args, Debug, Default)]
+pub struct PretrainArgs {
+    /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
+    #[arg(long)]
+    pub resume: bool,
+    /// ESC-50 root (meta/esc50.csv, audio/*.wav).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub exp_dir: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub pairing: Option<Pairing>,
+    /// Rate clips are resampled to (e.g. 16000, 22050, 44100).
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+    #[arg(long)]
+    pub clip_seconds: Option<f64>,
+    /// Fold (1-5) left out of pretraining.
+    #[arg(long)]
+    pub test_fold: Option<u8>,
+    #[arg(long, value_enum)]
+    pub wave_arch: Option<WaveArch>,
+    #[arg(long)]
+    pub spec_arch: Option<String>,
+    #[arg(long)]
+    pub n_mels: Option<usize>,
+    #[arg(long)]
+    pub mlp: Option<String>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub wd: Option<f64>,
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Opt>,
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    #[arg(long)]
+    pub sim_coeff: Option<f64>,
+    #[arg(long)]
+    pub std_coeff: Option<f64>,
+    #[arg(long)]
+    pub cov_coeff: Option<f64>,
+    #[arg(long)]
+    pub std_coeff_b: Option<f64>,
+    #[arg(long)]
+    pub cov_coeff_b: Option<f64>,
+    #[arg(long)]
+    pub num_workers: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
+    #[arg(long)]
+    pub online_probe: Option<bool>,
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Opt {
+    Lars,
+    Sgd,
+    Adamw,
+}
+
+impl PretrainArgs {
+    /// The config file (or the defaults) with every given flag applied.
+    pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
+        let mut c = match &self.config {
+            Some(p) => PretrainConfig::from_toml_file(p)?,
+            None => PretrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        macro_rules! set_opt {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = Some(v); } )* };
+        }
+        set!(exp_dir, pairing, sample_rate, clip_seconds, wave_arch, spec_arch, mlp, epochs, batch_size, lr, wd);
+        set!(warmup_epochs, sim_coeff, std_coeff, cov_coeff, num_workers, seed, log_every, checkpoint_every);
+        set!(online_probe, device);
+        set_opt!(data_dir, test_fold, n_mels, std_coeff_b, cov_coeff_b, clip_grad);
+        if let Some(v) = self.optimizer {
+            c.optimizer = match v {
+                Opt::Lars => OptimizerKind::Lars,
+                Opt::Sgd => OptimizerKind::Sgd,
+                Opt::Adamw => OptimizerKind::Adamw,
+            };
+        }
+        c.strict |= self.strict;
+        c.quiet |= self.quiet;
+        Ok((c, self.resume))
+    }
+}
+
+/// Linear-probe settings shared by `eval` and `supervised`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProbeArgs {
+    /// Probe epochs.
+    #[arg(long, default_value_t = 100)]
+    pub probe_epochs: usize,
+    /// Probe peak learning rate (SGD momentum 0.9, cosine; features standardised).
+    #[arg(long, default_value_t = 0.02)]
+    pub probe_lr: f64,
+    #[arg(long, default_value_t = 1e-6)]
+    pub probe_wd: f64,
+    #[arg(long, default_value_t = 256)]
+    pub probe_batch_size: usize,
+}
+
+impl ProbeArgs {
+    /// The core's probe configuration.
+    pub fn config(&self, seed: u64) -> LinearProbeConfig {
+        LinearProbeConfig {
+            epochs: self.probe_epochs,
+            lr: self.probe_lr,
+            weight_decay: self.probe_wd,
+            batch_size: self.probe_batch_size,
+            optimizer: ProbeOptimizer::Sgd,
+            seed,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A pretraining run directory (its config.toml gives encoders and data).
+    #[arg(long)]
+    pub exp_dir: PathBuf,
+    /// folds: 5-fold CV (pretrains <exp-dir>/fold-N where missing); split: folds 1-4 vs 5.
+    #[arg(long, value_enum, default_value = "split")]
+    pub protocol: Protocol,
+    /// Representation(s) to probe (comma-separated: wave,spec,both); features are extracted once.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "wave")]
+    pub branch: Vec<BranchSel>,
+    /// pretrained, or random (the same architecture randomly initialised).
+    #[arg(long, value_enum, default_value = "pretrained")]
+    pub init: InitKind,
+    /// Data directory (default: the run's).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Clips per feature-extraction batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 2)]
+    pub num_workers: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SupervisedArgs {
+    /// Encoder / audio settings: a pretraining config.toml (default: the paper's).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub exp_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "split")]
+    pub protocol: Protocol,
+    /// Which encoder to train (the paper's supervised row: spec).
+    #[arg(long, value_enum, default_value = "spec")]
+    pub branch: BranchSel,
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate (SGD momentum 0.9, cosine) of encoder and head.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub wd: f64,
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+    #[arg(long)]
+    pub clip_seconds: Option<f64>,
+    #[arg(long, value_enum)]
+    pub wave_arch: Option<WaveArch>,
+    #[arg(long)]
+    pub spec_arch: Option<String>,
+    #[arg(long)]
+    pub n_mels: Option<usize>,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    #[arg(long, default_value_t = 2)]
+    pub num_workers: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl SupervisedArgs {
+    /// The encoder template and the options.
+    pub fn split(self) -> Result<(PretrainConfig, SupervisedOptions)> {
+        let mut c = match &self.config {
+            Some(p) => PretrainConfig::from_toml_file(p)?,
+            None => PretrainConfig::default(),
+        };
+        if let Some(d) = self.data_dir {
+            c.data_dir = Some(d);
+        }
+        c.exp_dir = self.exp_dir;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(sample_rate, clip_seconds, wave_arch, spec_arch);
+        if self.n_mels.is_some() {
+            c.n_mels = self.n_mels;
+        }
+        c.seed = self.seed;
+        c.quiet = self.quiet;
+        c.device = self.device;
+        c.test_fold = None;
+        let o = SupervisedOptions {
+            protocol: self.protocol,
+            branch: self.branch,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            wd: self.wd,
+            probe: self.probe.config(self.seed),
+            workers: self.num_workers,
+        };
+        Ok((c, o))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// A run directory holding encoders and a head (classifier.safetensors).
+    #[arg(long)]
+    pub exp_dir: PathBuf,
+    /// wav files (any rate, mono or multichannel).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Which saved head to use (default: the first present of both, wave, spec).
+    #[arg(long, value_enum)]
+    pub branch: Option<BranchSel>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => demo::run(demo::DemoArgs::default()),
+        Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::Pretrain(a)) => {
+            let (cfg, resume) = a.into_config()?;
+            pretrain::run(cfg, resume)
+        }
+        Some(Command::Eval(a)) => {
+            let opts = EvalOptions {
+                protocol: a.protocol,
+                branches: a.branch.clone(),
+                init: a.init,
+                probe: a.probe.config(a.seed),
+                data_dir: a.data_dir.clone(),
+                batch_size: a.batch_size,
+                workers: a.num_workers,
+                device: a.device.clone(),
+            };
+            for r in evaluate::run(&a.exp_dir, &opts)? {
+                let title = format!(
+                    "linear probe on frozen {} representations ({:?} encoders, {:?} protocol): mean top-1 {:.2}%",
+                    r.branch.name(),
+                    a.init,
+                    a.protocol,
+                    r.mean_top1
+                );
+                evaluate::print_report(&title, &r);
+                println!("results: {}", a.exp_dir.join(evaluate::results_name("eval", a.protocol, r.branch, a.init)).display());
+            }
+            Ok(())
+        }
+        Some(Command::Supervised(a)) => {
+            let (cfg, opts) = a.split()?;
+            let exp = cfg.exp_dir.clone();
+            let r = supervised::run(&cfg, &opts)?;
+            evaluate::print_report(
+                &format!("supervised {} encoder ({:?} protocol): mean top-1 {:.2}%", opts.branch.name(), opts.protocol, r.mean_top1),
+                &r,
+            );
+            println!(
+                "results: {}",
+                exp.join(evaluate::results_name("supervised", opts.protocol, opts.branch, InitKind::Pretrained)).display()
+            );
+            Ok(())
+        }
+        Some(Command::Classify(a)) => {
+            let preds = classify::run(&a.exp_dir, &a.files, a.branch, &a.device)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&preds)?);
+            } else {
+                for p in preds {
+                    let top: Vec<String> = p.top.iter().map(|(c, pr)| format!("{c} {:.1}%", 100.0 * pr)).collect();
+                    println!("{}: {}", p.file.display(), top.join(", "));
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Plot { exp_dir }) => {
+            for f in vicreg_core::engine::plot_run(&exp_dir)? {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The pretraining configuration: one flat table whose keys are the command
+//! line flags (a TOML file given with `--config` uses the same keys; flags
+//! override it). The resolved table is written to `<exp-dir>/config.toml` by
+//! the engine and is what `eval`, `supervised` and `classify` rebuild the
+//! encoders from.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig};
+use encoders::resnet::ResNetConfig;
+use serde::{Deserialize, Serialize};
+use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
+use vicreg_core::loss::VicRegConfig;
+use vicreg_core::optim::OptimizerKind;
+
+/// What the two branches see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pairing {
+    /// The paper's setting: non-shared branches, raw waveform -> 1-D ResNet
+    /// (branch A, `wave`) and log-mel spectrogram -> 2-D ResNet (branch B, `spec`).
+    #[default]
+    WaveSpec,
+    /// Two augmented waveform views through one shared 1-D ResNet (`wave`).
+    WaveWave,
+}
+
+impl Pairing {
+    /// The encoders this pairing trains (`wave`, and `spec` for wave-spec).
+    pub fn branches(self) -> &'static [&'static str] {
+        match self {
+            Pairing::WaveSpec => &["wave", "spec"],
+            Pairing::WaveWave => &["wave"],
+        }
+    }
+}
+
+/// The 1-D waveform ResNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaveArch {
+    /// The paper's 1-D ResNet-18, widths 48-96-192-384 (384-d).
+    #[default]
+    Resnet18,
+    /// 1-D ResNet-18 with widths 64-128-256-512 (512-d).
+    Resnet18Wide,
+    /// A CPU-sized 1-D ResNet-18: widths 8-16-32-64 (64-d), stem 25 taps, stride 4.
+    Small,
+    /// The encoders crate's two-stage test network (8-d); for tests only.
+    Tiny,
+}
+
+impl WaveArch {
+    /// The encoder configuration.
+    pub fn config(self) -> ResNet1dConfig {
+        match self {
+            WaveArch::Resnet18 => ResNet1dConfig::resnet18(),
+            WaveArch::Resnet18Wide => ResNet1dConfig::resnet18_wide(),
+            WaveArch::Small => ResNet1dConfig {
+                widths: vec![8, 16, 32, 64],
+                stem_kernel: 25,
+                ..ResNet1dConfig::resnet18()
+            },
+            WaveArch::Tiny => ResNet1dConfig::tiny(),
+        }
+    }
+}
+
+/// Everything a pretraining run needs; written to `<exp-dir>/config.toml`
+/// fully resolved, so `esc50-audio pretrain --config <exp-dir>/config.toml` repeats it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PretrainConfig {
+    /// ESC-50 root (`meta/esc50.csv` + `audio/*.wav`).
+    pub data_dir: Option<PathBuf>,
+    /// Run directory.
+    pub exp_dir: PathBuf,
+    /// wave-spec (paper) or wave-wave.
+    pub pairing: Pairing,
+    /// Rate the clips are resampled to, Hz.
+    pub sample_rate: u32,
+    /// Length of each view, seconds (ESC-50 clips are 5 s).
+    pub clip_seconds: f64,
+    /// Fold held out from pretraining (1..=5); unset: pretrain on all five folds.
+    pub test_fold: Option<u8>,
+    /// The 1-D waveform encoder.
+    pub wave_arch: WaveArch,
+    /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
+    pub spec_arch: String,
+    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
+    pub n_mels: Option<usize>,
+    /// Expander widths of both branches, e.g. 8192-8192-8192.
+    pub mlp: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Pairs per optimizer step.
+    pub batch_size: usize,
+    /// Peak learning rate (the paper: AdamW 5e-4).
+    pub lr: f64,
+    /// Weight decay.
+    pub wd: f64,
+    /// lars, sgd or adamw.
+    pub optimizer: OptimizerKind,
+    /// Warmup epochs of the schedule (linear from 0, then cosine).
+    pub warmup_epochs: usize,
+    /// Invariance coefficient.
+    pub sim_coeff: f64,
+    /// Variance coefficient (both branches unless `std-coeff-b` is set).
+    pub std_coeff: f64,
+    /// Covariance coefficient (both branches unless `cov-coeff-b` is set).
+    pub cov_coeff: f64,
+    /// Variance coefficient of branch B (the spectrogram branch for wave-spec).
+    pub std_coeff_b: Option<f64>,
+    /// Covariance coefficient of branch B.
+    pub cov_coeff_b: Option<f64>,
+    /// Loader worker threads.
+    pub num_workers: usize,
+    /// Seed of initialisation, data order and augmentation.
+    pub seed: u64,
+    /// Log a metrics line every this many steps.
+    pub log_every: usize,
+    /// Also checkpoint every this many steps (0: only at epoch ends).
+    pub checkpoint_every: usize,
+    /// Clip the global gradient norm (unset: no clipping).
+    pub clip_grad: Option<f64>,
+    /// Train a linear classifier on the detached wave representations alongside.
+    pub online_probe: bool,
+    /// Fail on the first unreadable clip instead of skipping it.
+    pub strict: bool,
+    /// No progress bars.
+    pub quiet: bool,
+    /// cpu or cuda:N.
+    pub device: String,
+}
+
+impl Default for PretrainConfig {
+    /// The paper's ESC-50 recipe: wave-spec, 5 s clips at 44.1 kHz, 1-D
+    /// ResNet-18 (384-d) + ResNet-18 on 128-band log-mels (512-d), AdamW 5e-4, 100 epochs.
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            exp_dir: PathBuf::from("runs/esc50"),
+            pairing: Pairing::WaveSpec,
+            sample_rate: 44_100,
+            clip_seconds: 5.0,
+            test_fold: None,
+            wave_arch: WaveArch::Resnet18,
+            spec_arch: "resnet18".into(),
+            n_mels: None,
+            mlp: "8192-8192-8192".into(),
+            epochs: 100,
+            batch_size: 128,
+            lr: 5e-4,
+            wd: 1e-6,
+            optimizer: OptimizerKind::Adamw,
+            warmup_epochs: 10,
+            sim_coeff: 25.0,
+            std_coeff: 25.0,
+            cov_coeff: 1.0,
+            std_coeff_b: None,
+            cov_coeff_b: None,
+            num_workers: 2,
+            seed: 0,
+            log_every: 10,
+            checkpoint_every: 0,
+            clip_grad: None,
+            online_probe: false,
+            strict: false,
+            quiet: false,
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Reads a TOML file with the keys of this struct.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: invalid esc50-audio config", path.display()))
+    }
+
+    /// The configuration of a run directory (`<dir>/config.toml`).
+    pub fn of_run(dir: &Path) -> Result<Self> {
+        let p = dir.join("config.toml");
+        if !p.is_file() {
+            bail!("{}: no config.toml (not an esc50-audio run directory; run `esc50-audio pretrain` first)", dir.display());
+        }
+        Self::from_toml_file(&p)
+    }
+
+    /// Fills derived values so the written config repeats the run exactly.
+    pub fn resolve(&mut self) {
+        if self.n_mels.is_none() {
+            self.n_mels = Some(if self.sample_rate >= 44_100 { 128 } else { 64 });
+        }
+    }
+
+    /// Samples per clip at the model's rate.
+    pub fn clip_len(&self) -> usize {
+        (self.clip_seconds * self.sample_rate as f64).round() as usize
+    }
+
+    /// The log-mel front end for this sample rate: the paper's 44.1 kHz
+    /// settings (2048-point FFT, hop 512) scaled to keep a ~46 ms window and a
+    /// quarter-window hop at other rates.
+    pub fn mel(&self) -> LogMelConfig {
+        let n_mels = self.n_mels.unwrap_or(if self.sample_rate >= 44_100 { 128 } else { 64 });
+        let sr = self.sample_rate as f64;
+        let n_fft = 2usize.pow((0.0464 * sr).log2().round().max(5.0) as u32);
+        LogMelConfig {
+            sample_rate: sr,
+            n_fft,
+            hop_length: n_fft / 4,
+            win_length: n_fft,
+            n_mels,
+            ..LogMelConfig::esc50()
+        }
+    }
+
+    /// The spectrogram encoder's configuration.
+    pub fn spec_encoder(&self) -> Result<SpectrogramEncoderConfig> {
+        let resnet = ResNetConfig::from_name(&self.spec_arch)?.with_in_channels(1);
+        Ok(SpectrogramEncoderConfig {
+            mel: self.mel(),
+            resnet,
+            ..SpectrogramEncoderConfig::esc50()
+        })
+    }
+
+    /// The loss configuration (per-branch variance / covariance coefficients).
+    pub fn loss(&self) -> VicRegConfig {
+        VicRegConfig {
+            sim_coeff: self.sim_coeff,
+            std_coeff: self.std_coeff,
+            cov_coeff: self.cov_coeff,
+            std_coeff_b: self.std_coeff_b,
+            cov_coeff_b: self.cov_coeff_b,
+            ..VicRegConfig::official()
+        }
+    }
+
+    /// The engine configuration. The engine's peak rate is
+    /// `base_lr * batch_size / 256`, so `lr` (the peak) is divided back.
+    pub fn train(&self, resume: bool, num_classes: usize) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            base_lr: self.lr * 256.0 / self.batch_size as f64,
+            weight_decay: self.wd,
+            optimizer: self.optimizer,
+            warmup_epochs: self.warmup_epochs,
+            clip_grad: self.clip_grad,
+            log_every: self.log_every,
+            checkpoint_every_steps: self.checkpoint_every,
+            seed: self.seed,
+            quiet: self.quiet,
+            resume: if resume { ResumeMode::Require } else { ResumeMode::Auto },
+            online_probe: self.online_probe.then(|| OnlineProbeConfig {
+                num_classes,
+                ..OnlineProbeConfig::default()
+            }),
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Checks values that the libraries would only reject later.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 2 || self.epochs == 0 {
+            bail!("batch-size must be at least 2 and epochs at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("lr must be > 0, got {}", self.lr);
+        }
+        if self.sample_rate < 4_000 {
+            bail!("sample-rate {} Hz is below 4000 Hz", self.sample_rate);
+        }
+        if !(self.clip_seconds.is_finite() && self.clip_seconds > 0.0) {
+            bail!("clip-seconds must be > 0, got {}", self.clip_seconds);
+        }
+        if let Some(f) = self.test_fold {
+            datasets::audio::train_fold_list(f)?;
+        }
+        vicreg_core::model::parse_mlp_spec(&self.mlp)?;
+        let wave = self.wave_arch.config();
+        wave.validate()?;
+        if wave.output_frames(self.clip_len()).is_none() {
+            bail!(
+                "clips of {} samples are too short for the {:?} waveform encoder (needs at least {})",
+                self.clip_len(),
+                self.wave_arch,
+                wave.min_samples()
+            );
+        }
+        if self.pairing == Pairing::WaveSpec {
+            self.spec_encoder()?.resnet.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `cpu` or `cuda:N` (`cuda` = `cuda:0`).
+pub fn parse_device(s: &str) -> Result<candle_core::Device> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "cpu" {
+        return Ok(candle_core::Device::Cpu);
+    }
+    let ordinal = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .with_context(|| format!("bad device {s:?}: expected cpu or cuda:N"))?,
+        None => bail!("bad device {s:?}: expected cpu or cuda:N"),
+    };
+    candle_core::Device::new_cuda(ordinal)
+        .with_context(|| format!("cannot open cuda:{ordinal} (was this binary built with `--features cuda`?)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mel_matches_the_paper_at_44k_and_the_16k_preset() {
+        let mut c = PretrainConfig::default();
+        c.resolve();
+        assert_eq!(c.mel(), LogMelConfig::esc50());
+        c.sample_rate = 16_000;
+        c.n_mels = Some(64);
+        assert_eq!(c.mel(), LogMelConfig::esc50_16k());
+    }
+
+    #[test]
+    fn peak_lr_is_kept_through_the_engine_scaling() {
+        let c = PretrainConfig::default();
+        let t = c.train(false, 50);
+        assert!((t.base_lr * t.batch_size as f64 / 256.0 - 5e-4).abs() < 1e-12);
+        assert_eq!(t.optimizer, OptimizerKind::Adamw);
+    }
+
+    #[test]
+    fn toml_round_trip_with_kebab_keys() {
+        let mut c = PretrainConfig {
+            test_fold: Some(3),
+            pairing: Pairing::WaveWave,
+            ..PretrainConfig::default()
+        };
+        c.resolve();
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("test-fold = 3"), "{text}");
+        assert!(text.contains("pairing = \"wave-wave\""), "{text}");
+        let back: PretrainConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,169 @@
+//! `esc50-audio pretrain`: VICReg on ESC-50 clips (wave-spec or wave-wave).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use datasets::audio::{AudioViewConfig, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
+use datasets::loader::{Loader, LoaderConfig};
+use vicreg_core::collective::SingleProcess;
+use vicreg_core::engine::{TrainSummary, Trainer};
+use vicreg_core::loss::VicRegLoss;
+use vicreg_core::ParamStore;
+
+use crate::config::{parse_device, PretrainConfig};
+use crate::data;
+use crate::model::{self, Joint, SPEC_PREFIX, WAVE_PREFIX};
+use crate::source::{collate, LabelledWavePairs, WavePairs};
+
+/// Name of the file listing the clips a run was pretrained on (one per line).
+pub const PRETRAIN_CLIPS: &str = "pretrain_clips.txt";
+
+/// What a pretraining run produced.
+pub struct PretrainOutcome {
+    /// The engine's summary.
+    pub summary: TrainSummary,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+}
+
+/// The folds pretraining reads: all but `test_fold`, or all five.
+pub fn pretrain_folds(test_fold: Option<u8>) -> Result<Vec<u8>> {
+    Ok(match test_fold {
+        Some(f) => datasets::audio::train_fold_list(f)?,
+        None => (1..=ESC50_FOLDS).collect(),
+    })
+}
+
+/// Runs pretraining with a resolved, validated `cfg` on `index`.
+pub fn pretrain_on(cfg: &PretrainConfig, index: Arc<Esc50Index>, resume: bool) -> Result<PretrainOutcome> {
+    let device = parse_device(&cfg.device)?;
+    let folds = pretrain_folds(cfg.test_fold)?;
+    let names = data::clip_names(&index, &folds)?;
+    let num_classes = index.num_classes();
+    let views = AudioViewConfig::with_clip_len(cfg.clip_len());
+    let dataset = LabelledWavePairs {
+        inner: Esc50Pretrain::new(index, &folds, cfg.sample_rate, views)?,
+    };
+    let dev = device.clone();
+    let loader = Loader::new(
+        Arc::new(dataset),
+        LoaderConfig {
+            batch_size: cfg.batch_size,
+            num_workers: cfg.num_workers,
+            seed: cfg.seed,
+            shuffle: true,
+            drop_last: true,
+            policy: if cfg.strict {
+                datasets::image::BadSamplePolicy::Strict
+            } else {
+                datasets::image::BadSamplePolicy::Skip
+            },
+            ..LoaderConfig::default()
+        },
+        move |items| collate(items, &dev),
+    )
+    .with_context(|| format!("{} pretraining clips (folds {folds:?})", names.len()))?;
+    if loader.steps_per_epoch() == 0 {
+        anyhow::bail!(
+            "{} pretraining clips (folds {folds:?}) make no full batch of {}; lower --batch-size",
+            names.len(),
+            cfg.batch_size
+        );
+    }
+    let mut pairs = WavePairs { loader };
+
+    let store = ParamStore::new(cfg.seed);
+    let net = model::joint(cfg, &store, &device)?;
+    let loss = Box::new(VicRegLoss::new(cfg.loss())?);
+    let train_cfg = cfg.train(resume, num_classes);
+    let start = Instant::now();
+    let summary = match &net {
+        Joint::WaveSpec(m) => {
+            let mut t = Trainer::new(m, &store, loss, Arc::new(SingleProcess), train_cfg, &cfg.exp_dir, cfg)?
+                .with_encoder_export("wave", WAVE_PREFIX)
+                .with_encoder_export("spec", SPEC_PREFIX);
+            write_clip_list(&cfg.exp_dir, &names)?;
+            t.fit(&mut pairs)?
+        }
+        Joint::WaveWave(m) => {
+            let mut t = Trainer::new(m, &store, loss, Arc::new(SingleProcess), train_cfg, &cfg.exp_dir, cfg)?
+                .with_encoder_export("wave", WAVE_PREFIX);
+            write_clip_list(&cfg.exp_dir, &names)?;
+            t.fit(&mut pairs)?
+        }
+    };
+    Ok(PretrainOutcome {
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn write_clip_list(dir: &Path, names: &[String]) -> Result<()> {
+    let mut text = names.join("\n");
+    text.push('\n');
+    vicreg_core::io::write_atomic(&dir.join(PRETRAIN_CLIPS), text.as_bytes())
+        .with_context(|| format!("writing {}", dir.join(PRETRAIN_CLIPS).display()))
+}
+
+/// True when `dir` holds a finished run of `cfg`'s pairing (every encoder exported).
+pub fn is_complete(dir: &Path, cfg: &PretrainConfig) -> bool {
+    cfg.pairing
+        .branches()
+        .iter()
+        .all(|b| dir.join(format!("{b}-encoder.safetensors")).is_file())
+}
+
+/// Prints the one-line description of a run about to start.
+pub fn announce(cfg: &PretrainConfig, index: &Esc50Index) -> Result<()> {
+    let folds = pretrain_folds(cfg.test_fold)?;
+    let n = index.select_folds(&folds)?.len();
+    eprintln!(
+        "pretraining {:?} ({:?} wave encoder{}) on {} ({} clips of folds {:?}, {} classes), {} s at {} Hz, batch {}, {:?} lr {}, {} epochs -> {}",
+        cfg.pairing,
+        cfg.wave_arch,
+        if cfg.pairing == crate::config::Pairing::WaveSpec {
+            format!(", {} on {} mels", cfg.spec_arch, cfg.mel().n_mels)
+        } else {
+            String::new()
+        },
+        index.root().display(),
+        n,
+        folds,
+        index.num_classes(),
+        cfg.clip_seconds,
+        cfg.sample_rate,
+        cfg.batch_size,
+        cfg.optimizer,
+        cfg.lr,
+        cfg.epochs,
+        cfg.exp_dir.display()
+    );
+    Ok(())
+}
+
+/// `esc50-audio pretrain`.
+pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
+    let dir = cfg
+        .data_dir
+        .clone()
+        .context("pretrain needs --data-dir (run `esc50-audio` with no arguments for the built-in demo)")?;
+    cfg.resolve();
+    cfg.validate()?;
+    let index = data::open_index(&dir)?;
+    announce(&cfg, &index)?;
+    let out = pretrain_on(&cfg, index, resume)?;
+    println!(
+        "done: {} steps in {:.1} s; encoder weights: {}",
+        out.summary.global_step,
+        out.seconds,
+        out.summary
+            .encoder_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
