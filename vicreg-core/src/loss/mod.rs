@@ -2,7 +2,15 @@
 //! and a [`Collective`](crate::collective::Collective), and returns its total
 //! plus named terms for logging.
 
+mod barlow_twins;
+mod input;
+mod negative_cosine;
+mod simclr;
 mod vicreg;
+
+pub use barlow_twins::{batch_standardize, BarlowTwinsConfig, BarlowTwinsLoss};
+pub use negative_cosine::{negative_cosine, CosineLayout, NegativeCosineConfig, NegativeCosineLoss};
+pub use simclr::{l2_normalize, SimClrConfig, SimClrLoss};
 
 pub use vicreg::{
     covariance, invariance, variance, CovarianceForm, EmbeddingNorm, VarianceReduction, VicRegConfig,

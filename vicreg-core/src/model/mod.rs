@@ -1,14 +1,20 @@
 //! The two-branch joint-embedding model: [`Encoder`] -> [`Expander`] per
 //! [`Branch`], two branches in a [`JointEmbedding`] (shared or not).
 
+mod asymmetric;
 mod branch;
 mod encoder;
 mod expander;
 mod joint;
 mod linear;
+mod momentum;
+mod predictor;
 
+pub use asymmetric::AsymmetricModel;
 pub use branch::{Branch, BranchOutput};
 pub use encoder::Encoder;
 pub use expander::{parse_mlp_spec, Expander, ExpanderConfig};
 pub use joint::{JointEmbedding, JointOutput};
 pub use linear::linear_torch_init;
+pub use momentum::{EmaOptimizer, EmaTarget, MomentumSchedule, EMA_STEP_STATE};
+pub use predictor::{Predictor, PredictorConfig};
