@@ -1,4 +1,25 @@
+//! `coco-retrieval`: image-text VICReg with non-shared encoders (a ResNet for
+//! images, a transformer or GRU for captions, each with its own expander) on
+//! COCO captions, evaluated by cross-modal retrieval.
+//!
+//! With no arguments it runs the built-in demo (see the README).
+
+mod cli;
+mod config;
+mod data;
+mod demo;
+mod evaluate;
+mod model;
+mod pretrain;
+mod retrieve;
+mod source;
+mod text;
+
+use clap::Parser;
+
 fn main() {
-    eprintln!("this app is not built yet; see the README");
-    std::process::exit(2);
+    if let Err(e) = cli::dispatch(cli::Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,371 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
+use vicreg_core::optim::OptimizerKind;
+
+use crate::config::{parse_device, ImageAugment, PretrainConfig};
+use crate::{demo, evaluate, model, pretrain, retrieve};
+
+/// Image-text VICReg (non-shared image and text encoders) and cross-modal retrieval on COCO captions.
+#[derive(Parser, Debug)]
+#[command(name = "coco-retrieval", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// VICReg pretraining of an image and a text branch (auto-resumes from <exp-dir>/checkpoint.safetensors).
+    Pretrain(Box<PretrainArgs>),
+    /// R@1/5/10 image->text and text->image and rsum on the test set (whole set and 1K folds).
+    Eval(EvalArgs),
+    /// Nearest test images to a caption (--text) or nearest test captions to an image (--image).
+    Retrieve(RetrieveArgs),
+    /// Redraw the charts of a run directory.
+    Plot {
+        /// The run directory.
+        #[arg(long)]
+        exp_dir: PathBuf,
+    },
+    /// The built-in demo (what running with no arguments does).
+    Demo(demo::DemoArgs),
+}
+
+/// Flags of `pretrain`; each overrides the same key of `--config`.
+#[derive(clap::Args, Debug)]
+pub struct PretrainArgs {
+    /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
+    #[arg(long)]
+    pub resume: bool,
+    /// COCO root (annotations/captions_{train,val}2017.json, train2017/, val2017/).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Karpathy split file (dataset_coco.json), absolute or relative to --data-dir.
+    #[arg(long)]
+    pub karpathy_split: Option<PathBuf>,
+    #[arg(long)]
+    pub exp_dir: Option<PathBuf>,
+    /// resnet18/34/50/101/152/200 (optionally xN).
+    #[arg(long)]
+    pub image_arch: Option<String>,
+    #[arg(long)]
+    pub zero_init_residual: Option<bool>,
+    #[arg(long)]
+    pub image_size: Option<u32>,
+    #[arg(long, value_enum)]
+    pub augment: Option<ImageAugment>,
+    /// transformer | gru | pretrained:<model dir or HF hub id>.
+    #[arg(long)]
+    pub text_encoder: Option<String>,
+    #[arg(long)]
+    pub text_layers: Option<usize>,
+    #[arg(long)]
+    pub text_hidden: Option<usize>,
+    #[arg(long)]
+    pub text_heads: Option<usize>,
+    #[arg(long)]
+    pub text_embed: Option<usize>,
+    #[arg(long)]
+    pub text_dropout: Option<f64>,
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Expander widths of both branches.
+    #[arg(long)]
+    pub mlp: Option<String>,
+    #[arg(long)]
+    pub mlp_image: Option<String>,
+    #[arg(long)]
+    pub mlp_text: Option<String>,
+    /// Keep the image encoder fixed (its expander still trains).
+    #[arg(long)]
+    pub freeze_image: bool,
+    /// Keep the text encoder fixed (its expander still trains).
+    #[arg(long)]
+    pub freeze_text: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub base_lr: Option<f64>,
+    #[arg(long)]
+    pub wd: Option<f64>,
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Opt>,
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    #[arg(long)]
+    pub sim_coeff: Option<f64>,
+    #[arg(long)]
+    pub std_coeff_image: Option<f64>,
+    #[arg(long)]
+    pub std_coeff_text: Option<f64>,
+    #[arg(long)]
+    pub cov_coeff_image: Option<f64>,
+    #[arg(long)]
+    pub cov_coeff_text: Option<f64>,
+    #[arg(long, value_enum)]
+    pub variance_reduction: Option<VarRed>,
+    #[arg(long, value_enum)]
+    pub normalization: Option<Norm>,
+    #[arg(long)]
+    pub num_workers: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VarRed {
+    Mean,
+    Sum,
+}
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Norm {
+    None,
+    Standardize,
+    L2,
+}
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Opt {
+    Lars,
+    Sgd,
+    Adamw,
+}
+
+impl PretrainArgs {
+    /// The config file (or the defaults) with every given flag applied.
+    pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
+        let mut c = match &self.config {
+            Some(p) => PretrainConfig::from_toml_file(p)?,
+            None => PretrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        macro_rules! set_opt {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = Some(v); } )* };
+        }
+        set!(
+            exp_dir,
+            image_arch,
+            zero_init_residual,
+            image_size,
+            augment,
+            text_encoder,
+            text_layers,
+            text_hidden,
+            text_heads
+        );
+        set!(
+            text_embed,
+            text_dropout,
+            vocab_size,
+            max_len,
+            mlp,
+            epochs,
+            batch_size,
+            wd,
+            warmup_epochs,
+            sim_coeff
+        );
+        set!(
+            std_coeff_image,
+            std_coeff_text,
+            cov_coeff_image,
+            cov_coeff_text,
+            num_workers,
+            seed,
+            log_every,
+            checkpoint_every,
+            device
+        );
+        set_opt!(
+            data_dir,
+            karpathy_split,
+            mlp_image,
+            mlp_text,
+            base_lr,
+            clip_grad
+        );
+        if self.mlp.is_some() {
+            // --mlp sets both branches unless a per-branch flag says otherwise.
+            c.mlp_image = self.mlp_image.clone();
+            c.mlp_text = self.mlp_text.clone();
+        }
+        if let Some(v) = self.variance_reduction {
+            c.variance_reduction = match v {
+                VarRed::Mean => VarianceReduction::Mean,
+                VarRed::Sum => VarianceReduction::Sum,
+            };
+        }
+        if let Some(v) = self.normalization {
+            c.normalization = match v {
+                Norm::None => EmbeddingNorm::None,
+                Norm::Standardize => EmbeddingNorm::Standardize,
+                Norm::L2 => EmbeddingNorm::L2,
+            };
+        }
+        if let Some(v) = self.optimizer {
+            c.optimizer = match v {
+                Opt::Lars => OptimizerKind::Lars,
+                Opt::Sgd => OptimizerKind::Sgd,
+                Opt::Adamw => OptimizerKind::Adamw,
+            };
+        }
+        c.freeze_image |= self.freeze_image;
+        c.freeze_text |= self.freeze_text;
+        c.strict |= self.strict;
+        c.quiet |= self.quiet;
+        Ok((c, self.resume))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// The pretraining run directory.
+    #[arg(long)]
+    pub exp_dir: PathBuf,
+    /// Evaluate the same architecture at its random initialisation (baseline) instead of the trained weights.
+    #[arg(long)]
+    pub random_init: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RetrieveArgs {
+    /// The pretraining run directory.
+    #[arg(long)]
+    pub exp_dir: PathBuf,
+    /// A caption: the nearest test images are listed.
+    #[arg(long, conflicts_with = "image")]
+    pub text: Option<String>,
+    /// An image file: the nearest test captions are listed.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Number of results.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => demo::run(demo::DemoArgs::default()),
+        Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::Pretrain(a)) => {
+            let (cfg, resume) = a.into_config()?;
+            pretrain::run(cfg, resume)
+        }
+        Some(Command::Eval(a)) => {
+            let device = parse_device(&a.device)?;
+            let run = model::load_run(&a.exp_dir, !a.random_init, &device)?;
+            let e = if a.random_init {
+                let dir = run
+                    .cfg
+                    .data_dir
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("the run's config.toml has no data-dir"))?;
+                let test = crate::data::open(
+                    &dir,
+                    run.cfg.karpathy_split.as_deref(),
+                    crate::data::Part::Test,
+                )?;
+                evaluate::evaluate(&evaluate::embed(&run, test, run.cfg.num_workers, &device)?)?
+            } else {
+                let (index, _) =
+                    evaluate::run_index(&run, &a.exp_dir, run.cfg.num_workers, &device)?;
+                let e = evaluate::evaluate(&index)?;
+                let p = evaluate::save(&a.exp_dir, &e)?;
+                eprintln!("results written to {}", p.display());
+                e
+            };
+            let name = format!(
+                "{} + {}{}",
+                run.cfg.image_arch,
+                run.cfg.text_encoder,
+                if a.random_init { " (random init)" } else { "" }
+            );
+            print!("{}", evaluate::table(&[(name, &e)]));
+            Ok(())
+        }
+        Some(Command::Retrieve(a)) => {
+            if a.k == 0 {
+                bail!("--k must be at least 1");
+            }
+            let device = parse_device(&a.device)?;
+            let run = model::load_run(&a.exp_dir, true, &device)?;
+            let (index, built) =
+                evaluate::run_index(&run, &a.exp_dir, run.cfg.num_workers, &device)?;
+            if built {
+                eprintln!(
+                    "index cached in {}",
+                    a.exp_dir.join(evaluate::INDEX_FILE).display()
+                );
+            }
+            match (&a.text, &a.image) {
+                (Some(t), None) => {
+                    println!("test images nearest to {t:?}:");
+                    for (r, h) in retrieve::by_text(&run, &index, t, a.k, &device)?
+                        .iter()
+                        .enumerate()
+                    {
+                        println!(
+                            "{:>3}. {:.3}  {}  ({})",
+                            r + 1,
+                            h.score,
+                            h.image.display(),
+                            h.caption
+                        );
+                    }
+                }
+                (None, Some(p)) => {
+                    println!("test captions nearest to {}:", p.display());
+                    for (r, h) in retrieve::by_image(&run, &index, p, a.k, &device)?
+                        .iter()
+                        .enumerate()
+                    {
+                        println!(
+                            "{:>3}. {:.3}  {}  ({})",
+                            r + 1,
+                            h.score,
+                            h.caption,
+                            h.image.display()
+                        );
+                    }
+                }
+                _ => bail!("retrieve needs --text \"a caption\" or --image path.jpg"),
+            }
+            Ok(())
+        }
+        Some(Command::Plot { exp_dir }) => {
+            for f in vicreg_core::engine::plot_run(&exp_dir)? {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+    }
+}

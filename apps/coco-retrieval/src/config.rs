@@ -1,0 +1,296 @@
+//! The pretraining configuration: one flat table whose keys are the command
+//! line flags (a TOML file given with `--config` uses the same keys; flags override it).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use vicreg_core::engine::{ResumeMode, TrainConfig};
+use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
+use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
+
+use crate::text::TextChoice;
+
+/// The image view the image branch sees during pretraining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageAugment {
+    /// Crops covering 80-100 % of the image, mild brightness/contrast jitter, light
+    /// blur; no flip, no colour changes (keeps "left", "red"... of a caption true).
+    #[default]
+    CaptionSafe,
+    /// The first view of the official VICReg augmentation (flip, colour jitter, grayscale).
+    Official,
+}
+
+/// Everything a pretraining run needs; written to `<exp-dir>/config.toml`
+/// fully resolved, so `coco-retrieval pretrain --config <exp-dir>/config.toml` repeats it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PretrainConfig {
+    /// COCO root: `annotations/captions_{train,val}2017.json`, `train2017/`, `val2017/`.
+    pub data_dir: Option<PathBuf>,
+    /// Karpathy split file (`dataset_coco.json`); unset: train2017 for training, val2017 as the test set.
+    pub karpathy_split: Option<PathBuf>,
+    /// Run directory.
+    pub exp_dir: PathBuf,
+    /// Image backbone: resnet18/34/50/101/152/200, optionally `xN`.
+    pub image_arch: String,
+    /// Zero-initialise the last BN of every residual branch.
+    pub zero_init_residual: bool,
+    /// Crop size of the image views, pixels.
+    pub image_size: u32,
+    /// Image augmentation of pretraining.
+    pub augment: ImageAugment,
+    /// `transformer` (from scratch), `gru` (from scratch, as VSE++) or
+    /// `pretrained:<model dir or HF hub id>` (BERT-style checkpoint, e.g. all-MiniLM-L6-v2).
+    pub text_encoder: String,
+    /// Transformer layers (from-scratch transformer).
+    pub text_layers: usize,
+    /// Transformer hidden size / GRU state size (from scratch).
+    pub text_hidden: usize,
+    /// Attention heads (from-scratch transformer).
+    pub text_heads: usize,
+    /// Word-embedding width of the GRU.
+    pub text_embed: usize,
+    /// Dropout of the from-scratch transformer.
+    pub text_dropout: f64,
+    /// Target size of the WordPiece vocabulary trained on the training captions (from scratch).
+    pub vocab_size: usize,
+    /// Tokens per caption after truncation/padding, special tokens included.
+    pub max_len: usize,
+    /// Expander widths of both branches, e.g. 8192-8192-8192.
+    pub mlp: String,
+    /// Expander of the image branch (unset: `mlp`).
+    pub mlp_image: Option<String>,
+    /// Expander of the text branch (unset: `mlp`).
+    pub mlp_text: Option<String>,
+    /// Keep the image encoder fixed (eval mode, no gradient); its expander still trains.
+    pub freeze_image: bool,
+    /// Keep the text encoder fixed (eval mode, no gradient); its expander still trains.
+    pub freeze_text: bool,
+    /// Epochs.
+    pub epochs: usize,
+    /// Image-caption pairs per optimizer step.
+    pub batch_size: usize,
+    /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values.
+    pub base_lr: Option<f64>,
+    /// Weight decay.
+    pub wd: f64,
+    /// lars, sgd or adamw.
+    pub optimizer: OptimizerKind,
+    /// Warmup epochs of the schedule.
+    pub warmup_epochs: usize,
+    /// Invariance coefficient.
+    pub sim_coeff: f64,
+    /// Variance coefficient of the image branch.
+    pub std_coeff_image: f64,
+    /// Variance coefficient of the text branch.
+    pub std_coeff_text: f64,
+    /// Covariance coefficient of the image branch.
+    pub cov_coeff_image: f64,
+    /// Covariance coefficient of the text branch.
+    pub cov_coeff_text: f64,
+    /// mean (official code) or sum (paper) of the two variance terms.
+    pub variance_reduction: VarianceReduction,
+    /// Embedding normalisation before the loss: none, standardize, l2.
+    pub normalization: EmbeddingNorm,
+    /// Loader worker threads.
+    pub num_workers: usize,
+    /// Seed of initialisation, data order, caption choice and augmentation.
+    pub seed: u64,
+    /// Log a metrics line every this many steps.
+    pub log_every: usize,
+    /// Also checkpoint every this many steps (0: only at epoch ends).
+    pub checkpoint_every: usize,
+    /// Clip the global gradient norm (unset: no clipping).
+    pub clip_grad: Option<f64>,
+    /// Fail on the first unreadable image instead of skipping it.
+    pub strict: bool,
+    /// No progress bars.
+    pub quiet: bool,
+    /// cpu or cuda:N.
+    pub device: String,
+}
+
+impl Default for PretrainConfig {
+    /// ResNet-50 + a 4-layer transformer trained from scratch, 8192-8192-8192
+    /// expanders, VICReg coefficients of the official code, LARS, batch 256.
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            karpathy_split: None,
+            exp_dir: PathBuf::from("runs/coco-retrieval"),
+            image_arch: "resnet50".into(),
+            zero_init_residual: true,
+            image_size: 224,
+            augment: ImageAugment::CaptionSafe,
+            text_encoder: "transformer".into(),
+            text_layers: 4,
+            text_hidden: 256,
+            text_heads: 4,
+            text_embed: 300,
+            text_dropout: 0.1,
+            vocab_size: 8192,
+            max_len: 32,
+            mlp: "8192-8192-8192".into(),
+            mlp_image: None,
+            mlp_text: None,
+            freeze_image: false,
+            freeze_text: false,
+            epochs: 30,
+            batch_size: 256,
+            base_lr: None,
+            wd: 1e-6,
+            optimizer: OptimizerKind::Lars,
+            warmup_epochs: 2,
+            sim_coeff: 25.0,
+            std_coeff_image: 25.0,
+            std_coeff_text: 25.0,
+            cov_coeff_image: 1.0,
+            cov_coeff_text: 1.0,
+            variance_reduction: VarianceReduction::Mean,
+            normalization: EmbeddingNorm::None,
+            num_workers: 2,
+            seed: 0,
+            log_every: 10,
+            checkpoint_every: 0,
+            clip_grad: None,
+            strict: false,
+            quiet: false,
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Reads a TOML file with the keys of this struct.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{}: invalid coco-retrieval config", path.display()))
+    }
+
+    /// The configuration a run directory was trained with (`<exp-dir>/config.toml`).
+    pub fn of_run(exp_dir: &Path) -> Result<Self> {
+        let p = exp_dir.join("config.toml");
+        if !p.is_file() {
+            bail!("{}: not a coco-retrieval run directory (no config.toml; run `coco-retrieval pretrain` first)", exp_dir.display());
+        }
+        Self::from_toml_file(&p)
+    }
+
+    /// The base learning rate actually used.
+    pub fn resolved_base_lr(&self) -> f64 {
+        self.base_lr
+            .unwrap_or_else(|| paper_small_batch_base_lr(self.batch_size))
+    }
+
+    /// Fills every derived value (so the written config repeats the run exactly).
+    pub fn resolve(&mut self) {
+        self.base_lr = Some(self.resolved_base_lr());
+        if self.mlp_image.is_none() {
+            self.mlp_image = Some(self.mlp.clone());
+        }
+        if self.mlp_text.is_none() {
+            self.mlp_text = Some(self.mlp.clone());
+        }
+    }
+
+    /// Expander of the image branch.
+    pub fn image_mlp(&self) -> &str {
+        self.mlp_image.as_deref().unwrap_or(&self.mlp)
+    }
+
+    /// Expander of the text branch.
+    pub fn text_mlp(&self) -> &str {
+        self.mlp_text.as_deref().unwrap_or(&self.mlp)
+    }
+
+    /// The parsed `text-encoder` value.
+    pub fn text_choice(&self) -> Result<TextChoice> {
+        self.text_encoder.parse()
+    }
+
+    /// The loss: branch A is the image, branch B the text.
+    pub fn loss(&self) -> VicRegConfig {
+        VicRegConfig {
+            sim_coeff: self.sim_coeff,
+            std_coeff: self.std_coeff_image,
+            cov_coeff: self.cov_coeff_image,
+            std_coeff_b: Some(self.std_coeff_text),
+            cov_coeff_b: Some(self.cov_coeff_text),
+            variance_reduction: self.variance_reduction,
+            normalization: self.normalization,
+            ..VicRegConfig::default()
+        }
+    }
+
+    /// The engine configuration.
+    pub fn train(&self, resume: bool) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            base_lr: self.resolved_base_lr(),
+            weight_decay: self.wd,
+            optimizer: self.optimizer,
+            warmup_epochs: self.warmup_epochs,
+            clip_grad: self.clip_grad,
+            log_every: self.log_every,
+            checkpoint_every_steps: self.checkpoint_every,
+            seed: self.seed,
+            quiet: self.quiet,
+            resume: if resume {
+                ResumeMode::Require
+            } else {
+                ResumeMode::Auto
+            },
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Checks values that the libraries would only reject later.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 2 || self.epochs == 0 {
+            bail!("batch-size must be at least 2 and epochs at least 1");
+        }
+        if self.max_len < 3 {
+            bail!(
+                "max-len {} leaves no room for a word between [CLS] and [SEP]",
+                self.max_len
+            );
+        }
+        if self.image_size < 16 {
+            bail!(
+                "image-size {} is too small for a ResNet (at least 16 px)",
+                self.image_size
+            );
+        }
+        for m in [self.image_mlp(), self.text_mlp()] {
+            vicreg_core::model::parse_mlp_spec(m)?;
+        }
+        encoders::resnet::ResNetConfig::from_name(&self.image_arch)?;
+        self.text_choice()?;
+        Ok(())
+    }
+}
+
+/// Parses `cpu` or `cuda:N` (`cuda` = `cuda:0`).
+pub fn parse_device(s: &str) -> Result<candle_core::Device> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "cpu" {
+        return Ok(candle_core::Device::Cpu);
+    }
+    let ordinal = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .with_context(|| format!("bad device {s:?}: expected cpu or cuda:N"))?,
+        None => bail!("bad device {s:?}: expected cpu or cuda:N"),
+    };
+    candle_core::Device::new_cuda(ordinal).with_context(|| {
+        format!("cannot open cuda:{ordinal} (was this binary built with `--features cuda`?)")
+    })
+}

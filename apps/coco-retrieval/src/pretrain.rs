@@ -1,0 +1,184 @@
+//! `coco-retrieval pretrain`: VICReg between an image branch and a text
+//! branch with their own weights, on COCO image-caption pairs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use datasets::augment::VicregAugConfig;
+use datasets::coco::{
+    collate_image_tokens, CocoCaptions, CocoPretrain, SingleViewConfig, SingleViewTransform,
+};
+use datasets::image::BadSamplePolicy;
+use datasets::loader::{Loader, LoaderConfig};
+use vicreg_core::collective::SingleProcess;
+use vicreg_core::engine::{TrainSummary, Trainer};
+use vicreg_core::loss::VicRegLoss;
+use vicreg_core::optim::{build_optimizer, ParamGroup};
+use vicreg_core::ParamStore;
+
+use crate::config::{parse_device, ImageAugment, PretrainConfig};
+use crate::data::{self, Part};
+use crate::model::{self, MODEL_FILE};
+use crate::source::CaptionPairs;
+use crate::text;
+
+/// The single image view of pretraining at crop size `size`.
+pub fn image_view(aug: ImageAugment, size: u32) -> SingleViewConfig {
+    match aug {
+        ImageAugment::CaptionSafe => SingleViewConfig::caption_safe(size),
+        ImageAugment::Official => {
+            let base = if size < 96 {
+                VicregAugConfig::small_images(size)
+            } else {
+                VicregAugConfig::default()
+            };
+            let mut view = base.view1;
+            view.size = size;
+            SingleViewConfig {
+                view,
+                normalize: base.normalize,
+                channels: base.channels,
+            }
+        }
+    }
+}
+
+/// What a pretraining run produced.
+pub struct PretrainOutcome {
+    /// The engine's summary.
+    pub summary: TrainSummary,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+    /// Pairs seen per second over this invocation.
+    pub pairs_per_s: f64,
+}
+
+/// Runs pretraining with a resolved `cfg` on the captioned images `train`;
+/// writes `tokenizer.json`, `text-encoder.json`, the engine's files and, at the
+/// end, `model.safetensors` (both encoders and expanders) into `cfg.exp_dir`.
+pub fn pretrain_on(
+    cfg: &PretrainConfig,
+    train: CocoCaptions,
+    resume: bool,
+) -> Result<PretrainOutcome> {
+    let device = parse_device(&cfg.device)?;
+    let n_images = train.len();
+    let prepared = {
+        let (captions, _) = train.flat_captions();
+        text::prepare(cfg, &captions)?
+    };
+    let tokenizer = text::caption_tokenizer(&prepared.tokenizer, cfg.max_len)?;
+    let view = SingleViewTransform::new(image_view(cfg.augment, cfg.image_size))?;
+    let dataset = CocoPretrain::new(Arc::new(train), view, tokenizer);
+    let dev = device.clone();
+    let loader = Loader::new(
+        Arc::new(dataset),
+        LoaderConfig {
+            batch_size: cfg.batch_size,
+            num_workers: cfg.num_workers,
+            seed: cfg.seed,
+            shuffle: true,
+            drop_last: true,
+            policy: if cfg.strict {
+                BadSamplePolicy::Strict
+            } else {
+                BadSamplePolicy::Skip
+            },
+            ..LoaderConfig::default()
+        },
+        move |items| collate_image_tokens(items, &dev),
+    )
+    .with_context(|| format!("{n_images} training images, batch size {}", cfg.batch_size))?;
+    if loader.steps_per_epoch() == 0 {
+        anyhow::bail!(
+            "{n_images} training images are fewer than one batch of {}",
+            cfg.batch_size
+        );
+    }
+    let mut pairs = CaptionPairs { loader };
+
+    let store = ParamStore::new(cfg.seed);
+    let net = model::build(cfg, &prepared.arch, &store, &device)?;
+    if let Some(w) = &prepared.weights {
+        let r = encoders::text::load_bert_weights(
+            &store,
+            model::TEXT_ENCODER.trim_end_matches('.'),
+            w,
+        )?;
+        eprintln!(
+            "text encoder: {} tensors loaded from {}",
+            r.loaded,
+            w.display()
+        );
+    }
+    let vars = model::optimized_vars(cfg, &store);
+    eprintln!(
+        "model: {} parameters, {} trained{}",
+        model::count(&store.trainable_vars()),
+        model::count(&vars),
+        match (cfg.freeze_image, cfg.freeze_text) {
+            (true, true) => " (both encoders frozen: expanders only)",
+            (true, false) => " (image encoder frozen)",
+            (false, true) => " (text encoder frozen)",
+            _ => "",
+        }
+    );
+    let optimizer = build_optimizer(cfg.optimizer, vec![ParamGroup::new(vars)], cfg.wd)?;
+    let loss = Box::new(VicRegLoss::new(cfg.loss())?);
+    let mut trainer = Trainer::new(
+        &net,
+        &store,
+        loss,
+        Arc::new(SingleProcess),
+        cfg.train(resume),
+        &cfg.exp_dir,
+        cfg,
+    )?
+    .with_optimizer(optimizer)
+    .with_encoder_export("image", model::IMAGE_ENCODER)
+    .with_encoder_export("text", model::TEXT_ENCODER);
+    let start = Instant::now();
+    let summary = trainer.fit(&mut pairs)?;
+    let seconds = start.elapsed().as_secs_f64();
+    store.save_safetensors(&cfg.exp_dir.join(MODEL_FILE))?;
+    let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
+    let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);
+    Ok(PretrainOutcome {
+        summary,
+        seconds,
+        pairs_per_s,
+    })
+}
+
+/// `coco-retrieval pretrain` on `cfg.data_dir`.
+pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
+    let dir = cfg.data_dir.clone().context(
+        "pretrain needs --data-dir (run `coco-retrieval` with no arguments for the built-in demo)",
+    )?;
+    cfg.resolve();
+    cfg.validate()?;
+    let train = data::open(&dir, cfg.karpathy_split.as_deref(), Part::Train)?;
+    eprintln!(
+        "pretraining {} + {} text encoder on {} ({} images, {} captions), crops {} px, batch {}, base lr {}, {} epochs -> {}",
+        cfg.image_arch,
+        cfg.text_encoder,
+        dir.display(),
+        train.len(),
+        train.num_captions(),
+        cfg.image_size,
+        cfg.batch_size,
+        cfg.resolved_base_lr(),
+        cfg.epochs,
+        cfg.exp_dir.display()
+    );
+    let out = pretrain_on(&cfg, train, resume)?;
+    println!(
+        "done: {} steps in {:.1} s ({:.1} pairs/s); model: {}",
+        out.summary.global_step,
+        out.seconds,
+        out.pairs_per_s,
+        cfg.exp_dir.join(MODEL_FILE).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The text branch's choices: which encoder (`transformer`, `gru`,
+//! `pretrained:<dir or hub id>`), its architecture as recorded in a run
+//! directory (`text-encoder.json`), and the run's tokenizer (`tokenizer.json`:
+//! a WordPiece vocabulary trained on the training captions for encoders
+//! trained from scratch, the checkpoint's own for a pretrained one).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use datasets::text::{TextConfig, TokenizedText};
+use encoders::text::{
+    train_wordpiece, BertConfig, GruConfig, GruPooling, NormPosition, PretrainedFiles, TextBatch,
+    TextTokenizer, WordPieceTrainConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::PretrainConfig;
+
+/// File of the run's tokenizer.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// File of the text encoder's architecture.
+pub const TEXT_ARCH_FILE: &str = "text-encoder.json";
+
+/// The `--text-encoder` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TextChoice {
+    /// A BERT-style pre-LN transformer trained from scratch.
+    Transformer,
+    /// A VSE++-style GRU trained from scratch.
+    Gru,
+    /// A pretrained BERT-style checkpoint: a model directory or an HF hub id (offline cache).
+    Pretrained(String),
+}
+
+impl FromStr for TextChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "transformer" => return Ok(Self::Transformer),
+            "gru" => return Ok(Self::Gru),
+            _ => {}
+        }
+        match t.strip_prefix("pretrained:") {
+            Some(rest) if !rest.trim().is_empty() => Ok(Self::Pretrained(rest.trim().to_string())),
+            _ => bail!("unknown text encoder {s:?}: expected transformer, gru or pretrained:<model dir or HF hub id>"),
+        }
+    }
+}
+
+/// The files of a pretrained text model: `spec` is a directory holding
+/// `config.json`, `tokenizer.json` and `model.safetensors`, or a hub id
+/// looked up (offline) in the HF cache.
+pub fn pretrained_files(spec: &str) -> Result<PretrainedFiles> {
+    let p = Path::new(spec);
+    if p.is_dir() {
+        return PretrainedFiles::from_dir(p)
+            .with_context(|| format!("pretrained text model {spec}"));
+    }
+    if p.is_absolute() || spec.starts_with('.') || spec.split('/').count() > 2 {
+        bail!("pretrained text model {spec}: no such directory (give a directory with config.json, tokenizer.json and model.safetensors, or an HF hub id such as sentence-transformers/all-MiniLM-L6-v2)");
+    }
+    PretrainedFiles::from_hf_cache(None, spec).with_context(|| {
+        format!("pretrained text model {spec}: not a directory, and not in the HF hub cache (fetch e.g. with `bash .ci/fetch-minilm.sh` and pass the directory)")
+    })
+}
+
+/// The text encoder's architecture, as written to `<run>/text-encoder.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TextArch {
+    /// A BERT-style transformer (from scratch or pretrained).
+    Transformer(BertConfig),
+    /// A GRU.
+    Gru(GruConfig),
+}
+
+impl TextArch {
+    /// Reads `<run>/text-encoder.json`.
+    pub fn of_run(exp_dir: &Path) -> Result<Self> {
+        let p = exp_dir.join(TEXT_ARCH_FILE);
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "reading {} (was pretraining started in this run directory?)",
+                p.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a text encoder description", p.display()))
+    }
+
+    /// Writes `<run>/text-encoder.json`.
+    pub fn save(&self, exp_dir: &Path) -> Result<()> {
+        let p = exp_dir.join(TEXT_ARCH_FILE);
+        vicreg_core::io::write_atomic(&p, serde_json::to_string_pretty(self)?.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// What pretraining needs of the text side.
+pub struct PreparedText {
+    /// The encoder's architecture.
+    pub arch: TextArch,
+    /// The tokenizer (also written to `<run>/tokenizer.json`).
+    pub tokenizer: TextTokenizer,
+    /// Weights to load into the text encoder after it is built (pretrained checkpoints).
+    pub weights: Option<PathBuf>,
+}
+
+/// Chooses the tokenizer and architecture of a pretraining run and writes
+/// `tokenizer.json` and `text-encoder.json` into the run directory. A run
+/// directory that already holds a tokenizer (a resumed run) keeps it.
+pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str]) -> Result<PreparedText> {
+    std::fs::create_dir_all(&cfg.exp_dir)
+        .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
+    let tok_path = cfg.exp_dir.join(TOKENIZER_FILE);
+    let existing = if tok_path.is_file() {
+        Some(TextTokenizer::from_file(&tok_path)?)
+    } else {
+        None
+    };
+    let prepared = match cfg.text_choice()? {
+        TextChoice::Pretrained(spec) => {
+            let files = pretrained_files(&spec)?;
+            let mut bert = BertConfig::from_json_file(&files.config)?;
+            bert.dropout_seed = cfg.seed;
+            let tokenizer = match existing {
+                Some(t) => t,
+                None => TextTokenizer::from_file(&files.tokenizer)?,
+            };
+            if cfg.max_len > bert.max_position_embeddings {
+                bail!(
+                    "max-len {} exceeds the {} positions of {}",
+                    cfg.max_len,
+                    bert.max_position_embeddings,
+                    files.config.display()
+                );
+            }
+            PreparedText {
+                arch: TextArch::Transformer(bert),
+                tokenizer,
+                weights: Some(files.weights),
+            }
+        }
+        choice => {
+            let tokenizer = match existing {
+                Some(t) => t,
+                None => {
+                    let wp = WordPieceTrainConfig {
+                        vocab_size: cfg.vocab_size,
+                        min_frequency: 1,
+                        ..WordPieceTrainConfig::default()
+                    };
+                    train_wordpiece(train_captions.iter(), &wp)
+                        .context("training the WordPiece tokenizer on the training captions")?
+                }
+            };
+            let vocab = tokenizer.vocab_size();
+            let arch = if choice == TextChoice::Gru {
+                TextArch::Gru(GruConfig {
+                    vocab_size: vocab,
+                    embed_dim: cfg.text_embed,
+                    hidden_size: cfg.text_hidden,
+                    pooling: GruPooling::Last,
+                })
+            } else {
+                TextArch::Transformer(BertConfig {
+                    vocab_size: vocab,
+                    hidden_size: cfg.text_hidden,
+                    num_hidden_layers: cfg.text_layers,
+                    num_attention_heads: cfg.text_heads,
+                    intermediate_size: 4 * cfg.text_hidden,
+                    max_position_embeddings: cfg.max_len.max(16),
+                    hidden_dropout_prob: cfg.text_dropout,
+                    attention_probs_dropout_prob: cfg.text_dropout,
+                    norm_position: NormPosition::Pre,
+                    dropout_seed: cfg.seed,
+                    ..BertConfig::small()
+                })
+            };
+            PreparedText {
+                arch,
+                tokenizer,
+                weights: None,
+            }
+        }
+    };
+    if let TextArch::Transformer(b) = &prepared.arch {
+        b.validate().context("text transformer configuration")?;
+    }
+    prepared.tokenizer.save(&tok_path)?;
+    prepared.arch.save(&cfg.exp_dir)?;
+    Ok(prepared)
+}
+
+/// The caption tokenizer of the datasets crate (fixed-length ids + mask) over `tok`.
+pub fn caption_tokenizer(
+    tok: &TextTokenizer,
+    max_len: usize,
+) -> Result<datasets::text::TextTokenizer> {
+    Ok(datasets::text::TextTokenizer::from_tokenizer(
+        tok.inner().clone(),
+        TextConfig {
+            max_len,
+            add_special_tokens: true,
+            pad_token: tok.inner().id_to_token(tok.pad_id()),
+        },
+    )?)
+}
+
+/// The run's tokenizer (`<run>/tokenizer.json`) for captions of `max_len` tokens.
+pub fn run_tokenizer(exp_dir: &Path, max_len: usize) -> Result<datasets::text::TextTokenizer> {
+    let tok = TextTokenizer::from_file(&exp_dir.join(TOKENIZER_FILE))?;
+    caption_tokenizer(&tok, max_len)
+}
+
+/// `(ids, mask)` u32 `(B, L)` tensors as a [`TextBatch`], with the padding
+/// columns that no row uses cut off (L = the longest caption of the batch).
+pub fn text_batch(ids: &Tensor, mask: &Tensor) -> Result<TextBatch> {
+    let lens: Vec<u32> = mask.sum(1)?.to_vec1()?;
+    let l = (lens.into_iter().max().unwrap_or(1) as usize).max(1);
+    Ok(TextBatch::new(ids.narrow(1, 0, l)?, mask.narrow(1, 0, l)?)?)
+}
+
+/// Tokenizes `texts` into one trimmed [`TextBatch`] on `device`.
+pub fn encode_texts(
+    tok: &datasets::text::TextTokenizer,
+    texts: &[&str],
+    device: &Device,
+) -> Result<TextBatch> {
+    let enc: Vec<TokenizedText> = tok.encode_many(texts)?;
+    let (ids, mask) = datasets::text::stack_tokenized(&enc, device)?;
+    text_batch(&ids, &mask)
+}

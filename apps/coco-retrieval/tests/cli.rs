@@ -1,0 +1,336 @@
+//! The `coco-retrieval` binary end to end on tiny generated COCO-layout data:
+//! pretrain -> eval -> retrieve, resume, a frozen pretrained text encoder,
+//! neighbours after a short pretraining, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device};
+use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
+use encoders::text::{train_wordpiece, BertConfig, TextTransformer, WordPieceTrainConfig};
+use vicreg_core::ParamStore;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_coco-retrieval"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("coco-retrieval-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out: Output = cmd.output().unwrap();
+    if !out.status.success() {
+        panic!(
+            "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+            cmd,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "expected failure: {cmd:?}");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// 24 train + 8 test images of 32 px, 5 captions each.
+fn tiny_data(root: &Path) {
+    generate_synth_coco(root, &SynthCaptionsConfig::tiny()).unwrap();
+}
+
+/// A small, fast model: ResNet-18 at 24 px crops, 1-layer transformer of width 32.
+fn pretrain_cmd(data: &Path, exp: &Path, epochs: usize) -> Command {
+    let mut c = bin();
+    c.args([
+        "pretrain",
+        "--image-arch",
+        "resnet18",
+        "--image-size",
+        "24",
+        "--text-hidden",
+        "32",
+        "--text-layers",
+        "1",
+        "--text-heads",
+        "2",
+    ])
+    .args([
+        "--mlp",
+        "64-64",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--num-workers",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--max-len",
+        "20",
+    ])
+    .arg("--epochs")
+    .arg(epochs.to_string())
+    .arg("--data-dir")
+    .arg(data)
+    .arg("--exp-dir")
+    .arg(exp);
+    c
+}
+
+#[test]
+fn pretrain_eval_retrieve_and_resume() {
+    let root = tmp("seq");
+    let data = root.join("data");
+    tiny_data(&data);
+    let exp = root.join("run");
+    run(&mut pretrain_cmd(&data, &exp, 1));
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "image-encoder.safetensors",
+        "text-encoder.safetensors",
+        "tokenizer.json",
+        "text-encoder.json",
+        "model.safetensors",
+    ] {
+        assert!(exp.join(f).is_file(), "missing {f}");
+    }
+    let cfg = std::fs::read_to_string(exp.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("mlp-text = \"64-64\"")
+            && cfg.contains("std-coeff-text = 25.0")
+            && cfg.contains("base-lr"),
+        "{cfg}"
+    );
+    // The WordPiece vocabulary was trained on the captions: caption words are whole tokens.
+    let tok = encoders::text::TextTokenizer::from_file(&exp.join("tokenizer.json")).unwrap();
+    assert!(tok.token_to_id("circle").is_some() && tok.token_to_id("[PAD]") == Some(0));
+
+    // Resuming with one more epoch continues from the checkpoint (24 images / 8 = 3 steps per epoch).
+    let s = run(&mut pretrain_cmd(&data, &exp, 2));
+    assert!(s.contains("done: 6 steps"), "{s}");
+
+    let s = run(bin().arg("eval").arg("--exp-dir").arg(&exp));
+    assert!(
+        s.contains("i2t R@1") && s.contains("| 8 images |") && s.contains("1 folds of 8"),
+        "{s}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("retrieval_eval.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["test_images"], 8);
+    assert_eq!(v["test_captions"], 40);
+    let r10 = v["full"]["t2i_r10"].as_f64().unwrap();
+    assert_eq!(
+        r10, 100.0,
+        "with 8 images every caption's image is in the top 10"
+    );
+    let rsum = v["full"]["rsum"].as_f64().unwrap();
+    let sum: f64 = ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"]
+        .iter()
+        .map(|k| v["full"][k].as_f64().unwrap())
+        .sum();
+    assert!((rsum - sum).abs() < 1e-9);
+
+    let index = exp.join("retrieval-index.safetensors");
+    let built = std::fs::metadata(&index).unwrap().modified().unwrap();
+    let s = run(bin()
+        .args([
+            "retrieve",
+            "--text",
+            "a red circle on a dark background",
+            "--k",
+            "3",
+        ])
+        .arg("--exp-dir")
+        .arg(&exp));
+    let hits: Vec<&str> = s.lines().skip(1).collect();
+    assert_eq!(hits.len(), 3, "{s}");
+    assert!(hits.iter().all(|l| l.contains("val2017")), "{s}");
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().modified().unwrap(),
+        built,
+        "the cached index was rebuilt"
+    );
+    let img = data
+        .join("val2017")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let s = run(bin()
+        .args(["retrieve", "--k", "4"])
+        .arg("--image")
+        .arg(&img)
+        .arg("--exp-dir")
+        .arg(&exp));
+    assert_eq!(s.lines().count(), 5, "{s}");
+
+    // The random-init baseline of the same architecture.
+    let s = run(bin()
+        .args(["eval", "--random-init"])
+        .arg("--exp-dir")
+        .arg(&exp));
+    assert!(s.contains("(random init)"), "{s}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A tiny BERT checkpoint directory (config.json, tokenizer.json, model.safetensors).
+fn tiny_bert(dir: &Path, captions: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let tok = train_wordpiece(captions.iter(), &WordPieceTrainConfig::tiny()).unwrap();
+    tok.save(&dir.join("tokenizer.json")).unwrap();
+    let cfg = BertConfig {
+        max_position_embeddings: 32,
+        ..BertConfig::tiny().with_vocab_size(tok.vocab_size())
+    };
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let store = ParamStore::new(7);
+    TextTransformer::new(&cfg, store.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    store
+        .save_safetensors(&dir.join("model.safetensors"))
+        .unwrap();
+}
+
+#[test]
+fn frozen_pretrained_text_encoder_keeps_its_weights() {
+    let root = tmp("frozen");
+    let data = root.join("data");
+    tiny_data(&data);
+    let ann: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("annotations/captions_train2017.json")).unwrap(),
+    )
+    .unwrap();
+    let caps: Vec<&str> = ann["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["caption"].as_str().unwrap())
+        .collect();
+    let bert = root.join("bert");
+    tiny_bert(&bert, &caps);
+    let exp = root.join("run");
+    let mut c = pretrain_cmd(&data, &exp, 1);
+    c.arg("--text-encoder")
+        .arg(format!("pretrained:{}", bert.display()))
+        .arg("--freeze-text");
+    run(&mut c);
+    let orig = vicreg_core::io::load_safetensors(&bert.join("model.safetensors")).unwrap();
+    let after = vicreg_core::io::load_safetensors(&exp.join("text-encoder.safetensors")).unwrap();
+    assert_eq!(orig.len(), after.len());
+    for (name, t) in &orig {
+        let d = (t - &after[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "frozen tensor {name} changed");
+    }
+    // The text expander sits on the checkpoint's 16-d representation.
+    let model = vicreg_core::io::load_safetensors(&exp.join("model.safetensors")).unwrap();
+    assert_eq!(model["text.projector.0.weight"].dims(), &[64, 16]);
+    // The run's tokenizer is the checkpoint's.
+    let a = encoders::text::TextTokenizer::from_file(&exp.join("tokenizer.json")).unwrap();
+    let b = encoders::text::TextTokenizer::from_file(&bert.join("tokenizer.json")).unwrap();
+    assert_eq!(
+        a.encode("a red circle", None).unwrap(),
+        b.encode("a red circle", None).unwrap()
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let root = tmp("errors");
+    let exp = root.join("r");
+    let err = fails(
+        bin()
+            .args(["pretrain", "--data-dir", "/nonexistent/coco", "--exp-dir"])
+            .arg(&exp),
+    );
+    assert!(
+        err.contains("/nonexistent/coco") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    // No annotations file.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(empty.join("train2017")).unwrap();
+    let err = fails(
+        bin()
+            .arg("pretrain")
+            .arg("--data-dir")
+            .arg(&empty)
+            .arg("--exp-dir")
+            .arg(&exp),
+    );
+    assert!(
+        err.contains("captions_train2017.json") && err.contains("missing"),
+        "{err}"
+    );
+
+    let data = root.join("data");
+    tiny_data(&data);
+    // A missing Karpathy split file.
+    let err = fails(pretrain_cmd(&data, &exp, 1).args(["--karpathy-split", "no_such_split.json"]));
+    assert!(err.contains("no_such_split.json"), "{err}");
+    // Unknown text encoder / architecture.
+    let err = fails(pretrain_cmd(&data, &exp, 1).args(["--text-encoder", "lstm"]));
+    assert!(err.contains("lstm") && err.contains("pretrained:"), "{err}");
+    let err = fails(
+        bin()
+            .args(["pretrain", "--image-arch", "resnet19"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--exp-dir")
+            .arg(&exp),
+    );
+    assert!(err.contains("resnet19"), "{err}");
+    let err = fails(
+        pretrain_cmd(&data, &exp, 1).args(["--text-encoder", "pretrained:/nonexistent/minilm"]),
+    );
+    assert!(err.contains("/nonexistent/minilm"), "{err}");
+
+    // A caption pointing at a missing image.
+    let ann = data.join("annotations").join("captions_train2017.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ann).unwrap()).unwrap();
+    let first = v["images"][0]["file_name"].as_str().unwrap().to_string();
+    std::fs::remove_file(data.join("train2017").join(&first)).unwrap();
+    let err = fails(&mut pretrain_cmd(&data, &exp, 1));
+    assert!(
+        err.contains(&first) && err.contains("missing") && err.contains("captions_train2017.json"),
+        "{err}"
+    );
+
+    // Malformed JSON: the file is named, with the line and column.
+    std::fs::write(&ann, "{\"images\": [ {\"id\": 1,, } ]}").unwrap();
+    let err = fails(&mut pretrain_cmd(&data, &exp, 1));
+    assert!(
+        err.contains("captions_train2017.json")
+            && err.contains("malformed JSON")
+            && err.contains("line 1"),
+        "{err}"
+    );
+
+    // eval / retrieve on a directory that is not a run.
+    let err = fails(bin().arg("eval").arg("--exp-dir").arg(&root));
+    assert!(err.contains("config.toml"), "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}
