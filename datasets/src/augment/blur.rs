@@ -7,6 +7,10 @@
 
 use image::RgbImage;
 
+use super::dispatch::avx2_dispatch;
+
+avx2_dispatch!(fn box_pass(src: &[u8], dst: &mut [u8], rows: usize, cols: usize, k: BoxKernel, acc: &mut [u32]) => box_pass_generic);
+
 /// Number of box passes per axis (Pillow's default).
 pub const BOX_PASSES: u32 = 3;
 
@@ -35,7 +39,15 @@ struct BoxKernel {
 /// row indices clamped (edge replicate). This is Pillow's `ImagingLineBoxBlur`
 /// applied to each column; the running sums make every step a row-wide
 /// vectorisable loop.
-fn box_pass(src: &[u8], dst: &mut [u8], rows: usize, cols: usize, k: BoxKernel, acc: &mut [u32]) {
+#[inline(always)]
+fn box_pass_generic(
+    src: &[u8],
+    dst: &mut [u8],
+    rows: usize,
+    cols: usize,
+    k: BoxKernel,
+    acc: &mut [u32],
+) {
     let BoxKernel { r, ww, fw } = k;
     let last = rows as isize - 1;
     let row = |i: isize| -> &[u8] {

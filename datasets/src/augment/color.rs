@@ -114,49 +114,93 @@ pub fn hflip(img: &mut RgbImage) {
     }
 }
 
-/// Tables that replace the divisions of Pillow's HSV conversions with lookups
-/// of the very same float values.
-struct HsvTables {
-    /// `(x as f32) / (cr as f32)` at `[x * 256 + cr]`, cr >= 1.
-    div: Vec<f32>,
-    /// `trunc(255 * (cr / maxc as f32))` at `[cr * 256 + maxc]`, maxc >= cr, maxc >= 1.
+/// Tables that replace the arithmetic of Pillow's HSV conversions with lookups
+/// of the very same values (each entry is computed by the float code it replaces).
+pub struct HsvTables {
+    /// 8-bit H when R is the maximum, at `[(max - g) * 256 + (max - b)]`.
+    hue_r: Vec<u8>,
+    /// 8-bit H when G is the maximum (and R is not), at `[(max - r) * 256 + (max - b)]`.
+    hue_g: Vec<u8>,
+    /// 8-bit H when B is the maximum (and R, G are not), at `[(max - r) * 256 + (max - g)]`.
+    hue_b: Vec<u8>,
+    /// 8-bit S = `trunc(255 * (cr / max as f32))` at `[cr * 256 + max]`.
     sat: Vec<u8>,
-    /// `h * 6 / 255` (double) split into integer part and float32 fraction.
+    /// `p = round(V * (1 - fs))` at `[s * 256 + v]`.
+    p: Vec<u8>,
+    /// `floor(6 H / 255)` per H.
     hue_i: [u8; 256],
+    /// `6 H / 255 - i` (float32) per H.
     hue_f: [f32; 256],
-    /// `s / 255` as float32.
+    /// `S / 255` (float32) per S.
     fs: [f32; 256],
 }
 
-fn hsv_tables() -> &'static HsvTables {
+/// Pillow's hue formula (`rgb2hsv_row`) for the branch `which` (0: R is max,
+/// 1: G, 2: B), given the other two channels' distances to the max in the
+/// order the formula names them, as 8-bit H.
+fn pillow_hue(which: usize, d1: u32, d2: u32) -> u8 {
+    let cr = d1.max(d2);
+    if cr == 0 {
+        return 0;
+    }
+    let crf = cr as f32;
+    let (q1, q2) = (d1 as f32 / crf, d2 as f32 / crf);
+    let h: f32 = match which {
+        // h = bc - gc with d1 = max - g, d2 = max - b
+        0 => q2 - q1,
+        // h = 2.0 + rc - bc with d1 = max - r, d2 = max - b (double)
+        1 => (2.0f64 + q1 as f64 - q2 as f64) as f32,
+        // h = 4.0 + gc - rc with d1 = max - r, d2 = max - g (double)
+        _ => (4.0f64 + q2 as f64 - q1 as f64) as f32,
+    };
+    // fmod(y, 1) of y in (0.8, 1.9): exactly y - trunc(y).
+    let y = h as f64 / 6.0 + 1.0;
+    let h: f32 = (y - (y as i64) as f64) as f32;
+    ((h as f64 * 255.0) as i32).clamp(0, 255) as u8
+}
+
+/// The shared tables (built once, about 320 KiB).
+pub fn hsv_tables() -> &'static HsvTables {
     static T: std::sync::OnceLock<HsvTables> = std::sync::OnceLock::new();
     T.get_or_init(|| {
-        let mut div = vec![0f32; 256 * 256];
-        let mut sat = vec![0u8; 256 * 256];
-        for x in 0..256usize {
-            for cr in 1..256usize {
-                div[x * 256 + cr] = x as f32 / cr as f32;
-            }
+        let n = 256 * 256;
+        let (mut hue_r, mut hue_g, mut hue_b) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
+        let mut sat = vec![0u8; n];
+        let mut p = vec![0u8; n];
+        let mut fs = [0f32; 256];
+        for (s, f) in fs.iter_mut().enumerate() {
+            *f = (s as f32 as f64 / 255.0) as f32;
         }
-        for cr in 0..256usize {
-            for maxc in cr.max(1)..256usize {
-                let s: f32 = cr as f32 / maxc as f32;
-                sat[cr * 256 + maxc] = ((s as f64 * 255.0) as i32).clamp(0, 255) as u8;
+        for d1 in 0..256u32 {
+            for d2 in 0..256u32 {
+                let i = (d1 * 256 + d2) as usize;
+                hue_r[i] = pillow_hue(0, d1, d2);
+                hue_g[i] = pillow_hue(1, d1, d2);
+                hue_b[i] = pillow_hue(2, d1, d2);
+                // sat: d1 = cr, d2 = max
+                if d2 >= d1.max(1) {
+                    let sv: f32 = d1 as f32 / d2 as f32;
+                    sat[i] = ((sv as f64 * 255.0) as i32).clamp(0, 255) as u8;
+                }
+                // p: d1 = s, d2 = v
+                p[i] = c_round_nonneg(d2 as f32 as f64 * (1.0 - fs[d1 as usize] as f64))
+                    .clamp(0, 255) as u8;
             }
         }
         let mut hue_i = [0u8; 256];
         let mut hue_f = [0f32; 256];
-        let mut fs = [0f32; 256];
         for h in 0..256usize {
             let h6 = h as f32 as f64 * 6.0 / 255.0;
             let i = h6 as i32; // floor: h6 >= 0
             hue_i[h] = i as u8;
             hue_f[h] = (h6 - i as f32 as f64) as f32;
-            fs[h] = (h as f32 as f64 / 255.0) as f32;
         }
         HsvTables {
-            div,
+            hue_r,
+            hue_g,
+            hue_b,
             sat,
+            p,
             hue_i,
             hue_f,
             fs,
@@ -164,34 +208,70 @@ fn hsv_tables() -> &'static HsvTables {
     })
 }
 
-/// Pillow's `rgb2hsv_row` for one pixel (all three outputs 8-bit), reproducing
-/// its mix of float32 and float64 arithmetic: with `cr = max - min`,
-/// `S = trunc(255 * (cr / max))`, `rc = (max - r) / cr` (same for g, b, float32),
-/// `h = bc - gc` / `2.0 + rc - bc` / `4.0 + gc - rc` (the last two in double),
-/// `H = trunc(255 * fmod(h / 6.0 + 1.0, 1.0))`, `V = max`.
-#[inline]
-pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
-    let maxc = r.max(g).max(b);
-    let minc = r.min(g).min(b);
-    if maxc == minc {
-        return (0, 0, maxc);
+impl HsvTables {
+    /// Pillow's `rgb2hsv_row` for one pixel (all three outputs 8-bit), reproducing
+    /// its mix of float32 and float64 arithmetic: with `cr = max - min`,
+    /// `S = trunc(255 * (cr / max))`, `rc = (max - r) / cr` (same for g, b, float32),
+    /// `h = bc - gc` / `2.0 + rc - bc` / `4.0 + gc - rc` (the last two in double),
+    /// `H = trunc(255 * fmod(h / 6.0 + 1.0, 1.0))`, `V = max`.
+    #[inline]
+    pub fn rgb_to_hsv(&self, r: u8, g: u8, b: u8) -> (u8, u8, u8) {
+        let maxc = r.max(g).max(b);
+        let minc = r.min(g).min(b);
+        if maxc == minc {
+            return (0, 0, maxc);
+        }
+        let d = |x: u8| (maxc - x) as usize;
+        let uh = if r == maxc {
+            self.hue_r[d(g) * 256 + d(b)]
+        } else if g == maxc {
+            self.hue_g[d(r) * 256 + d(b)]
+        } else {
+            self.hue_b[d(r) * 256 + d(g)]
+        };
+        let cr = (maxc - minc) as usize;
+        (uh, self.sat[cr * 256 + maxc as usize], maxc)
     }
-    let t = hsv_tables();
-    let cr = (maxc - minc) as usize;
-    let q = |x: u8| t.div[(maxc - x) as usize * 256 + cr];
-    let h: f32 = if r == maxc {
-        q(b) - q(g)
-    } else if g == maxc {
-        (2.0f64 + q(r) as f64 - q(b) as f64) as f32
-    } else {
-        (4.0f64 + q(g) as f64 - q(r) as f64) as f32
-    };
-    // fmod(y, 1) of y in (0.8, 1.9): exactly y - trunc(y).
-    let y = h as f64 / 6.0 + 1.0;
-    let h: f32 = (y - (y as i64) as f64) as f32;
-    let uh = ((h as f64 * 255.0) as i32).clamp(0, 255) as u8;
-    let us = t.sat[cr * 256 + maxc as usize];
-    (uh, us, maxc)
+
+    /// Pillow's `hsv2rgb` for one pixel: `i = floor(6H/255)`, `f = 6H/255 - i`,
+    /// `fs = S/255`, `p = round(V(1 - fs))`, `q = round(V(1 - fs f))`,
+    /// `t = round(V(1 - fs (1 - f)))`, then by `i % 6`: (V,t,p), (q,V,p), (p,V,t),
+    /// (p,q,V), (t,p,V), (V,p,q).
+    #[inline]
+    pub fn hsv_to_rgb(&self, h: u8, s: u8, v: u8) -> (u8, u8, u8) {
+        if s == 0 {
+            return (v, v, v);
+        }
+        let i = self.hue_i[h as usize] as usize;
+        let f: f32 = self.hue_f[h as usize];
+        let fs: f32 = self.fs[s as usize];
+        let vf = v as f32 as f64;
+        let p = self.p[s as usize * 256 + v as usize];
+        // Both products are in [0, 255], so the non-negative rounding applies.
+        let q = c_round_nonneg(vf * (1.0 - (fs * f) as f64)).clamp(0, 255) as u8;
+        let t = c_round_nonneg(vf * (1.0 - fs as f64 * (1.0 - f as f64))).clamp(0, 255) as u8;
+        const ORDER: [[usize; 3]; 6] = [
+            [0, 3, 1],
+            [2, 0, 1],
+            [1, 0, 3],
+            [1, 2, 0],
+            [3, 1, 0],
+            [0, 1, 2],
+        ];
+        let vals = [v, p, q, t];
+        let o = ORDER[i % 6];
+        (vals[o[0]], vals[o[1]], vals[o[2]])
+    }
+}
+
+/// Pillow's `rgb2hsv_row` for one pixel; see [`HsvTables::rgb_to_hsv`].
+pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
+    hsv_tables().rgb_to_hsv(r, g, b)
+}
+
+/// Pillow's `hsv2rgb` for one pixel; see [`HsvTables::hsv_to_rgb`].
+pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
+    hsv_tables().hsv_to_rgb(h, s, v)
 }
 
 /// C `round` (half away from zero) of a non-negative double, without a libm call.
@@ -202,32 +282,6 @@ fn c_round_nonneg(x: f64) -> i32 {
         t + 1
     } else {
         t
-    }
-}
-
-/// Pillow's `hsv2rgb` for one pixel.
-#[inline]
-pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
-    if s == 0 {
-        return (v, v, v);
-    }
-    let tb = hsv_tables();
-    // i = floor(6H/255), f = 6H/255 - i (float32), fs = S/255 (float32).
-    let i = tb.hue_i[h as usize];
-    let f: f32 = tb.hue_f[h as usize];
-    let fs: f32 = tb.fs[s as usize];
-    let vf = v as f32 as f64;
-    // All three products are in [0, 255], so the non-negative rounding applies.
-    let p = c_round_nonneg(vf * (1.0 - fs as f64)).clamp(0, 255) as u8;
-    let q = c_round_nonneg(vf * (1.0 - (fs * f) as f64)).clamp(0, 255) as u8;
-    let t = c_round_nonneg(vf * (1.0 - fs as f64 * (1.0 - f as f64))).clamp(0, 255) as u8;
-    match i % 6 {
-        0 => (v, t, p),
-        1 => (q, v, p),
-        2 => (p, v, t),
-        3 => (p, q, v),
-        4 => (t, p, v),
-        _ => (v, p, q),
     }
 }
 
@@ -242,9 +296,10 @@ pub fn hue_shift_u8(factor: f64) -> u8 {
 pub fn adjust_hue(img: &mut RgbImage, factor: f64) {
     // No shortcut for a zero shift: Pillow round-trips through HSV regardless.
     let shift = hue_shift_u8(factor);
+    let t = hsv_tables();
     for p in img.chunks_exact_mut(3) {
-        let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
-        let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
+        let (h, s, v) = t.rgb_to_hsv(p[0], p[1], p[2]);
+        let (r, g, b) = t.hsv_to_rgb(h.wrapping_add(shift), s, v);
         p[0] = r;
         p[1] = g;
         p[2] = b;

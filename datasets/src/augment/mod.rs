@@ -3,6 +3,7 @@
 
 pub mod blur;
 pub mod color;
+mod dispatch;
 pub mod geometry;
 pub mod normalize;
 pub mod pipeline;

@@ -13,7 +13,11 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::dispatch::avx2_dispatch;
 use crate::{Error, Result};
+
+avx2_dispatch!(fn horizontal_pass(src: &[u8], first_row_byte: usize, stride: usize, rows: usize, weights: &AxisWeights, out_w: usize) -> Vec<u8> => horizontal_pass_generic);
+avx2_dispatch!(fn vertical_pass(src: &[u8], first_row_byte: usize, stride: usize, row_bytes: usize, weights: &AxisWeights, out_h: usize) -> Vec<u8> => vertical_pass_generic);
 
 /// Fixed-point precision of the weights (Pillow's `PRECISION_BITS = 32 - 8 - 2`).
 const PRECISION_BITS: u32 = 22;
@@ -158,7 +162,8 @@ fn clip8(acc: i32) -> u8 {
 /// Horizontal pass: resamples `rows` rows of RGB pixels, each `weights`'
 /// input width long and starting at byte `src[first_row_byte + r * stride]`,
 /// to `out_w` pixels each (u8, rounded and clamped).
-fn horizontal_pass(
+#[inline(always)]
+fn horizontal_pass_generic(
     src: &[u8],
     first_row_byte: usize,
     stride: usize,
@@ -191,7 +196,8 @@ fn horizontal_pass(
 
 /// Vertical pass: output row `y` mixes input rows `weights.taps(y)`, where
 /// input row `k` is the `row_bytes` bytes at `src[first_row_byte + k * stride]`.
-fn vertical_pass(
+#[inline(always)]
+fn vertical_pass_generic(
     src: &[u8],
     first_row_byte: usize,
     stride: usize,
