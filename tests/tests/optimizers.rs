@@ -129,3 +129,21 @@ fn corrupt_safetensors_is_a_clear_error() {
     assert!(missing.contains("nope.safetensors"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn optimizer_state_keeps_no_autograd_graph() {
+    // An update computed from the tracked variable (e.g. `g + wd * p`) would chain
+    // every step's graph through the momentum buffers: memory grows without bound.
+    for kind in [OptimizerKind::Lars, OptimizerKind::Sgd, OptimizerKind::Adamw] {
+        let w = mat(&[[1.0, 2.0], [3.0, 4.0]]);
+        let b = var(&[0.5, -0.5]);
+        let mut opt = build_optimizer(kind, vec![ParamGroup::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())])], 0.1).unwrap();
+        for _ in 0..3 {
+            let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap() + b.as_tensor().sum_all().unwrap()).unwrap();
+            opt.step(&loss.backward().unwrap(), 0.1).unwrap();
+        }
+        for (name, t) in opt.state().unwrap() {
+            assert!(!t.track_op(), "{kind:?}: state {name} holds an autograd graph");
+        }
+    }
+}

@@ -69,7 +69,10 @@ impl Optimizer for AdamW {
             let glr = lr * group.lr_scale;
             for (name, var) in &group.vars {
                 let Some(g) = grads.get(var.as_tensor()) else { continue };
-                let p = var.as_tensor();
+                let g = &g.detach();
+                // Detached: an update built from the tracked variable would keep every
+                // previous step's graph alive through the momentum buffers.
+                let p = &var.as_tensor().detach();
                 let skip_wd = self.cfg.exclude_1d_from_wd && p.rank() == 1;
                 let p_decayed = if wd != 0.0 && !skip_wd {
                     (p * (1.0 - glr * wd))?

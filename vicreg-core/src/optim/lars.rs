@@ -72,7 +72,10 @@ impl Optimizer for Lars {
             let glr = lr * group.lr_scale;
             for (name, var) in &group.vars {
                 let Some(g) = grads.get(var.as_tensor()) else { continue };
-                let p = var.as_tensor();
+                let g = &g.detach();
+                // Detached: an update built from the tracked variable would keep every
+                // previous step's graph alive through the momentum buffers.
+                let p = &var.as_tensor().detach();
                 let update = if self.cfg.exclude_1d && p.rank() == 1 {
                     g.clone()
                 } else {
