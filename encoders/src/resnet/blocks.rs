@@ -92,7 +92,7 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let out = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let out = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         let out = self.bn2.forward_t(&self.conv2.forward(&out)?, train)?;
         let identity = match &self.downsample {
             Some(d) => d.forward_t(x, train)?,
@@ -161,11 +161,8 @@ impl Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let out = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
-        let out = self
-            .bn2
-            .forward_t(&self.conv2.forward(&out)?, train)?
-            .relu()?;
+        let out = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
+        let out = self.bn2.forward_relu_t(&self.conv2.forward(&out)?, train)?;
         let out = self.bn3.forward_t(&self.conv3.forward(&out)?, train)?;
         let identity = match &self.downsample {
             Some(d) => d.forward_t(x, train)?,

@@ -136,7 +136,7 @@ impl ResNet {
         } else {
             self.conv1.forward_no_input_grad(&x)?
         };
-        let mut h = stem_max_pool(&self.bn1.forward_t(&h, train)?.relu()?)?;
+        let mut h = stem_max_pool(&self.bn1.forward_relu_t(&h, train)?)?;
         for stage in &self.stages {
             for block in stage {
                 h = block.forward_t(&h, train)?;
