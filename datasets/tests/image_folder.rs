@@ -234,3 +234,22 @@ fn loader_skips_corrupt_images_with_a_count_or_fails_in_strict_mode() {
     );
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn jpeg_with_trailing_bytes_is_accepted_but_cut_one_is_not() {
+    let root = tmp("trailing");
+    let jpg = write_jpeg(&root.join("ok.jpg"), 16, 12);
+    let mut padded = jpg.clone();
+    padded.extend_from_slice(b"some trailing metadata\x00\x01\x02");
+    std::fs::write(root.join("padded.jpg"), &padded).unwrap();
+    assert_eq!(
+        load_rgb(&root.join("padded.jpg")).unwrap().dimensions(),
+        (16, 12)
+    );
+    for cut in [jpg.len() - 2, jpg.len() * 3 / 4, 40, 3] {
+        std::fs::write(root.join("cut.jpg"), &jpg[..cut]).unwrap();
+        let msg = load_rgb(&root.join("cut.jpg")).unwrap_err().to_string();
+        assert!(msg.contains("cut.jpg"), "{msg}");
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -24,7 +24,7 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
             "not an image: unrecognised file content (expected JPEG/PNG/BMP/WebP)",
         )
     })?;
-    if format == ImageFormat::Jpeg && !has_jpeg_eoi(bytes) {
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(Error::bad_file(
             path,
             "truncated JPEG: no end-of-image marker (FF D9)",
@@ -39,15 +39,41 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     Ok(img.into_rgb8())
 }
 
-/// True when the JPEG ends with FF D9, allowing trailing padding bytes (0x00 / 0xFF / whitespace).
-fn has_jpeg_eoi(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(64)..];
-    let end = tail
-        .iter()
-        .rposition(|&b| !matches!(b, 0x00 | b'\n' | b'\r' | b' '))
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    end >= 2 && tail[end - 2] == 0xFF && tail[end - 1] == 0xD9
+/// False when a JPEG has no end-of-image marker (FF D9) after the start of its
+/// first scan: the file was cut short. The marker segments before the first
+/// scan (SOS, FF DA) are walked by their lengths, so an EXIF thumbnail's own
+/// markers do not count; trailing bytes after the EOI are allowed. A header
+/// that cannot be walked is left to the decoder (returns true).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut pos = 2; // after SOI
+    let scan_start = loop {
+        while pos < bytes.len() && bytes[pos] == 0xFF && bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1; // fill bytes
+        }
+        if pos + 4 > bytes.len() {
+            return false; // cut inside the header
+        }
+        if bytes[pos] != 0xFF {
+            return true; // not walkable: left to the decoder
+        }
+        let marker = bytes[pos + 1];
+        if marker == 0xDA {
+            break pos;
+        }
+        if marker == 0xD9 {
+            return false; // EOI before any scan: no image data
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            pos += 2;
+            continue;
+        }
+        let len = u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]) as usize;
+        pos += 2 + len;
+    };
+    bytes[scan_start..]
+        .windows(2)
+        .rev()
+        .any(|w| w == [0xFF, 0xD9])
 }
 
 /// Reads and decodes an image file to RGB.
