@@ -74,6 +74,9 @@ pub struct PretrainArgs {
     pub spec_arch: Option<String>,
     #[arg(long)]
     pub n_mels: Option<usize>,
+    /// Spectrogram hop in samples (default: a quarter of the FFT window).
+    #[arg(long)]
+    pub mel_hop: Option<usize>,
     #[arg(long)]
     pub mlp: Option<String>,
     #[arg(long)]
@@ -142,7 +145,7 @@ impl PretrainArgs {
         set!(exp_dir, pairing, sample_rate, clip_seconds, wave_arch, spec_arch, mlp, epochs, batch_size, lr, wd);
         set!(warmup_epochs, sim_coeff, std_coeff, cov_coeff, num_workers, seed, log_every, checkpoint_every);
         set!(online_probe, device);
-        set_opt!(data_dir, test_fold, n_mels, std_coeff_b, cov_coeff_b, clip_grad);
+        set_opt!(data_dir, test_fold, n_mels, mel_hop, std_coeff_b, cov_coeff_b, clip_grad);
         if let Some(v) = self.optimizer {
             c.optimizer = match v {
                 Opt::Lars => OptimizerKind::Lars,

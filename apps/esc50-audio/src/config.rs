@@ -90,6 +90,8 @@ pub struct PretrainConfig {
     pub spec_arch: String,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
     pub n_mels: Option<usize>,
+    /// Hop between spectrogram frames in samples (unset: a quarter of the ~46 ms FFT window).
+    pub mel_hop: Option<usize>,
     /// Expander widths of both branches, e.g. 8192-8192-8192.
     pub mlp: String,
     /// Epochs.
@@ -148,6 +150,7 @@ impl Default for PretrainConfig {
             wave_arch: WaveArch::Resnet18,
             spec_arch: "resnet18".into(),
             n_mels: None,
+            mel_hop: None,
             mlp: "8192-8192-8192".into(),
             epochs: 100,
             batch_size: 128,
@@ -211,7 +214,7 @@ impl PretrainConfig {
         LogMelConfig {
             sample_rate: sr,
             n_fft,
-            hop_length: n_fft / 4,
+            hop_length: self.mel_hop.unwrap_or(n_fft / 4),
             win_length: n_fft,
             n_mels,
             ..LogMelConfig::esc50()
@@ -291,6 +294,9 @@ impl PretrainConfig {
                 self.wave_arch,
                 wave.min_samples()
             );
+        }
+        if self.mel_hop == Some(0) {
+            bail!("mel-hop must be at least 1 sample");
         }
         if self.pairing == Pairing::WaveSpec {
             self.spec_encoder()?.resnet.validate()?;

@@ -41,6 +41,9 @@ pub struct DemoArgs {
     /// Mel bands.
     #[arg(long, default_value_t = 32)]
     pub n_mels: usize,
+    /// Spectrogram hop in samples (256 at 8 kHz: 32 ms, 32 frames per second).
+    #[arg(long, default_value_t = 256)]
+    pub mel_hop: usize,
     /// Expander.
     #[arg(long, default_value = "1024-1024-1024")]
     pub mlp: String,
@@ -104,6 +107,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         test_fold: Some(5),
         wave_arch: WaveArch::Small,
         n_mels: Some(args.n_mels),
+        mel_hop: Some(args.mel_hop),
         mlp: args.mlp.clone(),
         epochs: args.epochs,
         batch_size: args.batch_size,
