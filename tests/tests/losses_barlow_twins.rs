@@ -21,6 +21,7 @@ fn rows(t: &Tensor) -> Vec<Vec<f64>> {
 }
 
 /// The official formula with explicit loops: BN (biased variance), C = na^T nb / N.
+#[allow(clippy::needless_range_loop)]
 fn reference(za: &[Vec<f64>], zb: &[Vec<f64>], eps: f64) -> (f64, f64) {
     let n = za.len();
     let d = za[0].len();

@@ -5,11 +5,13 @@
 mod barlow_twins;
 mod input;
 mod negative_cosine;
+mod select;
 mod simclr;
 mod vicreg;
 
 pub use barlow_twins::{batch_standardize, BarlowTwinsConfig, BarlowTwinsLoss};
 pub use negative_cosine::{negative_cosine, CosineLayout, NegativeCosineConfig, NegativeCosineLoss};
+pub use select::{build_loss, LossConfig, LossKind};
 pub use simclr::{l2_normalize, SimClrConfig, SimClrLoss};
 
 pub use vicreg::{

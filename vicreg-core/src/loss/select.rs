@@ -1,0 +1,100 @@
+//! Picking a loss by name (`--loss vicreg|barlow-twins|simclr|byol|simsiam`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BarlowTwinsConfig, BarlowTwinsLoss, JointLoss, NegativeCosineConfig, NegativeCosineLoss, SimClrConfig, SimClrLoss,
+    VicRegConfig, VicRegLoss,
+};
+use crate::{Error, Result};
+
+/// Which joint-embedding loss to train with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// VICReg.
+    #[default]
+    Vicreg,
+    /// Barlow Twins.
+    BarlowTwins,
+    /// SimCLR / InfoNCE (NT-Xent).
+    Simclr,
+    /// BYOL: negative cosine, predictor, momentum target (needs an [`AsymmetricModel`](crate::model::AsymmetricModel)).
+    Byol,
+    /// SimSiam: negative cosine, predictor, stop-gradient, no momentum (needs an [`AsymmetricModel`](crate::model::AsymmetricModel)).
+    Simsiam,
+}
+
+impl LossKind {
+    /// Every kind, in `--loss` order.
+    pub const ALL: [LossKind; 5] = [Self::Vicreg, Self::BarlowTwins, Self::Simclr, Self::Byol, Self::Simsiam];
+
+    /// The command-line / config spelling (also the loss's [`JointLoss::name`]).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Vicreg => "vicreg",
+            Self::BarlowTwins => "barlow-twins",
+            Self::Simclr => "simclr",
+            Self::Byol => "byol",
+            Self::Simsiam => "simsiam",
+        }
+    }
+
+    /// True for the losses that expect the packed `[p | z | t]` embeddings of an
+    /// [`AsymmetricModel`](crate::model::AsymmetricModel) (with a predictor).
+    pub fn needs_asymmetric_model(&self) -> bool {
+        matches!(self, Self::Byol | Self::Simsiam)
+    }
+
+    /// True when the model should have a momentum (EMA) target branch.
+    pub fn uses_momentum_target(&self) -> bool {
+        matches!(self, Self::Byol)
+    }
+}
+
+impl std::fmt::Display for LossKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim().to_ascii_lowercase().replace('_', "-");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == t || (t == "barlowtwins" && *k == Self::BarlowTwins))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "unknown loss {s:?}: expected vicreg, barlow-twins, simclr, byol or simsiam"
+                ))
+            })
+    }
+}
+
+/// The settings of every loss; [`build_loss`] uses the one of the chosen kind
+/// (so a config file can hold them all and `--loss` switch between them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    /// VICReg coefficients.
+    pub vicreg: VicRegConfig,
+    /// Barlow Twins coefficients.
+    pub barlow_twins: BarlowTwinsConfig,
+    /// SimCLR temperature.
+    pub simclr: SimClrConfig,
+    /// BYOL / SimSiam options (layout, stop-gradient, added VICReg terms).
+    pub negative_cosine: NegativeCosineConfig,
+}
+
+/// Builds the loss of `kind` from its section of `cfg` (checked).
+pub fn build_loss(kind: LossKind, cfg: &LossConfig) -> Result<Box<dyn JointLoss>> {
+    Ok(match kind {
+        LossKind::Vicreg => Box::new(VicRegLoss::new(cfg.vicreg.clone())?),
+        LossKind::BarlowTwins => Box::new(BarlowTwinsLoss::new(cfg.barlow_twins.clone())?),
+        LossKind::Simclr => Box::new(SimClrLoss::new(cfg.simclr.clone())?),
+        LossKind::Byol => Box::new(NegativeCosineLoss::named(cfg.negative_cosine.clone(), "byol")?),
+        LossKind::Simsiam => Box::new(NegativeCosineLoss::named(cfg.negative_cosine.clone(), "simsiam")?),
+    })
+}
