@@ -124,6 +124,16 @@ pub enum Opt {
     Adamw,
 }
 
+impl From<Opt> for OptimizerKind {
+    fn from(o: Opt) -> Self {
+        match o {
+            Opt::Lars => OptimizerKind::Lars,
+            Opt::Sgd => OptimizerKind::Sgd,
+            Opt::Adamw => OptimizerKind::Adamw,
+        }
+    }
+}
+
 impl PretrainArgs {
     /// The config file (or the defaults) with every given flag applied.
     pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
@@ -162,11 +172,7 @@ impl PretrainArgs {
             };
         }
         if let Some(v) = self.optimizer {
-            c.optimizer = match v {
-                Opt::Lars => OptimizerKind::Lars,
-                Opt::Sgd => OptimizerKind::Sgd,
-                Opt::Adamw => OptimizerKind::Adamw,
-            };
+            c.optimizer = v.into();
         }
         c.strict |= self.strict;
         c.quiet |= self.quiet;

@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::Result;
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
 use vicreg_core::eval::{KnnConfig, LinearProbeConfig};
-use vicreg_core::optim::OptimizerKind;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data;
@@ -22,13 +21,13 @@ pub struct DemoArgs {
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
     /// Pretraining epochs.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 4)]
     pub epochs: usize,
     /// Training images per class of the generated set (10 classes).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 150)]
     pub train_per_class: usize,
     /// Validation images per class.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 50)]
     pub val_per_class: usize,
     /// Backbone.
     #[arg(long, default_value = "resnet18")]
@@ -37,7 +36,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "1024-1024-1024")]
     pub mlp: String,
     /// Batch size.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Crop size of the views (the generated images are 64 px).
     #[arg(long, default_value_t = 32)]
@@ -45,6 +44,15 @@ pub struct DemoArgs {
     /// Loader threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
+    /// Optimizer (AdamW learns fastest in a run of a few hundred steps).
+    #[arg(long, value_enum, default_value = "adamw")]
+    pub optimizer: crate::cli::Opt,
+    /// Base learning rate (peak = base-lr * batch-size / 256).
+    #[arg(long, default_value_t = 4e-3)]
+    pub base_lr: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    pub wd: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -94,8 +102,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         mlp: args.mlp.clone(),
         epochs: args.epochs,
         batch_size: args.batch_size,
-        optimizer: OptimizerKind::Lars,
-        warmup_epochs: 2.min(args.epochs - 1),
+        optimizer: args.optimizer.into(),
+        base_lr: Some(args.base_lr),
+        wd: args.wd,
+        warmup_epochs: 1.min(args.epochs - 1),
         num_workers: args.num_workers,
         seed: args.seed,
         image_size: Some(args.image_size),
@@ -108,11 +118,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     cfg.validate()?;
     let source = data::open_split(&data_dir, "train", false)?;
     eprintln!(
-        "pretraining {} + expander {} with VICReg: {} epochs, batch {}, LARS base lr {} -> {}",
+        "pretraining {} + expander {} with VICReg: {} epochs, batch {}, {:?} base lr {} -> {}",
         cfg.arch,
         cfg.mlp,
         cfg.epochs,
         cfg.batch_size,
+        cfg.optimizer,
         cfg.resolved_base_lr(),
         exp_dir.display()
     );
