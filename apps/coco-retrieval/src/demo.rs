@@ -24,10 +24,10 @@ pub struct DemoArgs {
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
     /// Pretraining epochs.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     /// Generated training images (5 captions each).
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 2000)]
     pub train_images: usize,
     /// Generated test images (val2017 of the generated set).
     #[arg(long, default_value_t = 1000)]
@@ -36,7 +36,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "resnet18")]
     pub image_arch: String,
     /// Crop size of the image views (the generated images are 64 px).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 24)]
     pub image_size: u32,
     /// transformer, gru or pretrained:<dir or hub id>.
     #[arg(long, default_value = "transformer")]
@@ -51,8 +51,14 @@ pub struct DemoArgs {
     #[arg(long, default_value = "1024-1024")]
     pub mlp: String,
     /// Batch size.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Optimizer.
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: OptimizerKind,
+    /// Base learning rate (peak = base-lr * batch-size / 256).
+    #[arg(long, default_value_t = 0.008)]
+    pub base_lr: f64,
     /// Loader threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
@@ -114,7 +120,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         mlp: args.mlp.clone(),
         epochs: args.epochs,
         batch_size: args.batch_size,
-        optimizer: OptimizerKind::Lars,
+        optimizer: args.optimizer,
+        base_lr: Some(args.base_lr),
         warmup_epochs: 1.min(args.epochs - 1),
         num_workers: args.num_workers,
         seed: args.seed,
@@ -125,12 +132,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     cfg.validate()?;
     let train = data::open(&data_dir, None, Part::Train)?;
     eprintln!(
-        "pretraining {} + {} text encoder, expanders {} with VICReg: {} epochs, batch {}, LARS base lr {} -> {}",
+        "pretraining {} + {} text encoder, expanders {} with VICReg: {} epochs, batch {}, {:?} base lr {} -> {}",
         cfg.image_arch,
         cfg.text_encoder,
         cfg.mlp,
         cfg.epochs,
         cfg.batch_size,
+        cfg.optimizer,
         cfg.resolved_base_lr(),
         exp_dir.display()
     );

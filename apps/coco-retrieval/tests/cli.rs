@@ -47,6 +47,10 @@ fn tiny_data(root: &Path) {
 
 /// A small, fast model: ResNet-18 at 24 px crops, 1-layer transformer of width 32.
 fn pretrain_cmd(data: &Path, exp: &Path, epochs: usize) -> Command {
+    pretrain_batch(data, exp, epochs, 8)
+}
+
+fn pretrain_batch(data: &Path, exp: &Path, epochs: usize, batch: usize) -> Command {
     let mut c = bin();
     c.args([
         "pretrain",
@@ -64,8 +68,6 @@ fn pretrain_cmd(data: &Path, exp: &Path, epochs: usize) -> Command {
     .args([
         "--mlp",
         "64-64",
-        "--batch-size",
-        "8",
         "--quiet",
         "--num-workers",
         "1",
@@ -74,6 +76,8 @@ fn pretrain_cmd(data: &Path, exp: &Path, epochs: usize) -> Command {
         "--max-len",
         "20",
     ])
+    .arg("--batch-size")
+    .arg(batch.to_string())
     .arg("--epochs")
     .arg(epochs.to_string())
     .arg("--data-dir")
@@ -181,6 +185,108 @@ fn pretrain_eval_retrieve_and_resume() {
         .arg("--exp-dir")
         .arg(&exp));
     assert!(s.contains("(random init)"), "{s}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Copies the training split of `src` into a new COCO tree whose test split
+/// (val2017) holds the same images and captions: the index then covers the
+/// pretraining images, so a short pretraining can be checked for alignment.
+fn train_as_test(src: &Path, dst: &Path, keep: usize) -> Vec<(String, String)> {
+    let ann: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(src.join("annotations/captions_train2017.json")).unwrap(),
+    )
+    .unwrap();
+    let images: Vec<serde_json::Value> = ann["images"].as_array().unwrap()[..keep].to_vec();
+    let ids: Vec<u64> = images.iter().map(|i| i["id"].as_u64().unwrap()).collect();
+    let anns: Vec<serde_json::Value> = ann["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| ids.contains(&a["image_id"].as_u64().unwrap()))
+        .cloned()
+        .collect();
+    std::fs::create_dir_all(dst.join("annotations")).unwrap();
+    let mut first_caption = Vec::new();
+    for split in ["train2017", "val2017"] {
+        std::fs::create_dir_all(dst.join(split)).unwrap();
+        for im in &images {
+            let f = im["file_name"].as_str().unwrap();
+            std::fs::copy(src.join("train2017").join(f), dst.join(split).join(f)).unwrap();
+        }
+        let v = serde_json::json!({"images": images, "annotations": anns});
+        std::fs::write(
+            dst.join("annotations")
+                .join(format!("captions_{split}.json")),
+            v.to_string(),
+        )
+        .unwrap();
+    }
+    for im in &images {
+        let id = im["id"].as_u64().unwrap();
+        let cap = anns
+            .iter()
+            .find(|a| a["image_id"].as_u64() == Some(id))
+            .unwrap()["caption"]
+            .as_str()
+            .unwrap();
+        first_caption.push((
+            im["file_name"].as_str().unwrap().to_string(),
+            cap.to_string(),
+        ));
+    }
+    first_caption
+}
+
+#[test]
+fn retrieve_ranks_a_captions_own_image_first() {
+    let root = tmp("neighbours");
+    let gen = root.join("gen");
+    generate_synth_coco(
+        &gen,
+        &SynthCaptionsConfig {
+            train_images: 16,
+            val_images: 2,
+            image_size: 32,
+            ..SynthCaptionsConfig::default()
+        },
+    )
+    .unwrap();
+    let data = root.join("data");
+    let pairs = train_as_test(&gen, &data, 16);
+    let exp = root.join("run");
+    let mut c = pretrain_batch(&data, &exp, 40, 16);
+    c.args([
+        "--optimizer",
+        "adamw",
+        "--base-lr",
+        "0.1",
+        "--mlp-image",
+        "256-256",
+        "--mlp-text",
+        "256-256",
+    ]);
+    run(&mut c);
+    // 16 candidate images: chance is 1/16 for rank 1 and 3/16 for the top 3.
+    let (mut first, mut top3) = (0, 0);
+    for (file, caption) in &pairs {
+        let s = run(bin()
+            .args(["retrieve", "--k", "3", "--text", caption])
+            .arg("--exp-dir")
+            .arg(&exp));
+        let hits: Vec<&str> = s.lines().skip(1).collect();
+        assert_eq!(hits.len(), 3, "{s}");
+        first += hits[0].contains(file.as_str()) as usize;
+        top3 += hits.iter().any(|h| h.contains(file.as_str())) as usize;
+    }
+    let n = pairs.len();
+    assert!(
+        top3 * 2 > n,
+        "only {top3} of {n} captions have their own image in the top 3"
+    );
+    assert!(
+        first * 4 >= n,
+        "only {first} of {n} captions rank their own image first"
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 
