@@ -185,7 +185,7 @@ impl PretrainConfig {
         if self.batch_size == 0 || self.epochs == 0 {
             bail!("batch-size and epochs must be at least 1");
         }
-        if self.accumulate == 0 || self.batch_size % self.accumulate != 0 {
+        if self.accumulate == 0 || !self.batch_size.is_multiple_of(self.accumulate) {
             bail!("batch-size ({}) must be a multiple of accumulate ({})", self.batch_size, self.accumulate);
         }
         vicreg_core::model::parse_mlp_spec(&self.mlp)?;

@@ -53,6 +53,7 @@ pub fn resolve_arch(arch: Option<String>, pretrained: Option<&Path>) -> String {
 }
 
 /// Train/val features of a data directory for `net`.
+#[allow(clippy::too_many_arguments)]
 pub fn split_features(
     net: &ResNet,
     data_dir: &Path,
