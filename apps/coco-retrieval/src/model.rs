@@ -53,7 +53,7 @@ impl<E: Encoder> Encoder for Freezable<E> {
 /// Either text encoder, over [`TextBatch`]es.
 pub enum TextEncoder {
     /// BERT-style transformer (mean pooling).
-    Transformer(TextTransformer),
+    Transformer(Box<TextTransformer>),
     /// GRU (last state).
     Gru(GruTextEncoder),
 }
@@ -101,7 +101,9 @@ pub fn build(
     )?;
     let tvb = vb.pp("text").pp("encoder");
     let enc = match text {
-        TextArch::Transformer(b) => TextEncoder::Transformer(TextTransformer::new(b, tvb)?),
+        TextArch::Transformer(b) => {
+            TextEncoder::Transformer(Box::new(TextTransformer::new(b, tvb)?))
+        }
         TextArch::Gru(g) => TextEncoder::Gru(GruTextEncoder::new(g, tvb)?),
     };
     let text = Branch::new(
@@ -122,8 +124,9 @@ pub fn optimized_vars(cfg: &PretrainConfig, store: &ParamStore) -> Vec<(String, 
         .trainable_vars()
         .into_iter()
         .filter(|(n, _)| {
-            !(cfg.freeze_image && n.starts_with(IMAGE_ENCODER))
-                && !(cfg.freeze_text && n.starts_with(TEXT_ENCODER))
+            let frozen = (cfg.freeze_image && n.starts_with(IMAGE_ENCODER))
+                || (cfg.freeze_text && n.starts_with(TEXT_ENCODER));
+            !frozen
         })
         .collect()
 }
