@@ -25,7 +25,12 @@ pub struct Prediction {
 }
 
 /// Classifies `files` with the encoders and head of run directory `exp`.
-pub fn run(exp: &Path, files: &[PathBuf], branch: Option<BranchSel>, device: &str) -> Result<Vec<Prediction>> {
+pub fn run(
+    exp: &Path,
+    files: &[PathBuf],
+    branch: Option<BranchSel>,
+    device: &str,
+) -> Result<Vec<Prediction>> {
     if files.is_empty() {
         anyhow::bail!("classify needs at least one wav file");
     }
@@ -36,14 +41,25 @@ pub fn run(exp: &Path, files: &[PathBuf], branch: Option<BranchSel>, device: &st
     let len = cfg.clip_len();
     let mut out = Vec::new();
     for f in files {
-        let wave = load_wav(f, cfg.sample_rate).with_context(|| format!("cannot classify {}", f.display()))?;
+        let wave = load_wav(f, cfg.sample_rate)
+            .with_context(|| format!("cannot classify {}", f.display()))?;
         let clip = center_crop_or_pad(&wave, len);
         let x = Tensor::from_vec(clip, (1, len), &device)?;
-        let p: Vec<f32> = head.probabilities(&enc.forward(&x)?)?.squeeze(0)?.to_vec1()?;
+        let p: Vec<f32> = head
+            .probabilities(&enc.forward(&x)?)?
+            .squeeze(0)?
+            .to_vec1()?;
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-        let top = order.iter().take(5).map(|&c| (meta.classes[c].clone(), p[c] as f64)).collect();
-        out.push(Prediction { file: f.clone(), top });
+        let top = order
+            .iter()
+            .take(5)
+            .map(|&c| (meta.classes[c].clone(), p[c] as f64))
+            .collect();
+        out.push(Prediction {
+            file: f.clone(),
+            top,
+        });
     }
     Ok(out)
 }

@@ -142,10 +142,39 @@ impl PretrainArgs {
         macro_rules! set_opt {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = Some(v); } )* };
         }
-        set!(exp_dir, pairing, sample_rate, clip_seconds, wave_arch, spec_arch, mlp, epochs, batch_size, lr, wd);
-        set!(warmup_epochs, sim_coeff, std_coeff, cov_coeff, num_workers, seed, log_every, checkpoint_every);
+        set!(
+            exp_dir,
+            pairing,
+            sample_rate,
+            clip_seconds,
+            wave_arch,
+            spec_arch,
+            mlp,
+            epochs,
+            batch_size,
+            lr,
+            wd
+        );
+        set!(
+            warmup_epochs,
+            sim_coeff,
+            std_coeff,
+            cov_coeff,
+            num_workers,
+            seed,
+            log_every,
+            checkpoint_every
+        );
         set!(online_probe, device);
-        set_opt!(data_dir, test_fold, n_mels, mel_hop, std_coeff_b, cov_coeff_b, clip_grad);
+        set_opt!(
+            data_dir,
+            test_fold,
+            n_mels,
+            mel_hop,
+            std_coeff_b,
+            cov_coeff_b,
+            clip_grad
+        );
         if let Some(v) = self.optimizer {
             c.optimizer = match v {
                 Opt::Lars => OptimizerKind::Lars,
@@ -345,7 +374,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     r.mean_top1
                 );
                 evaluate::print_report(&title, &r);
-                println!("results: {}", a.exp_dir.join(evaluate::results_name("eval", a.protocol, r.branch, a.init)).display());
+                println!(
+                    "results: {}",
+                    a.exp_dir
+                        .join(evaluate::results_name("eval", a.protocol, r.branch, a.init))
+                        .display()
+                );
             }
             Ok(())
         }
@@ -354,12 +388,23 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let exp = cfg.exp_dir.clone();
             let r = supervised::run(&cfg, &opts)?;
             evaluate::print_report(
-                &format!("supervised {} encoder ({:?} protocol): mean top-1 {:.2}%", opts.branch.name(), opts.protocol, r.mean_top1),
+                &format!(
+                    "supervised {} encoder ({:?} protocol): mean top-1 {:.2}%",
+                    opts.branch.name(),
+                    opts.protocol,
+                    r.mean_top1
+                ),
                 &r,
             );
             println!(
                 "results: {}",
-                exp.join(evaluate::results_name("supervised", opts.protocol, opts.branch, InitKind::Pretrained)).display()
+                exp.join(evaluate::results_name(
+                    "supervised",
+                    opts.protocol,
+                    opts.branch,
+                    InitKind::Pretrained
+                ))
+                .display()
             );
             Ok(())
         }
@@ -369,7 +414,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&preds)?);
             } else {
                 for p in preds {
-                    let top: Vec<String> = p.top.iter().map(|(c, pr)| format!("{c} {:.1}%", 100.0 * pr)).collect();
+                    let top: Vec<String> = p
+                        .top
+                        .iter()
+                        .map(|(c, pr)| format!("{c} {:.1}%", 100.0 * pr))
+                        .collect();
                     println!("{}: {}", p.file.display(), top.join(", "));
                 }
             }

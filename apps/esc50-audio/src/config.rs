@@ -45,7 +45,8 @@ pub enum WaveArch {
     Resnet18,
     /// 1-D ResNet-18 with widths 64-128-256-512 (512-d).
     Resnet18Wide,
-    /// A CPU-sized 1-D ResNet-18: widths 8-16-32-64 (64-d), stem 25 taps, stride 4.
+    /// A CPU-sized 1-D ResNet-18: widths 8-16-32-64 (64-d), stem 25 taps, stride 8
+    /// (total hop 128 samples).
     Small,
     /// The encoders crate's two-stage test network (8-d); for tests only.
     Tiny,
@@ -60,6 +61,7 @@ impl WaveArch {
             WaveArch::Small => ResNet1dConfig {
                 widths: vec![8, 16, 32, 64],
                 stem_kernel: 25,
+                stem_stride: 8,
                 ..ResNet1dConfig::resnet18()
             },
             WaveArch::Tiny => ResNet1dConfig::tiny(),
@@ -179,8 +181,10 @@ impl Default for PretrainConfig {
 impl PretrainConfig {
     /// Reads a TOML file with the keys of this struct.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}: invalid esc50-audio config", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))
     }
 
     /// The configuration of a run directory (`<dir>/config.toml`).
@@ -208,7 +212,9 @@ impl PretrainConfig {
     /// settings (2048-point FFT, hop 512) scaled to keep a ~46 ms window and a
     /// quarter-window hop at other rates.
     pub fn mel(&self) -> LogMelConfig {
-        let n_mels = self.n_mels.unwrap_or(if self.sample_rate >= 44_100 { 128 } else { 64 });
+        let n_mels = self
+            .n_mels
+            .unwrap_or(if self.sample_rate >= 44_100 { 128 } else { 64 });
         let sr = self.sample_rate as f64;
         let n_fft = 2usize.pow((0.0464 * sr).log2().round().max(5.0) as u32);
         LogMelConfig {
@@ -258,7 +264,11 @@ impl PretrainConfig {
             checkpoint_every_steps: self.checkpoint_every,
             seed: self.seed,
             quiet: self.quiet,
-            resume: if resume { ResumeMode::Require } else { ResumeMode::Auto },
+            resume: if resume {
+                ResumeMode::Require
+            } else {
+                ResumeMode::Auto
+            },
             online_probe: self.online_probe.then(|| OnlineProbeConfig {
                 num_classes,
                 ..OnlineProbeConfig::default()
@@ -319,8 +329,9 @@ pub fn parse_device(s: &str) -> Result<candle_core::Device> {
             .with_context(|| format!("bad device {s:?}: expected cpu or cuda:N"))?,
         None => bail!("bad device {s:?}: expected cpu or cuda:N"),
     };
-    candle_core::Device::new_cuda(ordinal)
-        .with_context(|| format!("cannot open cuda:{ordinal} (was this binary built with `--features cuda`?)"))
+    candle_core::Device::new_cuda(ordinal).with_context(|| {
+        format!("cannot open cuda:{ordinal} (was this binary built with `--features cuda`?)")
+    })
 }
 
 #[cfg(test)]

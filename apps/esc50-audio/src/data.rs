@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::audio::{
-    collate_labelled_waveforms, train_fold_list, AudioViewConfig, Esc50Index, Esc50Labelled, ESC50_FOLDS,
+    collate_labelled_waveforms, train_fold_list, AudioViewConfig, Esc50Index, Esc50Labelled,
+    ESC50_FOLDS,
 };
 use datasets::loader::{Loader, LoaderConfig};
 use serde::Serialize;
@@ -15,7 +16,10 @@ use serde::Serialize;
 /// Opens `<dir>/meta/esc50.csv`, with a hint on the expected layout when it is missing.
 pub fn open_index(dir: &Path) -> Result<Arc<Esc50Index>> {
     if !dir.is_dir() {
-        bail!("data directory {} does not exist or is not a directory", dir.display());
+        bail!(
+            "data directory {} does not exist or is not a directory",
+            dir.display()
+        );
     }
     let csv = dir.join("meta").join("esc50.csv");
     if !csv.is_file() {
@@ -106,6 +110,7 @@ pub fn eval_batches(
 
 /// A loader of augmented labelled clips of `folds` (supervised training),
 /// shuffled per epoch; the last incomplete batch is kept unless it has one clip.
+#[allow(clippy::too_many_arguments)]
 pub fn train_loader(
     index: Arc<Esc50Index>,
     folds: &[u8],
@@ -116,7 +121,12 @@ pub fn train_loader(
     seed: u64,
     device: &Device,
 ) -> Result<Loader<Esc50Labelled, (Tensor, Tensor)>> {
-    let ds = Esc50Labelled::new(index, folds, sample_rate, AudioViewConfig::with_clip_len(clip_len))?;
+    let ds = Esc50Labelled::new(
+        index,
+        folds,
+        sample_rate,
+        AudioViewConfig::with_clip_len(clip_len),
+    )?;
     let n = datasets::Dataset::len(&ds);
     let dev = device.clone();
     Ok(Loader::new(
@@ -135,9 +145,17 @@ pub fn train_loader(
 }
 
 /// `(waveforms, targets)` -> `(waveforms, labels)`, errors converted for the core.
-pub fn to_labelled(r: datasets::Result<(Tensor, Tensor)>) -> vicreg_core::Result<(Tensor, Vec<usize>)> {
+pub fn to_labelled(
+    r: datasets::Result<(Tensor, Tensor)>,
+) -> vicreg_core::Result<(Tensor, Vec<usize>)> {
     let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-    Ok((x, y.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect()))
+    Ok((
+        x,
+        y.to_vec1::<u32>()?
+            .into_iter()
+            .map(|v| v as usize)
+            .collect(),
+    ))
 }
 
 /// The cache folder of built-in data: `$VICREG_CACHE`, else `~/.cache/vicreg-rs`, else `./.cache`.
@@ -154,7 +172,8 @@ pub fn cache_dir() -> PathBuf {
 /// Writes `value` as pretty JSON to `path` atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    vicreg_core::io::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    vicreg_core::io::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -169,8 +188,18 @@ mod tests {
                 assert_eq!(run.train_folds.len(), 4);
             }
         }
-        let folds: Vec<u8> = fold_plan(Protocol::Folds).unwrap().iter().map(|r| r.test_fold).collect();
+        let folds: Vec<u8> = fold_plan(Protocol::Folds)
+            .unwrap()
+            .iter()
+            .map(|r| r.test_fold)
+            .collect();
         assert_eq!(folds, vec![1, 2, 3, 4, 5]);
-        assert_eq!(fold_plan(Protocol::Split).unwrap(), vec![FoldRun { test_fold: 5, train_folds: vec![1, 2, 3, 4] }]);
+        assert_eq!(
+            fold_plan(Protocol::Split).unwrap(),
+            vec![FoldRun {
+                test_fold: 5,
+                train_folds: vec![1, 2, 3, 4]
+            }]
+        );
     }
 }

@@ -24,10 +24,10 @@ pub struct DemoArgs {
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
     /// VICReg pretraining epochs.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Supervised baseline epochs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     pub supervised_epochs: usize,
     /// Clips per class in each fold of the generated set (10 classes, 5 folds).
     #[arg(long, default_value_t = 8)]
@@ -145,9 +145,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     let t = Instant::now();
-    for (name, init) in [("VICReg (wave-spec)", InitKind::Pretrained), ("random init", InitKind::Random)] {
+    for (name, init) in [
+        ("VICReg (wave-spec)", InitKind::Pretrained),
+        ("random init", InitKind::Random),
+    ] {
         let reports: Vec<EvalReport> = evaluate::run(&cfg.exp_dir, &opts(init))?;
-        rows.push((name.into(), reports.iter().map(|r| Some(r.mean_top1)).collect()));
+        rows.push((
+            name.into(),
+            reports.iter().map(|r| Some(r.mean_top1)).collect(),
+        ));
     }
     let eval_s = t.elapsed().as_secs_f64();
 
@@ -170,7 +176,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         },
     )?;
     let sup_s = t.elapsed().as_secs_f64();
-    rows.push(("supervised (spec, labels)".into(), vec![None, Some(sup.mean_top1), None]));
+    rows.push((
+        "supervised (spec, labels)".into(),
+        vec![None, Some(sup.mean_top1), None],
+    ));
 
     println!();
     println!(
@@ -181,7 +190,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!("| encoder | wave repr (1-D ResNet) | spec repr (2-D ResNet) | wave+spec |");
     println!("|---|---|---|---|");
     for (name, cells) in &rows {
-        let c: Vec<String> = cells.iter().map(|v| v.map_or("-".into(), |x| format!("{x:.1}%"))).collect();
+        let c: Vec<String> = cells
+            .iter()
+            .map(|v| v.map_or("-".into(), |x| format!("{x:.1}%")))
+            .collect();
         println!("| {name} | {} |", c.join(" | "));
     }
     println!();

@@ -97,7 +97,10 @@ pub struct EvalReport {
 pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;
-    (m, (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt())
+    (
+        m,
+        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt(),
+    )
 }
 
 /// Train (the fold run's four folds) and test features of `enc`.
@@ -111,7 +114,15 @@ pub fn fold_features(
     device: &Device,
 ) -> Result<(Features, Features)> {
     let batches = |folds: &[u8]| {
-        data::eval_batches(index.clone(), folds, cfg.sample_rate, cfg.clip_len(), batch_size, workers, device)
+        data::eval_batches(
+            index.clone(),
+            folds,
+            cfg.sample_rate,
+            cfg.clip_len(),
+            batch_size,
+            workers,
+            device,
+        )
     };
     let train = enc.features(batches(&run.train_folds)?)?;
     let test = enc.features(batches(&[run.test_fold])?)?;
@@ -160,7 +171,12 @@ pub fn probe_fold(
 /// The run directory holding encoders pretrained without `run.test_fold`:
 /// `exp` itself when it was pretrained with that test fold, else
 /// `<exp>/fold-k` (pretrained now if it is missing or unfinished).
-pub fn fold_run_dir(exp: &Path, base: &PretrainConfig, run: &FoldRun, data_dir: &Path) -> Result<PathBuf> {
+pub fn fold_run_dir(
+    exp: &Path,
+    base: &PretrainConfig,
+    run: &FoldRun,
+    data_dir: &Path,
+) -> Result<PathBuf> {
     if base.test_fold == Some(run.test_fold) && pretrain::is_complete(exp, base) {
         return Ok(exp.to_path_buf());
     }
@@ -203,11 +219,17 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
     let base = PretrainConfig::of_run(exp)?;
     let data_dir = match opts.data_dir.clone().or_else(|| base.data_dir.clone()) {
         Some(d) => d,
-        None => bail!("{}: its config has no data-dir; pass --data-dir", exp.display()),
+        None => bail!(
+            "{}: its config has no data-dir; pass --data-dir",
+            exp.display()
+        ),
     };
     let device = parse_device(&opts.device)?;
     let index = data::open_index(&data_dir)?;
-    if opts.init == InitKind::Pretrained && opts.protocol == Protocol::Split && base.test_fold != Some(5) {
+    if opts.init == InitKind::Pretrained
+        && opts.protocol == Protocol::Split
+        && base.test_fold != Some(5)
+    {
         bail!(
             "{}: pretrained with test-fold {:?}, so its encoders have seen fold 5, the test fold of the split protocol; \
              pretrain with --test-fold 5 (or use --protocol folds)",
@@ -223,7 +245,12 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
                 let dir = fold_run_dir(exp, &base, &run, &data_dir)?;
                 let cfg = PretrainConfig::of_run(&dir)?;
                 if cfg.test_fold != Some(run.test_fold) {
-                    bail!("{}: encoders were pretrained with test-fold {:?}, expected {}", dir.display(), cfg.test_fold, run.test_fold);
+                    bail!(
+                        "{}: encoders were pretrained with test-fold {:?}, expected {}",
+                        dir.display(),
+                        cfg.test_fold,
+                        run.test_fold
+                    );
                 }
                 (Encoders::load(&dir, &cfg, need, &device)?, Some(dir))
             }
@@ -238,11 +265,34 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             },
             enc.dim()
         );
-        let (train, test) = fold_features(&enc, &base, &index, &run, opts.batch_size, opts.workers, &device)?;
+        let (train, test) = fold_features(
+            &enc,
+            &base,
+            &index,
+            &run,
+            opts.batch_size,
+            opts.workers,
+            &device,
+        )?;
         for (i, &b) in opts.branches.iter().enumerate() {
             let (tr, te) = (enc.select(&train, b)?, enc.select(&test, b)?);
-            let r = probe_fold(&tr, &te, &index, &run, b, &opts.probe, run_dir.as_deref(), run_dir.as_deref())?;
-            eprintln!("fold {}, {}: top-1 {:.2}% (probe train {:.2}%)", r.test_fold, b.name(), r.top1, r.train_top1);
+            let r = probe_fold(
+                &tr,
+                &te,
+                &index,
+                &run,
+                b,
+                &opts.probe,
+                run_dir.as_deref(),
+                run_dir.as_deref(),
+            )?;
+            eprintln!(
+                "fold {}, {}: top-1 {:.2}% (probe train {:.2}%)",
+                r.test_fold,
+                b.name(),
+                r.top1,
+                r.train_top1
+            );
             folds[i].push(r);
         }
     }
@@ -258,7 +308,10 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             std_top1,
             probe: opts.probe.clone(),
         };
-        data::write_json(&exp.join(results_name("eval", opts.protocol, b, opts.init)), &report)?;
+        data::write_json(
+            &exp.join(results_name("eval", opts.protocol, b, opts.init)),
+            &report,
+        )?;
         reports.push(report);
     }
     Ok(reports)
@@ -270,7 +323,11 @@ pub fn results_name(kind: &str, protocol: Protocol, branch: BranchSel, init: Ini
         Protocol::Folds => "folds",
         Protocol::Split => "split",
     };
-    let r = if init == InitKind::Random { "-random" } else { "" };
+    let r = if init == InitKind::Random {
+        "-random"
+    } else {
+        ""
+    };
     format!("{kind}-{p}-{}{r}.json", branch.name())
 }
 
@@ -280,9 +337,19 @@ pub fn print_report(title: &str, r: &EvalReport) {
     println!("| test fold | probe train clips | test clips | top-1 | top-5 |");
     println!("|---|---|---|---|---|");
     for f in &r.folds {
-        println!("| {} | {} | {} | {:.1}% | {:.1}% |", f.test_fold, f.probe_train_clips.len(), f.test_clips.len(), f.top1, f.top5);
+        println!(
+            "| {} | {} | {} | {:.1}% | {:.1}% |",
+            f.test_fold,
+            f.probe_train_clips.len(),
+            f.test_clips.len(),
+            f.top1,
+            f.top5
+        );
     }
     if r.folds.len() > 1 {
-        println!("| mean | | | {:.1}% (std {:.1}) | |", r.mean_top1, r.std_top1);
+        println!(
+            "| mean | | | {:.1}% (std {:.1}) | |",
+            r.mean_top1, r.std_top1
+        );
     }
 }

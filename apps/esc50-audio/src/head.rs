@@ -66,7 +66,10 @@ pub fn moments(x: &Tensor) -> Result<(Tensor, Tensor)> {
 pub fn standardize(train: &Features, test: &Features) -> Result<(Features, Features)> {
     let (mean, std) = moments(&train.x)?;
     let f = |x: &Features| -> Result<Features> {
-        Ok(Features::new(x.x.broadcast_sub(&mean)?.broadcast_div(&std)?, x.labels.clone())?)
+        Ok(Features::new(
+            x.x.broadcast_sub(&mean)?.broadcast_div(&std)?,
+            x.labels.clone(),
+        )?)
     };
     Ok((f(train)?, f(test)?))
 }
@@ -78,7 +81,11 @@ impl Head {
         let x = train.x.broadcast_sub(&mean)?.broadcast_div(&std)?.detach();
         let device = x.device().clone();
         let store = ParamStore::new(cfg.seed);
-        let linear = linear_classifier(train.dim(), num_classes, store.var_builder(DType::F32, &device))?;
+        let linear = linear_classifier(
+            train.dim(),
+            num_classes,
+            store.var_builder(DType::F32, &device),
+        )?;
         let mut opt = Sgd::new(
             vec![ParamGroup::new(store.trainable_vars())],
             SgdConfig {
@@ -91,12 +98,20 @@ impl Head {
         let schedule = LrSchedule::cosine(cfg.lr, (cfg.epochs * n.div_ceil(cfg.batch_size)) as u64);
         let mut step = 0u64;
         for epoch in 0..cfg.epochs {
-            let perm = SeededRng::derive(cfg.seed, &[0x6c70_726f_6265, epoch as u64]).permutation(n);
+            let perm =
+                SeededRng::derive(cfg.seed, &[0x6c70_726f_6265, epoch as u64]).permutation(n);
             for idx in perm.chunks(cfg.batch_size) {
-                let ids = Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), idx.len(), &device)?;
+                let ids = Tensor::from_vec(
+                    idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    idx.len(),
+                    &device,
+                )?;
                 let y: Vec<u32> = idx.iter().map(|&i| train.labels[i] as u32).collect();
                 let y = Tensor::from_vec(y, idx.len(), &device)?;
-                let loss = candle_nn::loss::cross_entropy(&linear.forward(&x.index_select(&ids, 0)?)?, &y)?;
+                let loss = candle_nn::loss::cross_entropy(
+                    &linear.forward(&x.index_select(&ids, 0)?)?,
+                    &y,
+                )?;
                 opt.step(&loss.backward()?, schedule.lr_at(step))?;
                 step += 1;
             }
@@ -107,13 +122,20 @@ impl Head {
     /// `(n, classes)` class probabilities of raw features `(n, dim)`.
     pub fn probabilities(&self, x: &Tensor) -> Result<Tensor> {
         let z = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
-        Ok(candle_nn::ops::softmax(&self.linear.forward(&z)?, D::Minus1)?)
+        Ok(candle_nn::ops::softmax(
+            &self.linear.forward(&z)?,
+            D::Minus1,
+        )?)
     }
 
     /// Top-1 accuracy (%) on raw features.
     pub fn accuracy(&self, f: &Features) -> Result<f64> {
         let pred: Vec<u32> = self.probabilities(&f.x)?.argmax(D::Minus1)?.to_vec1()?;
-        let ok = pred.iter().zip(&f.labels).filter(|(p, y)| **p as usize == **y).count();
+        let ok = pred
+            .iter()
+            .zip(&f.labels)
+            .filter(|(p, y)| **p as usize == **y)
+            .count();
         Ok(100.0 * ok as f64 / f.len().max(1) as f64)
     }
 
@@ -137,23 +159,43 @@ impl Head {
             Some(b) => vec![b],
             None => vec![BranchSel::Both, BranchSel::Wave, BranchSel::Spec],
         };
-        let Some(&b) = choices.iter().find(|&&b| dir.join(head_file(b)).is_file() && dir.join(head_meta(b)).is_file()) else {
+        let Some(&b) = choices
+            .iter()
+            .find(|&&b| dir.join(head_file(b)).is_file() && dir.join(head_meta(b)).is_file())
+        else {
             bail!(
                 "{}: no {}; run `esc50-audio eval` (or `supervised`) on this run directory first \
                  (for a 5-fold run, point --exp-dir at one of its fold-N directories)",
                 dir.display(),
-                choices.iter().map(|&b| head_file(b)).collect::<Vec<_>>().join(" / ")
+                choices
+                    .iter()
+                    .map(|&b| head_file(b))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
             );
         };
         let (file, meta_file) = (dir.join(head_file(b)), dir.join(head_meta(b)));
-        let meta: HeadMeta = serde_json::from_slice(&std::fs::read(&meta_file).with_context(|| format!("reading {}", meta_file.display()))?)
-            .with_context(|| format!("{}: invalid classifier description", meta_file.display()))?;
-        let t = vicreg_core::io::load_safetensors(&file).with_context(|| format!("reading {}", file.display()))?;
-        let get = |k: &str| t.get(k).cloned().with_context(|| format!("{}: no tensor {k:?}", file.display()));
+        let meta: HeadMeta = serde_json::from_slice(
+            &std::fs::read(&meta_file)
+                .with_context(|| format!("reading {}", meta_file.display()))?,
+        )
+        .with_context(|| format!("{}: invalid classifier description", meta_file.display()))?;
+        let t = vicreg_core::io::load_safetensors(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let get = |k: &str| {
+            t.get(k)
+                .cloned()
+                .with_context(|| format!("{}: no tensor {k:?}", file.display()))
+        };
         let weight = get("weight")?;
         let (classes, dim) = weight.dims2()?;
         if classes != meta.classes.len() {
-            bail!("{}: {classes} classes in the weights but {} in {}", file.display(), meta.classes.len(), meta_file.display());
+            bail!(
+                "{}: {classes} classes in the weights but {} in {}",
+                file.display(),
+                meta.classes.len(),
+                meta_file.display()
+            );
         }
         let mean = get("mean")?.reshape((1, dim))?;
         let std = get("std")?.reshape((1, dim))?;

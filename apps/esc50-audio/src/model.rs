@@ -45,18 +45,28 @@ pub enum Joint {
 pub fn joint(cfg: &PretrainConfig, store: &ParamStore, device: &Device) -> Result<Joint> {
     let vb = store.var_builder(DType::F32, device);
     let exp = ExpanderConfig::with_mlp(&cfg.mlp);
-    let wave = Branch::new(wave_encoder(cfg, vb.pp("wave").pp("encoder"))?, &exp, vb.pp("wave").pp("projector"))?;
+    let wave = Branch::new(
+        wave_encoder(cfg, vb.pp("wave").pp("encoder"))?,
+        &exp,
+        vb.pp("wave").pp("projector"),
+    )?;
     Ok(match cfg.pairing {
         Pairing::WaveWave => Joint::WaveWave(JointEmbedding::siamese(wave)),
         Pairing::WaveSpec => {
-            let spec = Branch::new(spec_encoder(cfg, vb.pp("spec").pp("encoder"))?, &exp, vb.pp("spec").pp("projector"))?;
+            let spec = Branch::new(
+                spec_encoder(cfg, vb.pp("spec").pp("encoder"))?,
+                &exp,
+                vb.pp("spec").pp("projector"),
+            )?;
             Joint::WaveSpec(JointEmbedding::new(wave, spec))
         }
     })
 }
 
 /// Which representation evaluation uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum BranchSel {
     /// The 1-D waveform ResNet.
@@ -114,8 +124,16 @@ impl Encoders {
     }
 
     /// Seeded random initialisation of the encoders `sel` needs (the random-init baseline).
-    pub fn random(cfg: &PretrainConfig, sel: BranchSel, seed: u64, device: &Device) -> Result<Self> {
-        let mut out = Self { wave: None, spec: None };
+    pub fn random(
+        cfg: &PretrainConfig,
+        sel: BranchSel,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut out = Self {
+            wave: None,
+            spec: None,
+        };
         if sel != BranchSel::Spec {
             let s = ParamStore::new(seed);
             out.wave = Some((wave_encoder(cfg, s.var_builder(DType::F32, device))?, s));
@@ -130,8 +148,14 @@ impl Encoders {
     /// The encoders `sel` needs, with the weights of run directory `dir`
     /// (`wave-encoder.safetensors`, `spec-encoder.safetensors`).
     pub fn load(dir: &Path, cfg: &PretrainConfig, sel: BranchSel, device: &Device) -> Result<Self> {
-        if sel != BranchSel::Wave && cfg.pairing == Pairing::WaveWave && !dir.join("spec-encoder.safetensors").is_file() {
-            bail!("{}: a wave-wave run has no spectrogram encoder; use --branch wave", dir.display());
+        if sel != BranchSel::Wave
+            && cfg.pairing == Pairing::WaveWave
+            && !dir.join("spec-encoder.safetensors").is_file()
+        {
+            bail!(
+                "{}: a wave-wave run has no spectrogram encoder; use --branch wave",
+                dir.display()
+            );
         }
         let out = Self::random(cfg, sel, 0, device)?;
         if let Some((_, s)) = &out.wave {
@@ -145,7 +169,8 @@ impl Encoders {
 
     /// Representation size of the selection.
     pub fn dim(&self) -> usize {
-        self.wave.as_ref().map_or(0, |w| w.0.repr_dim()) + self.spec.as_ref().map_or(0, |s| s.0.repr_dim())
+        self.wave.as_ref().map_or(0, |w| w.0.repr_dim())
+            + self.spec.as_ref().map_or(0, |s| s.0.repr_dim())
     }
 
     /// `(B, dim)` eval-mode representations of `(B, samples)` waveforms
@@ -163,7 +188,10 @@ impl Encoders {
 
     /// `(wave, spec)` representation sizes (0 when absent).
     pub fn dims(&self) -> (usize, usize) {
-        (self.wave.as_ref().map_or(0, |w| w.0.repr_dim()), self.spec.as_ref().map_or(0, |s| s.0.repr_dim()))
+        (
+            self.wave.as_ref().map_or(0, |w| w.0.repr_dim()),
+            self.spec.as_ref().map_or(0, |s| s.0.repr_dim()),
+        )
     }
 
     /// Frozen features of labelled waveform batches.
@@ -178,9 +206,13 @@ impl Encoders {
 /// Loads an exported encoder file into `store`, naming the file on failure.
 pub fn load_into(store: &ParamStore, file: &Path) -> Result<()> {
     if !file.is_file() {
-        bail!("{}: missing (pretraining not finished in this run directory?)", file.display());
+        bail!(
+            "{}: missing (pretraining not finished in this run directory?)",
+            file.display()
+        );
     }
-    let tensors = vicreg_core::io::load_safetensors(file).with_context(|| format!("reading {}", file.display()))?;
+    let tensors = vicreg_core::io::load_safetensors(file)
+        .with_context(|| format!("reading {}", file.display()))?;
     store
         .load_tensors(&tensors, false, file)
         .with_context(|| format!("loading encoder weights from {}", file.display()))

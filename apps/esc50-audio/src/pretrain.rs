@@ -37,7 +37,11 @@ pub fn pretrain_folds(test_fold: Option<u8>) -> Result<Vec<u8>> {
 }
 
 /// Runs pretraining with a resolved, validated `cfg` on `index`.
-pub fn pretrain_on(cfg: &PretrainConfig, index: Arc<Esc50Index>, resume: bool) -> Result<PretrainOutcome> {
+pub fn pretrain_on(
+    cfg: &PretrainConfig,
+    index: Arc<Esc50Index>,
+    resume: bool,
+) -> Result<PretrainOutcome> {
     let device = parse_device(&cfg.device)?;
     let folds = pretrain_folds(cfg.test_fold)?;
     let names = data::clip_names(&index, &folds)?;
@@ -81,15 +85,31 @@ pub fn pretrain_on(cfg: &PretrainConfig, index: Arc<Esc50Index>, resume: bool) -
     let start = Instant::now();
     let summary = match &net {
         Joint::WaveSpec(m) => {
-            let mut t = Trainer::new(m, &store, loss, Arc::new(SingleProcess), train_cfg, &cfg.exp_dir, cfg)?
-                .with_encoder_export("wave", WAVE_PREFIX)
-                .with_encoder_export("spec", SPEC_PREFIX);
+            let mut t = Trainer::new(
+                m,
+                &store,
+                loss,
+                Arc::new(SingleProcess),
+                train_cfg,
+                &cfg.exp_dir,
+                cfg,
+            )?
+            .with_encoder_export("wave", WAVE_PREFIX)
+            .with_encoder_export("spec", SPEC_PREFIX);
             write_clip_list(&cfg.exp_dir, &names)?;
             t.fit(&mut pairs)?
         }
         Joint::WaveWave(m) => {
-            let mut t = Trainer::new(m, &store, loss, Arc::new(SingleProcess), train_cfg, &cfg.exp_dir, cfg)?
-                .with_encoder_export("wave", WAVE_PREFIX);
+            let mut t = Trainer::new(
+                m,
+                &store,
+                loss,
+                Arc::new(SingleProcess),
+                train_cfg,
+                &cfg.exp_dir,
+                cfg,
+            )?
+            .with_encoder_export("wave", WAVE_PREFIX);
             write_clip_list(&cfg.exp_dir, &names)?;
             t.fit(&mut pairs)?
         }
@@ -145,10 +165,9 @@ pub fn announce(cfg: &PretrainConfig, index: &Esc50Index) -> Result<()> {
 
 /// `esc50-audio pretrain`.
 pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
-    let dir = cfg
-        .data_dir
-        .clone()
-        .context("pretrain needs --data-dir (run `esc50-audio` with no arguments for the built-in demo)")?;
+    let dir = cfg.data_dir.clone().context(
+        "pretrain needs --data-dir (run `esc50-audio` with no arguments for the built-in demo)",
+    )?;
     cfg.resolve();
     cfg.validate()?;
     let index = data::open_index(&dir)?;

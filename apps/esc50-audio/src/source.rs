@@ -8,6 +8,9 @@ use datasets::Dataset;
 use vicreg_core::engine::{BatchSource, PairBatch, Positioned};
 use vicreg_core::SeededRng;
 
+/// One item of [`LabelledWavePairs`]: `((view_a, view_b), class)`.
+pub type WavePairItem = ((Vec<f32>, Vec<f32>), usize);
+
 /// Two augmented views of a clip and its class (used only by the optional
 /// online probe; pretraining never sees labels).
 pub struct LabelledWavePairs {
@@ -16,12 +19,15 @@ pub struct LabelledWavePairs {
 }
 
 impl Dataset for LabelledWavePairs {
-    type Item = ((Vec<f32>, Vec<f32>), usize);
+    type Item = WavePairItem;
     fn len(&self) -> usize {
         self.inner.len()
     }
     fn get(&self, index: usize, rng: &mut SeededRng) -> datasets::Result<Self::Item> {
-        Ok((self.inner.get(index, rng)?, self.inner.target(index) as usize))
+        Ok((
+            self.inner.get(index, rng)?,
+            self.inner.target(index) as usize,
+        ))
     }
 }
 
@@ -29,7 +35,7 @@ impl Dataset for LabelledWavePairs {
 pub type WaveBatch = (Tensor, Tensor, Vec<usize>);
 
 /// Collates [`LabelledWavePairs`] items on `device`.
-pub fn collate(items: Vec<((Vec<f32>, Vec<f32>), usize)>, device: &Device) -> datasets::Result<WaveBatch> {
+pub fn collate(items: Vec<WavePairItem>, device: &Device) -> datasets::Result<WaveBatch> {
     let labels = items.iter().map(|x| x.1).collect();
     let (a, b) = collate_waveform_pairs(items.into_iter().map(|x| x.0).collect(), device)?;
     Ok((a, b, labels))
@@ -50,7 +56,9 @@ impl BatchSource<Tensor, Tensor> for WavePairs {
         &mut self,
         epoch: usize,
         start: usize,
-    ) -> vicreg_core::Result<Box<dyn Iterator<Item = vicreg_core::Result<Positioned<Tensor, Tensor>>> + '_>> {
+    ) -> vicreg_core::Result<
+        Box<dyn Iterator<Item = vicreg_core::Result<Positioned<Tensor, Tensor>>> + '_>,
+    > {
         let mut iter = self.loader.iter_epoch(epoch as u64, start);
         let mut step = start;
         let mut reported = false;
@@ -58,7 +66,11 @@ impl BatchSource<Tensor, Tensor> for WavePairs {
             Some(Ok((a, b, labels))) => {
                 let pos = step;
                 step += 1;
-                Some(Ok((epoch, pos, PairBatch::new(a, b, labels.len()).with_labels(labels))))
+                Some(Ok((
+                    epoch,
+                    pos,
+                    PairBatch::new(a, b, labels.len()).with_labels(labels),
+                )))
             }
             Some(Err(e)) => Some(Err(vicreg_core::Error::invalid(e.to_string()))),
             None => {
@@ -67,7 +79,10 @@ impl BatchSource<Tensor, Tensor> for WavePairs {
                     eprintln!(
                         "epoch {epoch}: skipped {} unreadable clips (first: {})",
                         iter.skipped(),
-                        iter.skipped_messages().first().map(String::as_str).unwrap_or("")
+                        iter.skipped_messages()
+                            .first()
+                            .map(String::as_str)
+                            .unwrap_or("")
                     );
                 }
                 None

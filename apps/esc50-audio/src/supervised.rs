@@ -15,7 +15,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use datasets::audio::Esc50Index;
-use vicreg_core::eval::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches, LinearProbeConfig};
+use vicreg_core::eval::{
+    finetune, EpochAccuracy, FinetuneConfig, LabelledBatches, LinearProbeConfig,
+};
 use vicreg_core::model::Encoder;
 use vicreg_core::ParamStore;
 
@@ -69,9 +71,18 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
     )?;
     let steps = loader.steps_per_epoch();
     let mut train = |epoch: usize| -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-        Ok(Box::new(loader.iter_epoch(epoch as u64, 0).map(data::to_labelled)))
+        Ok(Box::new(
+            loader.iter_epoch(epoch as u64, 0).map(data::to_labelled),
+        ))
     };
-    let (idx, sr, len, bs, w, dev) = (index.clone(), cfg.sample_rate, cfg.clip_len(), opts.batch_size, opts.workers, device.clone());
+    let (idx, sr, len, bs, w, dev) = (
+        index.clone(),
+        cfg.sample_rate,
+        cfg.clip_len(),
+        opts.batch_size,
+        opts.workers,
+        device.clone(),
+    );
     let test_fold = [run.test_fold];
     let mut eval = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
         let it = data::eval_batches(idx.clone(), &test_fold, sr, len, bs, w, &dev)
@@ -89,7 +100,12 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
     let mut on_epoch = |a: &EpochAccuracy| -> vicreg_core::Result<()> {
         use std::io::Write;
         if !cfg.quiet {
-            eprintln!("  epoch {}: train loss {:.4}, test top-1 {:.2}%", a.epoch + 1, a.train_loss, a.top1);
+            eprintln!(
+                "  epoch {}: train loss {:.4}, test top-1 {:.2}%",
+                a.epoch + 1,
+                a.train_loss,
+                a.top1
+            );
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -99,7 +115,16 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
         let line = serde_json::json!({"epoch": a.epoch, "train_loss": a.train_loss, "top1": a.top1, "top5": a.top5});
         writeln!(f, "{line}").map_err(|e| vicreg_core::Error::io(log, e))
     };
-    Ok(finetune(enc, store.trainable_vars(), index.num_classes(), steps, &mut train, &mut eval, &fcfg, &mut on_epoch)?)
+    Ok(finetune(
+        enc,
+        store.trainable_vars(),
+        index.num_classes(),
+        steps,
+        &mut train,
+        &mut eval,
+        &fcfg,
+        &mut on_epoch,
+    )?)
 }
 
 /// Runs the supervised baseline; `template` supplies the data directory, the
@@ -112,7 +137,10 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
     if opts.batch_size < 2 {
         bail!("supervised --batch-size must be at least 2 (BatchNorm)");
     }
-    let data_dir = template.data_dir.clone().context("supervised needs --data-dir")?;
+    let data_dir = template
+        .data_dir
+        .clone()
+        .context("supervised needs --data-dir")?;
     let device = parse_device(&template.device)?;
     let index = data::open_index(&data_dir)?;
     let exp = template.exp_dir.clone();
@@ -145,22 +173,52 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         let (acc, enc) = if opts.branch == BranchSel::Wave {
             let net = model::wave_encoder(&cfg, vb)?;
             let acc = train_encoder(&net, &store, &cfg, &index, &run, opts, &log, &device)?;
-            (acc, Encoders { wave: Some((net, store.clone())), spec: None })
+            (
+                acc,
+                Encoders {
+                    wave: Some((net, store.clone())),
+                    spec: None,
+                },
+            )
         } else {
             let net = model::spec_encoder(&cfg, vb)?;
             let acc = train_encoder(&net, &store, &cfg, &index, &run, opts, &log, &device)?;
-            (acc, Encoders { wave: None, spec: Some((net, store.clone())) })
+            (
+                acc,
+                Encoders {
+                    wave: None,
+                    spec: Some((net, store.clone())),
+                },
+            )
         };
         store.save_safetensors(&file)?;
-        let (train, test) = evaluate::fold_features(&enc, &cfg, &index, &run, opts.batch_size, opts.workers, &device)?;
-        let mut r = evaluate::probe_fold(&train, &test, &index, &run, opts.branch, &opts.probe, Some(&dir), Some(&dir))?;
+        let (train, test) = evaluate::fold_features(
+            &enc,
+            &cfg,
+            &index,
+            &run,
+            opts.batch_size,
+            opts.workers,
+            &device,
+        )?;
+        let mut r = evaluate::probe_fold(
+            &train,
+            &test,
+            &index,
+            &run,
+            opts.branch,
+            &opts.probe,
+            Some(&dir),
+            Some(&dir),
+        )?;
         // The supervised network's own accuracy (encoder + jointly trained head).
         r.top1 = acc.top1;
         r.top5 = acc.top5;
         eprintln!("fold {}: supervised top-1 {:.2}%", run.test_fold, r.top1);
         folds.push(r);
     }
-    let (mean_top1, std_top1) = evaluate::mean_std(&folds.iter().map(|f| f.top1).collect::<Vec<_>>());
+    let (mean_top1, std_top1) =
+        evaluate::mean_std(&folds.iter().map(|f| f.top1).collect::<Vec<_>>());
     let report = EvalReport {
         protocol: opts.protocol,
         branch: opts.branch,
@@ -170,6 +228,14 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         std_top1,
         probe: opts.probe.clone(),
     };
-    data::write_json(&exp.join(evaluate::results_name("supervised", opts.protocol, opts.branch, InitKind::Pretrained)), &report)?;
+    data::write_json(
+        &exp.join(evaluate::results_name(
+            "supervised",
+            opts.protocol,
+            opts.branch,
+            InitKind::Pretrained,
+        )),
+        &report,
+    )?;
     Ok(report)
 }

@@ -42,18 +42,47 @@ fn fails(cmd: &mut Command) -> String {
 /// 4 classes x 5 folds x 2 clips of 0.25 s at 8 kHz.
 fn tiny_data(root: &Path) -> HashMap<String, u8> {
     let index = generate_synth_esc50(root, &SynthAudioConfig::tiny()).unwrap();
-    index.clips().iter().map(|c| (c.filename.clone(), c.fold)).collect()
+    index
+        .clips()
+        .iter()
+        .map(|c| (c.filename.clone(), c.fold))
+        .collect()
 }
 
 const TINY: [&str; 22] = [
-    "--sample-rate", "8000", "--clip-seconds", "0.25", "--wave-arch", "tiny", "--n-mels", "32", "--mlp", "32-32",
-    "--epochs", "1", "--batch-size", "8", "--warmup-epochs", "0", "--num-workers", "1", "--lr", "1e-3", "--log-every",
+    "--sample-rate",
+    "8000",
+    "--clip-seconds",
+    "0.25",
+    "--wave-arch",
+    "tiny",
+    "--n-mels",
+    "32",
+    "--mlp",
+    "32-32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--warmup-epochs",
+    "0",
+    "--num-workers",
+    "1",
+    "--lr",
+    "1e-3",
+    "--log-every",
     "1",
 ];
 
 fn pretrain(data: &Path, exp: &Path, pairing: &str, test_fold: Option<u8>) {
     let mut c = bin();
-    c.arg("pretrain").args(TINY).args(["--quiet", "--pairing", pairing]).arg("--data-dir").arg(data).arg("--exp-dir").arg(exp);
+    c.arg("pretrain")
+        .args(TINY)
+        .args(["--quiet", "--pairing", pairing])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--exp-dir")
+        .arg(exp);
     if let Some(f) = test_fold {
         c.arg("--test-fold").arg(f.to_string());
     }
@@ -61,11 +90,16 @@ fn pretrain(data: &Path, exp: &Path, pairing: &str, test_fold: Option<u8>) {
 }
 
 fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }
 
 fn names(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -76,7 +110,20 @@ fn five_fold_eval_never_lets_the_test_fold_into_pretraining_or_the_probe() {
     let exp = root.join("run");
     // The base run holds fold 3 out: the folds protocol reuses it for fold 3.
     pretrain(&data, &exp, "wave-wave", Some(3));
-    run(bin().args(["eval", "--protocol", "folds", "--branch", "wave", "--probe-epochs", "3", "--num-workers", "1"]).arg("--exp-dir").arg(&exp));
+    run(bin()
+        .args([
+            "eval",
+            "--protocol",
+            "folds",
+            "--branch",
+            "wave",
+            "--probe-epochs",
+            "3",
+            "--num-workers",
+            "1",
+        ])
+        .arg("--exp-dir")
+        .arg(&exp));
     let r = json(&exp.join("eval-folds-wave.json"));
     let folds = r["folds"].as_array().unwrap();
     assert_eq!(folds.len(), 5);
@@ -89,22 +136,37 @@ fn five_fold_eval_never_lets_the_test_fold_into_pretraining_or_the_probe() {
         } else {
             assert_eq!(run_dir, exp.join(format!("fold-{k}")));
         }
-        let cfg: toml::Value = toml::from_str(&std::fs::read_to_string(run_dir.join("config.toml")).unwrap()).unwrap();
+        let cfg: toml::Value =
+            toml::from_str(&std::fs::read_to_string(run_dir.join("config.toml")).unwrap()).unwrap();
         assert_eq!(cfg["test-fold"].as_integer(), Some(k as i64));
-        let pre: Vec<String> = std::fs::read_to_string(run_dir.join("pretrain_clips.txt")).unwrap().lines().map(String::from).collect();
+        let pre: Vec<String> = std::fs::read_to_string(run_dir.join("pretrain_clips.txt"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         let probe = names(&f["probe_train_clips"]);
         let test = names(&f["test_clips"]);
         assert_eq!(pre.len(), 32);
         assert_eq!(probe.len(), 32);
         assert_eq!(test.len(), 8);
-        assert!(test.iter().all(|c| fold_of[c] == k), "fold {k}: test clips from other folds");
-        assert!(pre.iter().chain(&probe).all(|c| fold_of[c] != k), "fold {k}: a test-fold clip was used for training");
+        assert!(
+            test.iter().all(|c| fold_of[c] == k),
+            "fold {k}: test clips from other folds"
+        );
+        assert!(
+            pre.iter().chain(&probe).all(|c| fold_of[c] != k),
+            "fold {k}: a test-fold clip was used for training"
+        );
         let test_set: HashSet<&String> = test.iter().collect();
         assert!(!pre.iter().chain(&probe).any(|c| test_set.contains(c)));
         assert!(run_dir.join("classifier-wave.safetensors").is_file());
         tested.extend(test);
     }
-    assert_eq!(tested.len(), 40, "every clip is tested exactly once over the five folds");
+    assert_eq!(
+        tested.len(),
+        40,
+        "every clip is tested exactly once over the five folds"
+    );
     let mean = r["mean_top1"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&mean));
     let _ = std::fs::remove_dir_all(&root);
@@ -112,10 +174,17 @@ fn five_fold_eval_never_lets_the_test_fold_into_pretraining_or_the_probe() {
 
 /// A 16-bit wav of a 440 Hz tone with `channels` channels at `rate` Hz.
 fn write_tone(path: &Path, rate: u32, channels: u16, seconds: f64) {
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for n in 0..(rate as f64 * seconds) as usize {
-        let v = (0.4 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / rate as f64).sin() * 32767.0) as i16;
+        let v = (0.4
+            * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / rate as f64).sin()
+            * 32767.0) as i16;
         for _ in 0..channels {
             w.write_sample(v).unwrap();
         }
@@ -132,13 +201,37 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
     // A run that saw every fold must not be evaluated on the split protocol.
     let all = root.join("all-folds");
     pretrain(&data, &all, "wave-spec", None);
-    let err = fails(bin().args(["eval", "--protocol", "split"]).arg("--exp-dir").arg(&all));
-    assert!(err.contains("fold 5") && err.contains("--test-fold 5"), "{err}");
+    let err = fails(
+        bin()
+            .args(["eval", "--protocol", "split"])
+            .arg("--exp-dir")
+            .arg(&all),
+    );
+    assert!(
+        err.contains("fold 5") && err.contains("--test-fold 5"),
+        "{err}"
+    );
 
     pretrain(&data, &exp, "wave-spec", Some(5));
-    assert!(exp.join("wave-encoder.safetensors").is_file() && exp.join("spec-encoder.safetensors").is_file());
+    assert!(
+        exp.join("wave-encoder.safetensors").is_file()
+            && exp.join("spec-encoder.safetensors").is_file()
+    );
     assert!(exp.join("metrics.jsonl").is_file());
-    let out = run(bin().args(["eval", "--protocol", "split", "--branch", "wave,spec,both", "--probe-epochs", "3", "--num-workers", "1"]).arg("--exp-dir").arg(&exp));
+    let out = run(bin()
+        .args([
+            "eval",
+            "--protocol",
+            "split",
+            "--branch",
+            "wave,spec,both",
+            "--probe-epochs",
+            "3",
+            "--num-workers",
+            "1",
+        ])
+        .arg("--exp-dir")
+        .arg(&exp));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("| 5 | 32 | 8 |"), "{text}");
     for b in ["wave", "spec", "both"] {
@@ -146,10 +239,26 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
         assert_eq!(r["folds"][0]["test_fold"], 5);
         assert!(exp.join(format!("classifier-{b}.safetensors")).is_file());
     }
-    run(bin().args(["eval", "--protocol", "split", "--init", "random", "--probe-epochs", "3"]).arg("--exp-dir").arg(&exp));
+    run(bin()
+        .args([
+            "eval",
+            "--protocol",
+            "split",
+            "--init",
+            "random",
+            "--probe-epochs",
+            "3",
+        ])
+        .arg("--exp-dir")
+        .arg(&exp));
     assert!(exp.join("eval-split-wave-random.json").is_file());
 
-    let wavs = [(44_100, 2, 0.5), (22_050, 1, 0.1), (8_000, 1, 0.25), (16_000, 6, 1.0)];
+    let wavs = [
+        (44_100, 2, 0.5),
+        (22_050, 1, 0.1),
+        (8_000, 1, 0.25),
+        (16_000, 6, 1.0),
+    ];
     let files: Vec<PathBuf> = wavs
         .iter()
         .map(|&(rate, ch, s)| {
@@ -158,11 +267,18 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
             p
         })
         .collect();
-    let out = run(bin().args(["classify", "--json", "--branch", "both"]).arg("--exp-dir").arg(&exp).args(&files));
+    let out = run(bin()
+        .args(["classify", "--json", "--branch", "both"])
+        .arg("--exp-dir")
+        .arg(&exp)
+        .args(&files));
     let preds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let preds = preds.as_array().unwrap();
     assert_eq!(preds.len(), files.len());
-    let classes: HashSet<&str> = datasets::synth_audio::SYNTH_AUDIO_CLASSES[..4].iter().copied().collect();
+    let classes: HashSet<&str> = datasets::synth_audio::SYNTH_AUDIO_CLASSES[..4]
+        .iter()
+        .copied()
+        .collect();
     for p in preds {
         let top = p["top"].as_array().unwrap();
         assert_eq!(top.len(), 4, "4 classes: all of them listed");
@@ -172,7 +288,11 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
         assert!(top.iter().all(|t| classes.contains(t[0].as_str().unwrap())));
     }
     // Text output, default head.
-    let out = run(bin().arg("classify").arg("--exp-dir").arg(&exp).arg(&files[0]));
+    let out = run(bin()
+        .arg("classify")
+        .arg("--exp-dir")
+        .arg(&exp)
+        .arg(&files[0]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("%"));
 
     // A broken wav file is named in the error.
@@ -190,15 +310,40 @@ fn supervised_baseline_writes_results_and_a_usable_head() {
     tiny_data(&data);
     let exp = root.join("sup");
     run(bin()
-        .args(["supervised", "--protocol", "split", "--branch", "wave", "--wave-arch", "tiny", "--sample-rate", "8000", "--clip-seconds", "0.25"])
-        .args(["--epochs", "2", "--batch-size", "8", "--probe-epochs", "3", "--num-workers", "1", "--quiet"])
+        .args([
+            "supervised",
+            "--protocol",
+            "split",
+            "--branch",
+            "wave",
+            "--wave-arch",
+            "tiny",
+            "--sample-rate",
+            "8000",
+            "--clip-seconds",
+            "0.25",
+        ])
+        .args([
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--probe-epochs",
+            "3",
+            "--num-workers",
+            "1",
+            "--quiet",
+        ])
         .arg("--data-dir")
         .arg(&data)
         .arg("--exp-dir")
         .arg(&exp));
     let r = json(&exp.join("supervised-split-wave.json"));
     assert_eq!(r["folds"][0]["test_fold"], 5);
-    assert_eq!(r["folds"][0]["probe_train_clips"].as_array().unwrap().len(), 32);
+    assert_eq!(
+        r["folds"][0]["probe_train_clips"].as_array().unwrap().len(),
+        32
+    );
     let log = std::fs::read_to_string(exp.join("supervised.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2);
     let wav = root.join("t.wav");
@@ -212,21 +357,59 @@ fn clear_errors_for_bad_data() {
     let root = tmp("errors");
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let err = fails(bin().arg("pretrain").args(TINY).arg("--data-dir").arg(&empty).arg("--exp-dir").arg(root.join("e")));
-    assert!(err.contains("meta/esc50.csv") && err.contains("missing"), "{err}");
+    let err = fails(
+        bin()
+            .arg("pretrain")
+            .args(TINY)
+            .arg("--data-dir")
+            .arg(&empty)
+            .arg("--exp-dir")
+            .arg(root.join("e")),
+    );
+    assert!(
+        err.contains("meta/esc50.csv") && err.contains("missing"),
+        "{err}"
+    );
 
     let data = root.join("data");
     tiny_data(&data);
     // A clip listed in the CSV but missing on disk.
     let csv = std::fs::read_to_string(data.join("meta/esc50.csv")).unwrap();
-    let first = csv.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    let first = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
     std::fs::remove_file(data.join("audio").join(&first)).unwrap();
-    let err = fails(bin().arg("pretrain").args(TINY).arg("--data-dir").arg(&data).arg("--exp-dir").arg(root.join("e")));
+    let err = fails(
+        bin()
+            .arg("pretrain")
+            .args(TINY)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--exp-dir")
+            .arg(root.join("e")),
+    );
     assert!(err.contains(&first), "{err}");
 
-    let err = fails(bin().args(["pretrain", "--test-fold", "7"]).arg("--data-dir").arg(&data).arg("--exp-dir").arg(root.join("e")));
+    let err = fails(
+        bin()
+            .args(["pretrain", "--test-fold", "7"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--exp-dir")
+            .arg(root.join("e")),
+    );
     assert!(err.contains("fold 7"), "{err}");
-    let err = fails(bin().args(["eval"]).arg("--exp-dir").arg(root.join("nowhere")));
+    let err = fails(
+        bin()
+            .args(["eval"])
+            .arg("--exp-dir")
+            .arg(root.join("nowhere")),
+    );
     assert!(err.contains("config.toml"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
