@@ -59,6 +59,9 @@ pub struct DemoArgs {
     /// Base learning rate (peak = base-lr * batch-size / 256).
     #[arg(long, default_value_t = 0.008)]
     pub base_lr: f64,
+    /// Keep the text encoder fixed (e.g. a pretrained one); its expander still trains.
+    #[arg(long)]
+    pub freeze_text: bool,
     /// Loader threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
@@ -123,6 +126,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         optimizer: args.optimizer,
         base_lr: Some(args.base_lr),
         warmup_epochs: 1.min(args.epochs - 1),
+        freeze_text: args.freeze_text,
         num_workers: args.num_workers,
         seed: args.seed,
         log_every: 5,
