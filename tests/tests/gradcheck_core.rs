@@ -89,7 +89,7 @@ fn expander_linear_batchnorm_relu_in_train_mode() {
     let store = ParamStore::new(3);
     let vb = store.var_builder(DType::F64, &Device::Cpu);
     let exp = Expander::new(3, &ExpanderConfig::with_mlp("5-4"), vb).unwrap();
-    let r = check_gradients(|t| Ok(exp.forward_t(&t[0], true)?), &[x.clone()], &opts()).unwrap();
+    let r = check_gradients(|t| Ok(exp.forward_t(&t[0], true)?), std::slice::from_ref(&x), &opts()).unwrap();
     r.assert_ok(TOL).unwrap();
     // Parameter gradients: the first Linear's weight through BN (train) and ReLU.
     let names: Vec<String> = store.trainable_vars().iter().map(|(n, _)| n.clone()).collect();
@@ -129,7 +129,7 @@ fn the_checker_catches_a_dropped_gradient() {
             let y = candle_nn::LayerNorm::new(w.clone(), b.clone(), 1e-5).forward(&t[0].to_dtype(DType::F32)?)?;
             Ok(y.to_dtype(DType::F64)?)
         },
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &coarse,
     )
     .unwrap();
