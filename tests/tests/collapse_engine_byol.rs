@@ -7,8 +7,8 @@ use vicreg_core::collective::{Collective, SingleProcess};
 use vicreg_core::engine::{load_checkpoint, FnSource, PairBatch, TrainConfig, Trainer};
 use vicreg_core::loss::{build_loss, LossConfig, LossKind};
 use vicreg_core::model::{
-    AsymmetricModel, Branch, EmaOptimizer, EmaTarget, Encoder, ExpanderConfig, MomentumSchedule, Predictor,
-    PredictorConfig, EMA_STEP_STATE,
+    AsymmetricModel, Branch, EmaOptimizer, EmaTarget, Encoder, ExpanderConfig, MomentumSchedule,
+    Predictor, PredictorConfig, EMA_STEP_STATE,
 };
 use vicreg_core::optim::{build_optimizer, OptimizerKind, ParamGroup};
 use vicreg_core::{ParamStore, Result, SeededRng};
@@ -29,7 +29,10 @@ fn batch(epoch: usize, i: usize) -> Result<PairBatch<Tensor, Tensor>> {
     let mut rng = SeededRng::derive(3, &[epoch as u64, i as u64]);
     let base: Vec<f64> = (0..16 * 6).map(|_| rng.normal()).collect();
     let mut view = || -> Result<Tensor> {
-        let v: Vec<f32> = base.iter().map(|x| (x + 0.2 * rng.normal()) as f32).collect();
+        let v: Vec<f32> = base
+            .iter()
+            .map(|x| (x + 0.2 * rng.normal()) as f32)
+            .collect();
         Ok(Tensor::from_vec(v, (16, 6), &Device::Cpu)?)
     };
     let a = view()?;
@@ -94,6 +97,8 @@ fn byol_trains_in_the_engine_and_checkpoints_the_ema_step() {
         .flatten_all()
         .unwrap();
     assert_eq!(step.to_vec1::<f64>().unwrap(), vec![steps as f64]);
-    assert!(ckpt.section("model/").contains_key("target.projector.0.weight"));
+    assert!(ckpt
+        .section("model/")
+        .contains_key("target.projector.0.weight"));
     let _ = std::fs::remove_dir_all(&dir);
 }

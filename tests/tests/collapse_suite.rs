@@ -8,12 +8,12 @@ use vicreg_core::collective::{Collective, SingleProcess};
 use vicreg_core::diagnostics::{average_correlation, effective_rank, embedding_std};
 use vicreg_core::engine::JointModel;
 use vicreg_core::loss::{
-    l2_normalize, BarlowTwinsConfig, BarlowTwinsLoss, CosineLayout, JointLoss, NegativeCosineConfig,
-    NegativeCosineLoss, SimClrConfig, SimClrLoss, VicRegConfig, VicRegLoss,
+    l2_normalize, BarlowTwinsConfig, BarlowTwinsLoss, CosineLayout, JointLoss,
+    NegativeCosineConfig, NegativeCosineLoss, SimClrConfig, SimClrLoss, VicRegConfig, VicRegLoss,
 };
 use vicreg_core::model::{
-    linear_torch_init, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, Encoder, ExpanderConfig, JointEmbedding,
-    MomentumSchedule, Predictor, PredictorConfig,
+    linear_torch_init, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, Encoder, ExpanderConfig,
+    JointEmbedding, MomentumSchedule, Predictor, PredictorConfig,
 };
 use vicreg_core::optim::{Lars, LarsConfig, LrSchedule, Optimizer, ParamGroup};
 use vicreg_core::{ParamStore, Result, SeededRng};
@@ -106,7 +106,12 @@ fn mean_abs_correlation(z: &Tensor) -> f64 {
     for i in 0..d {
         for j in 0..d {
             if i != j {
-                s += cols[i].iter().zip(&cols[j]).map(|(a, b)| a * b).sum::<f64>().abs();
+                s += cols[i]
+                    .iter()
+                    .zip(&cols[j])
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+                    .abs();
             }
         }
     }
@@ -134,7 +139,10 @@ fn train<M: JointModel<A = Tensor, B = Tensor>>(
     wrap: impl FnOnce(Box<dyn Optimizer>) -> Box<dyn Optimizer>,
 ) -> Diag {
     let vars = store.trainable_vars();
-    let vars: Vec<_> = vars.into_iter().filter(|(n, _)| !n.starts_with("target.")).collect();
+    let vars: Vec<_> = vars
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("target."))
+        .collect();
     let lars = Lars::new(vec![ParamGroup::new(vars)], LarsConfig::default()).unwrap();
     let mut opt = wrap(Box::new(lars));
     let sched = LrSchedule::official(10.0, BATCH, 1, STEPS, 0);
@@ -180,7 +188,9 @@ fn asymmetric(predictor: bool, momentum: bool, loss: NegativeCosineConfig) -> Di
         vb.pp("online.projector"),
     )
     .unwrap();
-    let pred = predictor.then(|| Predictor::new(EMB, &PredictorConfig::with_mlp("64-32"), vb.pp("predictor")).unwrap());
+    let pred = predictor.then(|| {
+        Predictor::new(EMB, &PredictorConfig::with_mlp("64-32"), vb.pp("predictor")).unwrap()
+    });
     let target = momentum.then(|| {
         Branch::new(
             Mlp::new(FEATURES, HIDDEN, vb.pp("target.backbone")).unwrap(),
@@ -194,17 +204,25 @@ fn asymmetric(predictor: bool, momentum: bool, loss: NegativeCosineConfig) -> Di
     let loss = NegativeCosineLoss::new(loss).unwrap();
     // Diagnostics on the online projection z (block 1 of [p | z | t]).
     train(&model, &store, &loss, 1, |o| match ema {
-        Some(t) => Box::new(EmaOptimizer::new(o, t, MomentumSchedule::byol(STEPS as u64).unwrap()).unwrap()),
+        Some(t) => Box::new(
+            EmaOptimizer::new(o, t, MomentumSchedule::byol(STEPS as u64).unwrap()).unwrap(),
+        ),
         None => o,
     })
 }
 
 fn assert_spread(name: &str, d: &Diag) {
-    assert!(d.std_l2 > 0.5 && d.rank > 5.0, "{name} should not collapse: {d:?}");
+    assert!(
+        d.std_l2 > 0.5 && d.rank > 5.0,
+        "{name} should not collapse: {d:?}"
+    );
 }
 
 fn assert_collapsed(name: &str, d: &Diag) {
-    assert!(d.std_l2 < 0.1 && d.rank < 2.0, "{name} should collapse: {d:?}");
+    assert!(
+        d.std_l2 < 0.1 && d.rank < 2.0,
+        "{name} should collapse: {d:?}"
+    );
 }
 
 #[test]
@@ -212,7 +230,11 @@ fn vicreg_full_vs_invariance_only_vs_no_covariance() {
     let full = vicreg(VicRegConfig::default());
     assert!(full.std > 0.5 && full.rank > 15.0, "full VICReg: {full:?}");
     assert_spread("full VICReg", &full);
-    assert!(full.corr.abs() < 0.1, "signed average correlation {}", full.corr);
+    assert!(
+        full.corr.abs() < 0.1,
+        "signed average correlation {}",
+        full.corr
+    );
     // Invariance alone: every embedding goes to the same point (std ~ 0).
     let inv = vicreg(VicRegConfig {
         std_coeff: 0.0,
@@ -227,7 +249,10 @@ fn vicreg_full_vs_invariance_only_vs_no_covariance() {
         ..VicRegConfig::default()
     });
     println!("full {full:?}\ninv {inv:?}\nno covariance {nocov:?}");
-    assert!(nocov.std > 0.5, "the variance term keeps the std: {nocov:?}");
+    assert!(
+        nocov.std > 0.5,
+        "the variance term keeps the std: {nocov:?}"
+    );
     assert!(
         nocov.rank < 0.5 * full.rank,
         "effective rank {} vs full {}",
@@ -253,7 +278,13 @@ fn barlow_twins_and_simclr_do_not_collapse() {
         |o| o,
     );
     let (m, s) = siamese(1);
-    let sc = train(&m, &s, &SimClrLoss::new(SimClrConfig::default()).unwrap(), 0, |o| o);
+    let sc = train(
+        &m,
+        &s,
+        &SimClrLoss::new(SimClrConfig::default()).unwrap(),
+        0,
+        |o| o,
+    );
     println!("barlow twins {bt:?}\nsimclr {sc:?}");
     assert!(bt.rank > 15.0, "barlow twins: {bt:?}");
     assert!(sc.rank > 15.0, "simclr: {sc:?}");
@@ -288,7 +319,10 @@ fn negative_cosine_needs_predictor_and_stop_gradient() {
     // Predictor + stop-gradient (SimSiam): no collapse.
     let simsiam = asymmetric(true, false, NegativeCosineConfig::byol());
     println!("nothing {nothing:?}\nsg only {sg_only:?}\npredictor only {pred_only:?}\nsimsiam {simsiam:?}");
-    assert_collapsed("negative cosine without predictor and stop-gradient", &nothing);
+    assert_collapsed(
+        "negative cosine without predictor and stop-gradient",
+        &nothing,
+    );
     assert_collapsed("stop-gradient without predictor", &sg_only);
     assert_collapsed("predictor without stop-gradient", &pred_only);
     assert_spread("SimSiam (predictor + stop-gradient)", &simsiam);
@@ -297,7 +331,11 @@ fn negative_cosine_needs_predictor_and_stop_gradient() {
 #[test]
 fn byol_momentum_target_with_and_without_vicreg_terms() {
     let byol = asymmetric(true, true, NegativeCosineConfig::byol());
-    let reg = asymmetric(true, true, NegativeCosineConfig::with_vicreg_terms(1.0, 0.04));
+    let reg = asymmetric(
+        true,
+        true,
+        NegativeCosineConfig::with_vicreg_terms(1.0, 0.04),
+    );
     println!("byol {byol:?}\nbyol + variance/covariance {reg:?}");
     assert_spread("BYOL", &byol);
     assert_spread("BYOL + VICReg terms", &reg);

@@ -18,21 +18,43 @@ fn to_tensor(v: &Value, dtype: DType) -> Tensor {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+                .map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect()
+                })
                 .collect();
             let (r, c) = (rows.len(), rows[0].len());
-            Tensor::from_vec(rows.concat(), (r, c), &dev).unwrap().to_dtype(dtype).unwrap()
+            Tensor::from_vec(rows.concat(), (r, c), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
         }
         None => {
-            let xs: Vec<f64> = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let xs: Vec<f64> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
             let n = xs.len();
-            Tensor::from_vec(xs, n, &dev).unwrap().to_dtype(dtype).unwrap()
+            Tensor::from_vec(xs, n, &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
         }
     }
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn run(dtype: DType, exclude_1d: bool) -> Vec<(Vec<f64>, Vec<f64>, f64)> {
@@ -43,7 +65,10 @@ fn run(dtype: DType, exclude_1d: bool) -> Vec<(Vec<f64>, Vec<f64>, f64)> {
     let w = Var::from_tensor(&to_tensor(&r["initial"]["w"], dtype)).unwrap();
     let b = Var::from_tensor(&to_tensor(&r["initial"]["b"], dtype)).unwrap();
     let mut opt = Lars::new(
-        vec![ParamGroup::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())])],
+        vec![ParamGroup::new(vec![
+            ("w".into(), w.clone()),
+            ("b".into(), b.clone()),
+        ])],
         LarsConfig {
             momentum: hp["momentum"].as_f64().unwrap(),
             weight_decay: hp["weight_decay"].as_f64().unwrap(),
@@ -55,9 +80,17 @@ fn run(dtype: DType, exclude_1d: bool) -> Vec<(Vec<f64>, Vec<f64>, f64)> {
     let lr = hp["lr"].as_f64().unwrap();
     let mut out = vec![];
     for _ in 0..3 {
-        let pred = x.matmul(&w.as_tensor().t().unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+        let pred = x
+            .matmul(&w.as_tensor().t().unwrap())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap();
         let loss = (pred - &t).unwrap().sqr().unwrap().sum_all().unwrap();
-        let l = loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let l = loss
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         let grads = loss.backward().unwrap();
         opt.step(&grads, lr).unwrap();
         out.push((flat(w.as_tensor()), flat(b.as_tensor()), l));
@@ -73,9 +106,15 @@ fn check(dtype: DType, key: &str, rtol: f64, atol: f64) {
         let want_b = flat(&to_tensor(&step["params_after"]["b"], DType::F64));
         let want_loss = step["loss_before_step"].as_f64().unwrap();
         let (gw, gb, gl) = &got[i];
-        assert!((gl - want_loss).abs() <= atol + rtol * want_loss.abs(), "step {i} loss {gl} vs {want_loss}");
+        assert!(
+            (gl - want_loss).abs() <= atol + rtol * want_loss.abs(),
+            "step {i} loss {gl} vs {want_loss}"
+        );
         for (g, w) in gw.iter().zip(&want_w).chain(gb.iter().zip(&want_b)) {
-            assert!((g - w).abs() <= atol + rtol * w.abs(), "{key} step {i}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= atol + rtol * w.abs(),
+                "{key} step {i}: {g} vs {w}"
+            );
         }
     }
 }
@@ -95,7 +134,10 @@ fn lars_without_the_1d_rule_lands_on_the_no_exclusion_variant() {
     let r = reference();
     let got = run(DType::F64, false);
     let v = &r["no_exclusion_variant"]["params_after_step"];
-    let last = v.as_array().map(|a| a.last().unwrap().clone()).unwrap_or_else(|| v.clone());
+    let last = v
+        .as_array()
+        .map(|a| a.last().unwrap().clone())
+        .unwrap_or_else(|| v.clone());
     let want_b = flat(&to_tensor(&last["b"], DType::F64));
     for (g, w) in got[2].1.iter().zip(&want_b) {
         assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} vs {w}");
@@ -109,8 +151,13 @@ fn lars_without_the_1d_rule_lands_on_the_no_exclusion_variant() {
 fn lars_state_roundtrip_continues_identically() {
     let dev = Device::Cpu;
     let make = || {
-        let w = Var::from_tensor(&Tensor::new(&[[0.5f64, -1.0], [2.0, 0.3]], &dev).unwrap()).unwrap();
-        let opt = Lars::new(vec![ParamGroup::new(vec![("w".into(), w.clone())])], LarsConfig::default()).unwrap();
+        let w =
+            Var::from_tensor(&Tensor::new(&[[0.5f64, -1.0], [2.0, 0.3]], &dev).unwrap()).unwrap();
+        let opt = Lars::new(
+            vec![ParamGroup::new(vec![("w".into(), w.clone())])],
+            LarsConfig::default(),
+        )
+        .unwrap();
         (w, opt)
     };
     let step = |w: &Var, opt: &mut Lars| {
@@ -142,6 +189,9 @@ fn schedule_matches_reference() {
     for (step, want) in s["lr"].as_array().unwrap().iter().enumerate() {
         let want = want.as_f64().unwrap();
         let got = sched.lr_at(step as u64);
-        assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-300), "step {step}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1e-300),
+            "step {step}: {got} vs {want}"
+        );
     }
 }

@@ -10,14 +10,23 @@ fn matrix(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
 fn tensor(m: &[Vec<f64>], dtype: DType) -> Tensor {
     let (b, d) = (m.len(), m[0].len());
     let flat: Vec<f64> = m.iter().flatten().cloned().collect();
-    Tensor::from_vec(flat, (b, d), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+    Tensor::from_vec(flat, (b, d), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
 }
 
 fn close(got: f64, want: f64, atol: f64, rtol: f64) -> bool {
@@ -29,7 +38,12 @@ fn scalar(t: &Tensor) -> f64 {
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
 }
 
 fn check_case(case: &Value, dtype: DType, form: CovarianceForm) {
@@ -56,17 +70,25 @@ fn check_case(case: &Value, dtype: DType, form: CovarianceForm) {
         ("total", scalar(&t.total)),
     ] {
         let w = want[term].as_f64().unwrap();
-        assert!(close(got, w, s_atol, s_rtol), "{name} {key} {form:?}: {term} = {got}, want {w}");
+        assert!(
+            close(got, w, s_atol, s_rtol),
+            "{name} {key} {form:?}: {term} = {got}, want {w}"
+        );
     }
     // Unbiased variance: must NOT equal the biased-variance variant.
-    let biased = case["float64_biased_variance_variant"]["variance"].as_f64().unwrap();
+    let biased = case["float64_biased_variance_variant"]["variance"]
+        .as_f64()
+        .unwrap();
     assert!((variance - biased).abs() > 1e-6 || variance == 0.0);
     let grads = t.total.backward().unwrap();
     for (var, gkey) in [(&x, "grad_x"), (&y, "grad_y")] {
         let got = flat(grads.get(var.as_tensor()).unwrap());
         let w: Vec<f64> = matrix(&want[gkey]).into_iter().flatten().collect();
         for (i, (g, e)) in got.iter().zip(&w).enumerate() {
-            assert!(close(*g, *e, g_atol, 0.0), "{name} {key} {form:?}: {gkey}[{i}] = {g}, want {e}");
+            assert!(
+                close(*g, *e, g_atol, 0.0),
+                "{name} {key} {form:?}: {gkey}[{i}] = {g}, want {e}"
+            );
         }
     }
 }
@@ -80,7 +102,11 @@ fn cases() -> Vec<Value> {
 #[test]
 fn matches_pytorch_float32_both_covariance_forms() {
     for case in cases() {
-        for form in [CovarianceForm::Dxd, CovarianceForm::Gram, CovarianceForm::Auto] {
+        for form in [
+            CovarianceForm::Dxd,
+            CovarianceForm::Gram,
+            CovarianceForm::Auto,
+        ] {
             check_case(&case, DType::F32, form);
         }
     }
@@ -116,8 +142,14 @@ fn paper_convention_sums_the_variance_terms() {
     let case = &cases()[1];
     let x = tensor(&matrix(&case["x"]), DType::F64);
     let y = tensor(&matrix(&case["y"]), DType::F64);
-    let off = VicRegLoss::new(VicRegConfig::official()).unwrap().terms(&x, &y).unwrap();
-    let pap = VicRegLoss::new(VicRegConfig::paper()).unwrap().terms(&x, &y).unwrap();
+    let off = VicRegLoss::new(VicRegConfig::official())
+        .unwrap()
+        .terms(&x, &y)
+        .unwrap();
+    let pap = VicRegLoss::new(VicRegConfig::paper())
+        .unwrap()
+        .terms(&x, &y)
+        .unwrap();
     let v = scalar(&off.variance[0]) + scalar(&off.variance[1]);
     assert!((scalar(&pap.total) - scalar(&off.total) - 12.5 * v).abs() < 1e-9);
 }
@@ -160,12 +192,22 @@ fn normalization_variants() {
         ..VicRegConfig::default()
     };
     let t = VicRegLoss::new(l2).unwrap().terms(&x, &y).unwrap();
-    let xn = x.broadcast_div(&x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap()).unwrap();
-    let yn = y.broadcast_div(&y.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap()).unwrap();
+    let xn = x
+        .broadcast_div(&x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap())
+        .unwrap();
+    let yn = y
+        .broadcast_div(&y.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap())
+        .unwrap();
     let inv = scalar(&(xn - yn).unwrap().sqr().unwrap().mean_all().unwrap());
     assert!((scalar(&t.invariance) - inv).abs() < 1e-9);
     let d = x.dim(1).unwrap() as f64;
-    let v = vicreg_core::loss::variance(&x.broadcast_div(&x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap()).unwrap(), 1.0 / d.sqrt(), 1e-4).unwrap();
+    let v = vicreg_core::loss::variance(
+        &x.broadcast_div(&x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap())
+            .unwrap(),
+        1.0 / d.sqrt(),
+        1e-4,
+    )
+    .unwrap();
     assert!((scalar(&t.variance[0]) - scalar(&v)).abs() < 1e-9);
 }
 

@@ -113,7 +113,11 @@ fn gradients_match_finite_differences() {
         let za = randn(b, d, seed);
         let zb = randn(b, d, seed + 1);
         // A large lambda so that the off-diagonal term's gradient is not negligible.
-        let loss = BarlowTwinsLoss::new(BarlowTwinsConfig { lambda: 0.5, eps: 1e-5 }).unwrap();
+        let loss = BarlowTwinsLoss::new(BarlowTwinsConfig {
+            lambda: 0.5,
+            eps: 1e-5,
+        })
+        .unwrap();
         let r = check_gradients(
             |t| Ok(loss.terms(&t[0], &t[1])?.2),
             &[za, zb],
@@ -128,9 +132,18 @@ fn gradients_match_finite_differences() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let loss = BarlowTwinsLoss::new(BarlowTwinsConfig::default()).unwrap();
-    let e = loss.terms(&randn(4, 3, 1), &randn(4, 2, 1)).unwrap_err().to_string();
-    assert!(e.contains("barlow-twins") && e.contains("differ in shape"), "{e}");
-    let e = loss.terms(&randn(1, 3, 1), &randn(1, 3, 2)).unwrap_err().to_string();
+    let e = loss
+        .terms(&randn(4, 3, 1), &randn(4, 2, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("barlow-twins") && e.contains("differ in shape"),
+        "{e}"
+    );
+    let e = loss
+        .terms(&randn(1, 3, 1), &randn(1, 3, 2))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("at least 2"), "{e}");
     let nan = Tensor::new(&[[f64::NAN, 1.0], [0.0, 1.0]], &Device::Cpu).unwrap();
     let e = loss.terms(&nan, &randn(2, 2, 1)).unwrap_err().to_string();

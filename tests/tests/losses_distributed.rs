@@ -6,7 +6,8 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor, Var};
 use vicreg_core::collective::{Collective, SingleProcess, ThreadGroup};
 use vicreg_core::loss::{
-    BarlowTwinsConfig, BarlowTwinsLoss, JointLoss, NegativeCosineConfig, NegativeCosineLoss, SimClrConfig, SimClrLoss,
+    BarlowTwinsConfig, BarlowTwinsLoss, JointLoss, NegativeCosineConfig, NegativeCosineLoss,
+    SimClrConfig, SimClrLoss,
 };
 use vicreg_core::SeededRng;
 
@@ -22,7 +23,13 @@ fn data() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
 
 fn make(kind: usize) -> Box<dyn JointLoss> {
     match kind {
-        0 => Box::new(BarlowTwinsLoss::new(BarlowTwinsConfig { lambda: 0.3, eps: 1e-5 }).unwrap()),
+        0 => Box::new(
+            BarlowTwinsLoss::new(BarlowTwinsConfig {
+                lambda: 0.3,
+                eps: 1e-5,
+            })
+            .unwrap(),
+        ),
         1 => Box::new(SimClrLoss::new(SimClrConfig { temperature: 0.5 }).unwrap()),
         _ => Box::new(
             NegativeCosineLoss::new(NegativeCosineConfig {
@@ -34,7 +41,12 @@ fn make(kind: usize) -> Box<dyn JointLoss> {
     }
 }
 
-fn rank_step(coll: Arc<dyn Collective>, lo: usize, hi: usize, kind: usize) -> (f64, Vec<f64>, Vec<f64>) {
+fn rank_step(
+    coll: Arc<dyn Collective>,
+    lo: usize,
+    hi: usize,
+    kind: usize,
+) -> (f64, Vec<f64>, Vec<f64>) {
     let dev = Device::Cpu;
     let (xa, xb, wa, wb) = data();
     let xa = Tensor::from_vec(xa, (B, IN), &dev)
@@ -81,9 +93,15 @@ fn two_ranks_equal_one_rank() {
             .collect();
         for h in handles {
             let (l2, ga2, gb2) = h.join().unwrap();
-            assert!((l1 - l2).abs() < 1e-12 * l1.abs(), "{name}: loss {l1} vs {l2}");
+            assert!(
+                (l1 - l2).abs() < 1e-12 * l1.abs(),
+                "{name}: loss {l1} vs {l2}"
+            );
             for (a, b) in ga1.iter().zip(&ga2).chain(gb1.iter().zip(&gb2)) {
-                assert!((a - b).abs() < 1e-11 * a.abs().max(1.0), "{name}: grad {a} vs {b}");
+                assert!(
+                    (a - b).abs() < 1e-11 * a.abs().max(1.0),
+                    "{name}: grad {a} vs {b}"
+                );
             }
         }
     }

@@ -5,8 +5,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::Module;
 use vicreg_core::engine::JointModel;
 use vicreg_core::model::{
-    linear_torch_init, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, Encoder, ExpanderConfig, MomentumSchedule,
-    Predictor, PredictorConfig, EMA_STEP_STATE,
+    linear_torch_init, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, Encoder, ExpanderConfig,
+    MomentumSchedule, Predictor, PredictorConfig, EMA_STEP_STATE,
 };
 use vicreg_core::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use vicreg_core::{ParamStore, Result};
@@ -65,7 +65,10 @@ fn target_starts_as_a_copy_and_follows_by_ema() {
     // backbone w, b; projector 0 w, b; BN 1 w, b; projector 3 w (BN running stats are not paired).
     assert_eq!(ema.target_names().len(), 7);
     let t = store.tensors();
-    assert_eq!(vec(&t[&format!("online.{name}")]), vec(&t[&format!("target.{name}")]));
+    assert_eq!(
+        vec(&t[&format!("online.{name}")]),
+        vec(&t[&format!("target.{name}")])
+    );
     assert_ne!(before, vec(&t[&format!("target.{name}")]));
     // Move the online weight, then t <- 0.9 t + 0.1 o.
     let online = store
@@ -94,8 +97,10 @@ fn ema_optimizer_steps_the_schedule_and_round_trips_its_state() {
     let ema = EmaTarget::new(&store, "online.", "target.").unwrap();
     let vars = ema.without_targets(store.trainable_vars());
     assert!(vars.iter().all(|(n, _)| n.starts_with("online.")));
-    let sgd = || Box::new(Sgd::new(vec![ParamGroup::new(vars.clone())], SgdConfig::default()).unwrap());
-    let mut opt = EmaOptimizer::new(sgd(), ema.clone(), MomentumSchedule::new(0.5, 10).unwrap()).unwrap();
+    let sgd =
+        || Box::new(Sgd::new(vec![ParamGroup::new(vars.clone())], SgdConfig::default()).unwrap());
+    let mut opt =
+        EmaOptimizer::new(sgd(), ema.clone(), MomentumSchedule::new(0.5, 10).unwrap()).unwrap();
     let model = AsymmetricModel::new(online, None, Some(target)).unwrap();
     let x = Tensor::new(&[[1.0f32, 2.0, 3.0], [0.5, -1.0, 2.0]], &Device::Cpu).unwrap();
     for _ in 0..3 {
@@ -114,7 +119,11 @@ fn ema_optimizer_steps_the_schedule_and_round_trips_its_state() {
     assert_eq!(fresh.next_momentum(), opt.next_momentum());
     let mut bad = state.clone();
     bad.remove(EMA_STEP_STATE);
-    assert!(fresh.load_state(&bad).unwrap_err().to_string().contains(EMA_STEP_STATE));
+    assert!(fresh
+        .load_state(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains(EMA_STEP_STATE));
 }
 
 #[test]
@@ -124,7 +133,11 @@ fn asymmetric_model_layout_and_checks() {
     let pred = Predictor::new(6, &PredictorConfig::with_mlp("10-6"), vb.pp("predictor")).unwrap();
     assert_eq!((pred.in_dim(), pred.out_dim()), (6, 6));
     let model = AsymmetricModel::new(branch(vb.pp("online")), Some(pred), None).unwrap();
-    let x = Tensor::new(&[[1.0f32, 2.0, 3.0], [0.5, -1.0, 2.0], [0.0, 1.0, -1.0]], &Device::Cpu).unwrap();
+    let x = Tensor::new(
+        &[[1.0f32, 2.0, 3.0], [0.5, -1.0, 2.0], [0.0, 1.0, -1.0]],
+        &Device::Cpu,
+    )
+    .unwrap();
     let out = model.forward_t(&x, &x, true).unwrap();
     assert_eq!(out.a.emb.dims(), &[3, 18]);
     assert_eq!(out.a.repr.dims(), &[3, 4]);

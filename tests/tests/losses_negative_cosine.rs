@@ -4,7 +4,8 @@
 use candle_core::{Device, Tensor, Var};
 use vicreg_core::gradcheck::{check_gradients, GradCheckOptions};
 use vicreg_core::loss::{
-    covariance, variance, CosineLayout, CovarianceForm, JointLoss, NegativeCosineConfig, NegativeCosineLoss,
+    covariance, variance, CosineLayout, CovarianceForm, JointLoss, NegativeCosineConfig,
+    NegativeCosineLoss,
 };
 use vicreg_core::SeededRng;
 
@@ -55,7 +56,11 @@ fn hand_computed_example() {
     )
     .unwrap();
     let za = Tensor::new(&[[1.0f64, 2.0], [3.0, -1.0]], &dev).unwrap();
-    let v = loss.loss(&za, &za.neg().unwrap()).unwrap().to_scalar::<f64>().unwrap();
+    let v = loss
+        .loss(&za, &za.neg().unwrap())
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     assert!((v - 4.0).abs() < 1e-12, "{v}");
     assert_eq!(loss.name(), "simsiam");
 }
@@ -86,10 +91,20 @@ fn packed_layout_symmetrises_prediction_against_other_target() {
             "total"
         ]
     );
-    assert!((s[0].1 - want_cos).abs() < 1e-12, "{} vs {want_cos}", s[0].1);
+    assert!(
+        (s[0].1 - want_cos).abs() < 1e-12,
+        "{} vs {want_cos}",
+        s[0].1
+    );
     // The regularisers see the projections z (not p, not t).
-    let va = variance(&za, 1.0, 1e-4).unwrap().to_scalar::<f64>().unwrap();
-    let vb = variance(&zb, 1.0, 1e-4).unwrap().to_scalar::<f64>().unwrap();
+    let va = variance(&za, 1.0, 1e-4)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let vb = variance(&zb, 1.0, 1e-4)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     let ca = covariance(&za, CovarianceForm::Dxd)
         .unwrap()
         .to_scalar::<f64>()
@@ -134,12 +149,23 @@ fn stop_gradient_blocks_the_target() {
         let g = l.backward().unwrap();
         let norm = |v: &Var| {
             g.get(v.as_tensor())
-                .map(|t| t.sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap())
+                .map(|t| {
+                    t.sqr()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f64>()
+                        .unwrap()
+                })
                 .unwrap_or(0.0)
         };
         assert!(norm(&pa) > 1e-6 && norm(&pb) > 1e-6);
         if sg {
-            assert_eq!(norm(&ta) + norm(&tb), 0.0, "stop-gradient must block the targets");
+            assert_eq!(
+                norm(&ta) + norm(&tb),
+                0.0,
+                "stop-gradient must block the targets"
+            );
         } else {
             assert!(norm(&ta) > 1e-6 && norm(&tb) > 1e-6);
         }
@@ -167,7 +193,12 @@ fn gradients_match_finite_differences() {
     let (ta, tb) = (randn(b, d, 3), randn(b, d, 4));
     let r = check_gradients(
         |x| loss.loss(&cat3(&x[0], &x[1], &ta), &cat3(&x[2], &x[3], &tb)),
-        &[randn(b, d, 5), randn(b, d, 6), randn(b, d, 7), randn(b, d, 8)],
+        &[
+            randn(b, d, 5),
+            randn(b, d, 6),
+            randn(b, d, 7),
+            randn(b, d, 8),
+        ],
         &GradCheckOptions::default(),
     )
     .unwrap();
@@ -178,9 +209,15 @@ fn gradients_match_finite_differences() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let loss = NegativeCosineLoss::new(NegativeCosineConfig::byol()).unwrap();
-    let e = loss.loss(&randn(4, 4, 1), &randn(4, 4, 2)).unwrap_err().to_string();
+    let e = loss
+        .loss(&randn(4, 4, 1), &randn(4, 4, 2))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("divisible by 3"), "{e}");
-    let e = loss.loss(&randn(4, 6, 1), &randn(4, 3, 2)).unwrap_err().to_string();
+    let e = loss
+        .loss(&randn(4, 6, 1), &randn(4, 3, 2))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("differ in shape"), "{e}");
     let e = NegativeCosineLoss::new(NegativeCosineConfig {
         std_coeff: f64::NAN,

@@ -9,15 +9,26 @@ use vicreg_core::loss::{build_loss, LossConfig, LossKind};
 fn parses_every_spelling_and_rejects_others() {
     for k in LossKind::ALL {
         assert_eq!(LossKind::from_str(k.as_str()).unwrap(), k);
-        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
-        assert_eq!(serde_json::from_str::<LossKind>(&format!("\"{k}\"")).unwrap(), k);
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            format!("\"{}\"", k.as_str())
+        );
+        assert_eq!(
+            serde_json::from_str::<LossKind>(&format!("\"{k}\"")).unwrap(),
+            k
+        );
     }
-    assert_eq!(LossKind::from_str("Barlow_Twins").unwrap(), LossKind::BarlowTwins);
+    assert_eq!(
+        LossKind::from_str("Barlow_Twins").unwrap(),
+        LossKind::BarlowTwins
+    );
     let e = LossKind::from_str("moco").unwrap_err().to_string();
     assert!(e.contains("moco") && e.contains("barlow-twins"), "{e}");
     assert_eq!(LossKind::default(), LossKind::Vicreg);
     assert!(LossKind::Byol.uses_momentum_target() && !LossKind::Simsiam.uses_momentum_target());
-    assert!(LossKind::Simsiam.needs_asymmetric_model() && !LossKind::Simclr.needs_asymmetric_model());
+    assert!(
+        LossKind::Simsiam.needs_asymmetric_model() && !LossKind::Simclr.needs_asymmetric_model()
+    );
 }
 
 #[test]

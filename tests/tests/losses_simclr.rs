@@ -28,7 +28,10 @@ fn reference(za: &[Vec<f64>], zb: &[Vec<f64>], t: f64) -> f64 {
     let mut total = 0.0;
     for i in 0..2 * n {
         let pos = if i < n { i + n } else { i - n };
-        let denom: f64 = (0..2 * n).filter(|&k| k != i).map(|k| sim(i, k).exp()).sum();
+        let denom: f64 = (0..2 * n)
+            .filter(|&k| k != i)
+            .map(|k| sim(i, k).exp())
+            .sum();
         total += -(sim(i, pos).exp() / denom).ln();
     }
     total / (2 * n) as f64
@@ -60,7 +63,11 @@ fn matches_loop_reference() {
         let s = out.scalars().unwrap();
         let want = reference(&za.to_vec2().unwrap(), &zb.to_vec2().unwrap(), t);
         assert_eq!(s[0].0, "nt_xent");
-        assert!((s[0].1 - want).abs() < 1e-10 * want, "{b}x{d}: {} vs {want}", s[0].1);
+        assert!(
+            (s[0].1 - want).abs() < 1e-10 * want,
+            "{b}x{d}: {} vs {want}",
+            s[0].1
+        );
         assert!((s.last().unwrap().1 - want).abs() < 1e-10 * want);
         assert!(s[1].0 == "pos_cosine" && s[1].1.abs() <= 1.0);
     }
@@ -95,9 +102,15 @@ fn gradients_match_finite_differences() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let loss = SimClrLoss::new(SimClrConfig::default()).unwrap();
-    let e = loss.loss(&randn(4, 3, 1), &randn(5, 3, 1)).unwrap_err().to_string();
+    let e = loss
+        .loss(&randn(4, 3, 1), &randn(5, 3, 1))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("simclr") && e.contains("differ in shape"), "{e}");
-    let e = loss.loss(&randn(1, 3, 1), &randn(1, 3, 2)).unwrap_err().to_string();
+    let e = loss
+        .loss(&randn(1, 3, 1), &randn(1, 3, 2))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("at least 2"), "{e}");
     let e = SimClrLoss::new(SimClrConfig { temperature: 0.0 })
         .unwrap_err()

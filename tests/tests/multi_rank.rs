@@ -19,11 +19,22 @@ fn data() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
 }
 
 /// Loss and gradients of the two weight matrices on rows `lo..hi` of the batch.
-fn rank_step(coll: Arc<dyn Collective>, lo: usize, hi: usize, cfg: VicRegConfig) -> (f64, Vec<f64>, Vec<f64>) {
+fn rank_step(
+    coll: Arc<dyn Collective>,
+    lo: usize,
+    hi: usize,
+    cfg: VicRegConfig,
+) -> (f64, Vec<f64>, Vec<f64>) {
     let dev = Device::Cpu;
     let (xa, xb, wa, wb) = data();
-    let xa = Tensor::from_vec(xa, (B, IN), &dev).unwrap().narrow(0, lo, hi - lo).unwrap();
-    let xb = Tensor::from_vec(xb, (B, IN), &dev).unwrap().narrow(0, lo, hi - lo).unwrap();
+    let xa = Tensor::from_vec(xa, (B, IN), &dev)
+        .unwrap()
+        .narrow(0, lo, hi - lo)
+        .unwrap();
+    let xb = Tensor::from_vec(xb, (B, IN), &dev)
+        .unwrap()
+        .narrow(0, lo, hi - lo)
+        .unwrap();
     let wa = Var::from_tensor(&Tensor::from_vec(wa, (IN, D), &dev).unwrap()).unwrap();
     let wb = Var::from_tensor(&Tensor::from_vec(wb, (IN, D), &dev).unwrap()).unwrap();
     let za = xa.matmul(wa.as_tensor()).unwrap().tanh().unwrap();
@@ -38,7 +49,10 @@ fn rank_step(coll: Arc<dyn Collective>, lo: usize, hi: usize, cfg: VicRegConfig)
         g.flatten_all().unwrap().to_vec1::<f64>().unwrap()
     };
     let total = out.total.to_dtype(DType::F64).unwrap();
-    let mean_loss = (coll.all_reduce_sum(&total).unwrap() / world).unwrap().to_scalar::<f64>().unwrap();
+    let mean_loss = (coll.all_reduce_sum(&total).unwrap() / world)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     (mean_loss, avg(&wa), avg(&wb))
 }
 
@@ -92,12 +106,23 @@ fn gradient_of_the_gathered_slice_is_summed_over_ranks() {
         .map(|c| {
             std::thread::spawn(move || {
                 let c: Arc<dyn Collective> = Arc::new(c);
-                let v = Var::from_tensor(&Tensor::new(&[[1.0f64 + c.rank() as f64]], &Device::Cpu).unwrap()).unwrap();
+                let v = Var::from_tensor(
+                    &Tensor::new(&[[1.0f64 + c.rank() as f64]], &Device::Cpu).unwrap(),
+                )
+                .unwrap();
                 let g = vicreg_core::collective::gather_with_grad(&c, v.as_tensor()).unwrap();
-                assert_eq!(g.flatten_all().unwrap().to_vec1::<f64>().unwrap(), vec![1.0, 2.0]);
+                assert_eq!(
+                    g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                    vec![1.0, 2.0]
+                );
                 let loss = g.sqr().unwrap().sum_all().unwrap();
                 let gr = loss.backward().unwrap();
-                gr.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()[0]
+                gr.get(v.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()[0]
             })
         })
         .collect();

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use vicreg_core::optim::{build_optimizer, AdamW, AdamWConfig, OptimizerKind, Optimizer, ParamGroup, Sgd, SgdConfig};
+use vicreg_core::optim::{
+    build_optimizer, AdamW, AdamWConfig, Optimizer, OptimizerKind, ParamGroup, Sgd, SgdConfig,
+};
 
 fn var(v: &[f64]) -> Var {
     Var::from_tensor(&Tensor::new(v, &Device::Cpu).unwrap()).unwrap()
@@ -34,10 +36,20 @@ fn sgd_momentum_weight_decay_by_hand() {
         nesterov: false,
         exclude_1d_from_wd: true,
     };
-    let mut opt = Sgd::new(vec![ParamGroup::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())])], cfg).unwrap();
+    let mut opt = Sgd::new(
+        vec![ParamGroup::new(vec![
+            ("w".into(), w.clone()),
+            ("b".into(), b.clone()),
+        ])],
+        cfg,
+    )
+    .unwrap();
     // step 1: g = 0.5 + 0.1 w; buf = g; w -= 0.1 buf. b: no wd, g = 0.5.
     opt.step(&grads_of(&[(&w, 0.5), (&b, 0.5)]), 0.1).unwrap();
-    let w1: Vec<f64> = [1.0, 2.0, 3.0, 4.0].iter().map(|x| x - 0.1 * (0.5 + 0.1 * x)).collect();
+    let w1: Vec<f64> = [1.0, 2.0, 3.0, 4.0]
+        .iter()
+        .map(|x| x - 0.1 * (0.5 + 0.1 * x))
+        .collect();
     for (g, e) in vals(&w).iter().zip(&w1) {
         assert!((g - e).abs() < 1e-12);
     }
@@ -45,7 +57,11 @@ fn sgd_momentum_weight_decay_by_hand() {
     // step 2: buf = 0.9 buf + g.
     opt.step(&grads_of(&[(&w, 0.5), (&b, 0.5)]), 0.1).unwrap();
     let bufs: Vec<f64> = [1.0, 2.0, 3.0, 4.0].iter().map(|x| 0.5 + 0.1 * x).collect();
-    let w2: Vec<f64> = w1.iter().zip(&bufs).map(|(x, b1)| x - 0.1 * (0.9 * b1 + 0.5 + 0.1 * x)).collect();
+    let w2: Vec<f64> = w1
+        .iter()
+        .zip(&bufs)
+        .map(|(x, b1)| x - 0.1 * (0.9 * b1 + 0.5 + 0.1 * x))
+        .collect();
     for (g, e) in vals(&w).iter().zip(&w2) {
         assert!((g - e).abs() < 1e-12);
     }
@@ -61,7 +77,11 @@ fn adamw_by_hand_with_groups_and_no_decay_on_1d() {
     };
     let mut head = ParamGroup::new(vec![("b".into(), b.clone())]);
     head.lr_scale = 2.0;
-    let mut opt = AdamW::new(vec![ParamGroup::new(vec![("w".into(), w.clone())]), head], cfg).unwrap();
+    let mut opt = AdamW::new(
+        vec![ParamGroup::new(vec![("w".into(), w.clone())]), head],
+        cfg,
+    )
+    .unwrap();
     let lr = 0.01;
     let mut m = 0.0;
     let mut v = 0.0;
@@ -83,10 +103,17 @@ fn adamw_by_hand_with_groups_and_no_decay_on_1d() {
 
 #[test]
 fn variables_without_gradient_are_skipped_and_state_roundtrips() {
-    for kind in [OptimizerKind::Lars, OptimizerKind::Sgd, OptimizerKind::Adamw] {
+    for kind in [
+        OptimizerKind::Lars,
+        OptimizerKind::Sgd,
+        OptimizerKind::Adamw,
+    ] {
         let w = mat(&[[1.0, 2.0], [3.0, 4.0]]);
         let running_mean = var(&[0.5, 0.5]); // like a BatchNorm buffer: never gets a gradient
-        let vars = vec![("w".to_string(), w.clone()), ("bn.running_mean".to_string(), running_mean.clone())];
+        let vars = vec![
+            ("w".to_string(), w.clone()),
+            ("bn.running_mean".to_string(), running_mean.clone()),
+        ];
         let mut opt = build_optimizer(kind, vec![ParamGroup::new(vars.clone())], 1e-4).unwrap();
         opt.step(&grads_of(&[(&w, 1.0)]), 0.5).unwrap();
         assert_eq!(vals(&running_mean), vec![0.5, 0.5], "{kind:?}");
@@ -98,7 +125,12 @@ fn variables_without_gradient_are_skipped_and_state_roundtrips() {
         vicreg_core::io::save_safetensors_atomic(&opt.state().unwrap(), &path).unwrap();
         let state: HashMap<String, Tensor> = vicreg_core::io::load_safetensors(&path).unwrap();
         let w2 = Var::from_tensor(w.as_tensor()).unwrap();
-        let mut opt2 = build_optimizer(kind, vec![ParamGroup::new(vec![("w".into(), w2.clone())])], 1e-4).unwrap();
+        let mut opt2 = build_optimizer(
+            kind,
+            vec![ParamGroup::new(vec![("w".into(), w2.clone())])],
+            1e-4,
+        )
+        .unwrap();
         opt2.load_state(&state).unwrap();
         opt.step(&grads_of(&[(&w, 1.0)]), 0.5).unwrap();
         opt2.step(&grads_of(&[(&w2, 1.0)]), 0.5).unwrap();
@@ -110,7 +142,10 @@ fn variables_without_gradient_are_skipped_and_state_roundtrips() {
 #[test]
 fn duplicate_variables_and_unknown_optimizer_are_errors() {
     let w = mat(&[[1.0, 2.0], [3.0, 4.0]]);
-    let g = vec![ParamGroup::new(vec![("w".into(), w.clone())]), ParamGroup::new(vec![("w".into(), w)])];
+    let g = vec![
+        ParamGroup::new(vec![("w".into(), w.clone())]),
+        ParamGroup::new(vec![("w".into(), w)]),
+    ];
     assert!(build_optimizer(OptimizerKind::Sgd, g, 0.0).is_err());
     let err = "adam".parse::<OptimizerKind>().unwrap_err().to_string();
     assert!(err.contains("lars, sgd or adamw"), "{err}");
@@ -123,9 +158,16 @@ fn corrupt_safetensors_is_a_clear_error() {
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("bad.safetensors");
     std::fs::write(&p, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
-    let err = vicreg_core::io::load_safetensors(&p).unwrap_err().to_string();
-    assert!(err.contains("bad.safetensors") && err.contains("not a valid safetensors"), "{err}");
-    let missing = vicreg_core::io::load_safetensors(&dir.join("nope.safetensors")).unwrap_err().to_string();
+    let err = vicreg_core::io::load_safetensors(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.safetensors") && err.contains("not a valid safetensors"),
+        "{err}"
+    );
+    let missing = vicreg_core::io::load_safetensors(&dir.join("nope.safetensors"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nope.safetensors"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -134,16 +176,33 @@ fn corrupt_safetensors_is_a_clear_error() {
 fn optimizer_state_keeps_no_autograd_graph() {
     // An update computed from the tracked variable (e.g. `g + wd * p`) would chain
     // every step's graph through the momentum buffers: memory grows without bound.
-    for kind in [OptimizerKind::Lars, OptimizerKind::Sgd, OptimizerKind::Adamw] {
+    for kind in [
+        OptimizerKind::Lars,
+        OptimizerKind::Sgd,
+        OptimizerKind::Adamw,
+    ] {
         let w = mat(&[[1.0, 2.0], [3.0, 4.0]]);
         let b = var(&[0.5, -0.5]);
-        let mut opt = build_optimizer(kind, vec![ParamGroup::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())])], 0.1).unwrap();
+        let mut opt = build_optimizer(
+            kind,
+            vec![ParamGroup::new(vec![
+                ("w".into(), w.clone()),
+                ("b".into(), b.clone()),
+            ])],
+            0.1,
+        )
+        .unwrap();
         for _ in 0..3 {
-            let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap() + b.as_tensor().sum_all().unwrap()).unwrap();
+            let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap()
+                + b.as_tensor().sum_all().unwrap())
+            .unwrap();
             opt.step(&loss.backward().unwrap(), 0.1).unwrap();
         }
         for (name, t) in opt.state().unwrap() {
-            assert!(!t.track_op(), "{kind:?}: state {name} holds an autograd graph");
+            assert!(
+                !t.track_op(),
+                "{kind:?}: state {name} holds an autograd graph"
+            );
         }
     }
 }

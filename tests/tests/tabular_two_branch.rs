@@ -71,12 +71,26 @@ fn train(cfg: VicRegConfig) -> (f32, f32, f32, f32, Tensor) {
     let store = ParamStore::new(1);
     let vb = store.var_builder(DType::F32, &dev);
     let exp = ExpanderConfig::with_mlp("64-32");
-    let a = Branch::new(TabularEncoder::new(FEATURES, 32, vb.pp("a.backbone")).unwrap(), &exp, vb.pp("a.projector")).unwrap();
-    let b = Branch::new(TabularEncoder::new(FEATURES, 32, vb.pp("b.backbone")).unwrap(), &exp, vb.pp("b.projector")).unwrap();
+    let a = Branch::new(
+        TabularEncoder::new(FEATURES, 32, vb.pp("a.backbone")).unwrap(),
+        &exp,
+        vb.pp("a.projector"),
+    )
+    .unwrap();
+    let b = Branch::new(
+        TabularEncoder::new(FEATURES, 32, vb.pp("b.backbone")).unwrap(),
+        &exp,
+        vb.pp("b.projector"),
+    )
+    .unwrap();
     let model = JointEmbedding::new(a, b);
     assert!(!model.is_shared());
     let loss = VicRegLoss::new(cfg).unwrap();
-    let mut opt = Lars::new(vec![ParamGroup::new(store.trainable_vars())], LarsConfig::default()).unwrap();
+    let mut opt = Lars::new(
+        vec![ParamGroup::new(store.trainable_vars())],
+        LarsConfig::default(),
+    )
+    .unwrap();
     let (steps, bsz) = (150usize, 64usize);
     let sched = LrSchedule::official(10.0, bsz, 1, steps, 0);
     let mut rng = SeededRng::new(5);
@@ -89,12 +103,15 @@ fn train(cfg: VicRegConfig) -> (f32, f32, f32, f32, Tensor) {
         let out = model.forward_t(&xa, &xb, true).unwrap();
         let t = loss.terms(&out.a.emb, &out.b.emb).unwrap();
         let inv = t.invariance.to_scalar::<f32>().unwrap();
-        let var = 0.5 * (t.variance[0].to_scalar::<f32>().unwrap() + t.variance[1].to_scalar::<f32>().unwrap());
+        let var = 0.5
+            * (t.variance[0].to_scalar::<f32>().unwrap()
+                + t.variance[1].to_scalar::<f32>().unwrap());
         if step == 0 {
             first = Some((inv, var));
         }
         last = Some((inv, var, out.a.emb.clone()));
-        opt.step(&t.total.backward().unwrap(), sched.lr_at(step as u64)).unwrap();
+        opt.step(&t.total.backward().unwrap(), sched.lr_at(step as u64))
+            .unwrap();
     }
     let (inv0, var0) = first.unwrap();
     let (inv1, var1, emb) = last.unwrap();
@@ -104,8 +121,14 @@ fn train(cfg: VicRegConfig) -> (f32, f32, f32, f32, Tensor) {
 #[test]
 fn trains_without_collapse_while_invariance_falls() {
     let (inv0, var0, inv1, var1, emb) = train(VicRegConfig::default());
-    assert!(inv1 < 0.2 * inv0, "invariance should fall: {inv0} -> {inv1}");
-    assert!(var1 < 0.5 * var0 && var1 < 0.35, "variance hinge should fall and stay low (no collapse): {var0} -> {var1}");
+    assert!(
+        inv1 < 0.2 * inv0,
+        "invariance should fall: {inv0} -> {inv1}"
+    );
+    assert!(
+        var1 < 0.5 * var0 && var1 < 0.35,
+        "variance hinge should fall and stay low (no collapse): {var0} -> {var1}"
+    );
     let std = vicreg_core::diagnostics::embedding_std(&emb).unwrap();
     assert!(std.mean > 0.5, "embedding std {std:?}");
     assert!(vicreg_core::diagnostics::effective_rank(&emb).unwrap() > 4.0);
@@ -120,7 +143,10 @@ fn invariance_alone_collapses() {
         ..VicRegConfig::default()
     };
     let (_, var0, _, var1, emb) = train(cfg);
-    assert!(var1 > var0, "the variance hinge should grow towards 1: {var0} -> {var1}");
+    assert!(
+        var1 > var0,
+        "the variance hinge should grow towards 1: {var0} -> {var1}"
+    );
     let std = vicreg_core::diagnostics::embedding_std(&emb).unwrap();
     assert!(std.mean < 0.05, "embeddings should collapse, std {std:?}");
 }
@@ -130,14 +156,26 @@ fn siamese_model_has_one_set_of_variables() {
     let dev = Device::Cpu;
     let store = ParamStore::new(1);
     let vb = store.var_builder(DType::F32, &dev);
-    let branch = Branch::new(TabularEncoder::new(4, 8, vb.pp("backbone")).unwrap(), &ExpanderConfig::with_mlp("16-16"), vb.pp("projector")).unwrap();
+    let branch = Branch::new(
+        TabularEncoder::new(4, 8, vb.pp("backbone")).unwrap(),
+        &ExpanderConfig::with_mlp("16-16"),
+        vb.pp("projector"),
+    )
+    .unwrap();
     let model = JointEmbedding::siamese(branch);
     assert!(model.is_shared());
     // backbone l1/l2 (w, b) + projector 0 (w, b), 1 (BN w, b, mean, var), 3 (w)
     assert_eq!(store.named_vars().len(), 4 + 2 + 4 + 1);
     let x = Tensor::ones((3, 4), DType::F32, &dev).unwrap();
     let out = model.forward_t(&x, &x, false).unwrap();
-    let diff = (out.a.emb - out.b.emb).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (out.a.emb - out.b.emb)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert_eq!(diff, 0.0);
 }
 
@@ -158,9 +196,20 @@ fn same_seed_same_initialisation_whatever_the_order() {
         assert_eq!(a, b, "{k}");
     }
     // PyTorch's nn.Linear bound 1/sqrt(fan_in).
-    let w = t1["x.l1.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let w = t1["x.l1.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert!(w.iter().all(|v| v.abs() <= 0.5));
     let s3 = ParamStore::new(10);
     let _ = TabularEncoder::new(4, 8, s3.var_builder(DType::F32, &dev).pp("x")).unwrap();
-    assert_ne!(s3.tensors()["x.l1.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap(), w);
+    assert_ne!(
+        s3.tensors()["x.l1.weight"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        w
+    );
 }

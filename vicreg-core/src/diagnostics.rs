@@ -5,11 +5,19 @@ use candle_core::{DType, Tensor};
 use crate::{Error, Result};
 
 fn as_f64_2d(z: &Tensor) -> Result<(Vec<f64>, usize, usize)> {
-    let (b, d) = z.dims2().map_err(|_| Error::invalid(format!("expected (batch, dim), got {:?}", z.dims())))?;
+    let (b, d) = z
+        .dims2()
+        .map_err(|_| Error::invalid(format!("expected (batch, dim), got {:?}", z.dims())))?;
     if b < 2 {
-        return Err(Error::invalid(format!("diagnostics need a batch of at least 2, got {b}")));
+        return Err(Error::invalid(format!(
+            "diagnostics need a batch of at least 2, got {b}"
+        )));
     }
-    let v = z.detach().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = z
+        .detach()
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((v, b, d))
 }
 
@@ -69,7 +77,10 @@ pub fn average_correlation(z: &Tensor) -> Result<f64> {
             var[j] += c * c;
         }
     }
-    let std: Vec<f64> = var.iter().map(|s| (s / (b as f64 - 1.0)).sqrt() + 1e-5).collect();
+    let std: Vec<f64> = var
+        .iter()
+        .map(|s| (s / (b as f64 - 1.0)).sqrt() + 1e-5)
+        .collect();
     let mut total = 0.0;
     let mut trace = 0.0;
     for i in 0..b {
@@ -92,7 +103,11 @@ pub fn effective_rank(z: &Tensor) -> Result<f64> {
     let (v, b, d) = as_f64_2d(z)?;
     // Singular values are the square roots of the eigenvalues of the smaller Gram matrix.
     let m = nalgebra::DMatrix::from_row_slice(b, d, &v);
-    let gram = if b <= d { &m * m.transpose() } else { m.transpose() * &m };
+    let gram = if b <= d {
+        &m * m.transpose()
+    } else {
+        m.transpose() * &m
+    };
     let eig = nalgebra::SymmetricEigen::new(gram);
     let s: Vec<f64> = eig.eigenvalues.iter().map(|l| l.max(0.0).sqrt()).collect();
     let sum: f64 = s.iter().sum();

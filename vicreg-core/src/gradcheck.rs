@@ -71,7 +71,11 @@ impl GradCheckReport {
 /// `f` maps the inputs (as F64 tensors tracked by autograd) to a tensor of any
 /// shape; the checked scalar is `sum(f(x) * w)` with fixed random weights `w`,
 /// so every output element matters. Inputs are converted to F64.
-pub fn check_gradients<F>(f: F, inputs: &[Tensor], opts: &GradCheckOptions) -> Result<GradCheckReport>
+pub fn check_gradients<F>(
+    f: F,
+    inputs: &[Tensor],
+    opts: &GradCheckOptions,
+) -> Result<GradCheckReport>
 where
     F: Fn(&[Tensor]) -> Result<Tensor>,
 {
@@ -84,7 +88,8 @@ where
     let mut rng = SeededRng::derive(opts.seed, &[17]);
     let w: Vec<f64> = (0..out.elem_count()).map(|_| rng.normal()).collect();
     let w = Tensor::from_vec(w, out.shape(), out.device())?;
-    let objective = |o: &Tensor| -> Result<Tensor> { Ok(o.to_dtype(DType::F64)?.mul(&w)?.sum_all()?) };
+    let objective =
+        |o: &Tensor| -> Result<Tensor> { Ok(o.to_dtype(DType::F64)?.mul(&w)?.sum_all()?) };
     let loss = objective(&out)?;
     let grads = loss.backward()?;
 
@@ -94,7 +99,10 @@ where
         max_abs_numeric: vec![],
     };
     for (i, var) in vars.iter().enumerate() {
-        let analytic = grads.get(var.as_tensor()).map(|g| g.flatten_all()?.to_vec1::<f64>()).transpose()?;
+        let analytic = grads
+            .get(var.as_tensor())
+            .map(|g| g.flatten_all()?.to_vec1::<f64>())
+            .transpose()?;
         let base: Vec<f64> = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
         let n = base.len();
         let coords: Vec<usize> = if n <= opts.max_coords_per_input {

@@ -64,7 +64,11 @@ impl candle_nn::var_builder::SimpleBackend for SeededBackend {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let mut data = self.varmap.data().lock().expect("param store lock poisoned");
+        let mut data = self
+            .varmap
+            .data()
+            .lock()
+            .expect("param store lock poisoned");
         if let Some(v) = data.get(name) {
             if v.shape() != &s {
                 candle_core::bail!(
@@ -86,8 +90,17 @@ impl candle_nn::var_builder::SimpleBackend for SeededBackend {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
-        let data = self.varmap.data().lock().expect("param store lock poisoned");
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .expect("param store lock poisoned");
         match data.get(name) {
             Some(v) => Ok(v.as_tensor().clone()),
             None => candle_core::bail!("parameter {name} does not exist"),
@@ -133,7 +146,11 @@ impl ParamStore {
 
     /// All variables, sorted by name.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let data = self.varmap.data().lock().expect("param store lock poisoned");
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .expect("param store lock poisoned");
         let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -189,13 +206,22 @@ impl ParamStore {
             }
         }
         let known: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
-        let mut unexpected: Vec<&String> =
-            tensors.keys().filter(|k| !known.contains(k.as_str())).collect();
+        let mut unexpected: Vec<&String> = tensors
+            .keys()
+            .filter(|k| !known.contains(k.as_str()))
+            .collect();
         unexpected.sort();
-        if (!missing.is_empty() && !allow_missing) || !bad_shape.is_empty() || !unexpected.is_empty() {
+        if (!missing.is_empty() && !allow_missing)
+            || !bad_shape.is_empty()
+            || !unexpected.is_empty()
+        {
             let mut msg = String::from("weights do not fit the model");
             if !missing.is_empty() && !allow_missing {
-                msg += &format!("; missing {} tensors: {}", missing.len(), summarize(&missing));
+                msg += &format!(
+                    "; missing {} tensors: {}",
+                    missing.len(),
+                    summarize(&missing)
+                );
             }
             if !bad_shape.is_empty() {
                 msg += &format!("; wrong shape: {}", summarize(&bad_shape));
@@ -234,7 +260,9 @@ impl ParamStore {
 
 /// True for BatchNorm buffers that no optimiser should touch.
 pub fn is_buffer_name(name: &str) -> bool {
-    name.ends_with("running_mean") || name.ends_with("running_var") || name.ends_with("num_batches_tracked")
+    name.ends_with("running_mean")
+        || name.ends_with("running_var")
+        || name.ends_with("num_batches_tracked")
 }
 
 fn summarize(v: &[String]) -> String {

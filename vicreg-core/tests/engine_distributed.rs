@@ -58,10 +58,15 @@ fn two_ranks_match_one_process() {
             std::thread::spawn(move || run(&dir, Arc::new(c)))
         })
         .collect();
-    let ranks: Vec<HashMap<String, Tensor>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ranks: Vec<HashMap<String, Tensor>> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
 
     for (name, t) in &reference {
-        assert_eq!(bits(&ranks[0][name]), bits(&ranks[1][name]), "{name}: ranks disagree");
+        assert_eq!(
+            bits(&ranks[0][name]),
+            bits(&ranks[1][name]),
+            "{name}: ranks disagree"
+        );
         let diff = (t - &ranks[0][name])
             .unwrap()
             .abs()
@@ -70,13 +75,24 @@ fn two_ranks_match_one_process() {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        let scale = t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-3);
-        assert!(diff <= 1e-4 * scale, "{name}: 2 ranks vs 1 process differ by {diff}");
+        let scale = t
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .max(1e-3);
+        assert!(
+            diff <= 1e-4 * scale,
+            "{name}: 2 ranks vs 1 process differ by {diff}"
+        );
     }
     // Only rank 0 wrote metrics: one record per step, with the global throughput.
     let records = read_metrics(&dp_dir.join("metrics.jsonl")).unwrap();
     assert_eq!(records.iter().filter(|r| r["type"] == "step").count(), 6);
-    let ckpt = vicreg_core::engine::load_checkpoint(&dp_dir.join("checkpoint.safetensors")).unwrap();
+    let ckpt =
+        vicreg_core::engine::load_checkpoint(&dp_dir.join("checkpoint.safetensors")).unwrap();
     assert_eq!(ckpt.meta.world_size, 2);
     let _ = std::fs::remove_dir_all(&single_dir);
     let _ = std::fs::remove_dir_all(&dp_dir);

@@ -231,7 +231,9 @@ fn online_probe_learns_while_pretraining() {
         }),
         ..TrainConfig::smoke()
     };
-    trainer(&model, &store, &cfg, &dir).fit(&mut source(6)).unwrap();
+    trainer(&model, &store, &cfg, &dir)
+        .fit(&mut source(6))
+        .unwrap();
     let acc: Vec<f64> = read_metrics(&dir.join("metrics.jsonl"))
         .unwrap()
         .iter()
@@ -245,6 +247,8 @@ fn online_probe_learns_while_pretraining() {
     // The probe's weights are in the checkpoint, under probe/.
     let ckpt = vicreg_core::engine::load_checkpoint(&dir.join("checkpoint.safetensors")).unwrap();
     assert_eq!(ckpt.section("probe/")["weight"].dims(), &[CLASSES, 8]);
-    assert!(ckpt.section("probe_optim/").contains_key("weight.momentum_buffer"));
+    assert!(ckpt
+        .section("probe_optim/")
+        .contains_key("weight.momentum_buffer"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -144,8 +144,29 @@ impl PretrainArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
-        set!(exp_dir, arch, zero_init_residual, mlp, epochs, batch_size, wd, sim_coeff, std_coeff, cov_coeff);
-        set!(warmup_epochs, num_workers, seed, augment, log_every, checkpoint_every, accumulate, online_probe, device);
+        set!(
+            exp_dir,
+            arch,
+            zero_init_residual,
+            mlp,
+            epochs,
+            batch_size,
+            wd,
+            sim_coeff,
+            std_coeff,
+            cov_coeff
+        );
+        set!(
+            warmup_epochs,
+            num_workers,
+            seed,
+            augment,
+            log_every,
+            checkpoint_every,
+            accumulate,
+            online_probe,
+            device
+        );
         if let Some(v) = self.data_dir {
             c.data_dir = Some(v);
         }
@@ -289,7 +310,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 Some(s) => s,
                 None => data::default_image_size(&a.data_dir)?,
             };
-            let out = a.exp_dir.clone().or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
+            let out = a
+                .exp_dir
+                .clone()
+                .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
             if a.weights == Weights::Finetune {
                 let cfg = FinetuneConfig {
                     epochs: a.epochs,
@@ -298,12 +322,36 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     weight_decay: a.wd,
                     seed: a.seed,
                 };
-                let r = evaluate::finetune_eval(&arch, a.pretrained.as_deref(), &a.data_dir, size, a.train_percent, a.train_subset.as_deref(), &cfg, a.batch_size, a.num_workers, &device, out.as_deref())?;
-                println!("fine-tuned eval ({arch}, {}% labels, {} epochs): top-1 {:.2}%  top-5 {:.2}%", a.train_percent, a.epochs, r.top1, r.top5);
+                let r = evaluate::finetune_eval(
+                    &arch,
+                    a.pretrained.as_deref(),
+                    &a.data_dir,
+                    size,
+                    a.train_percent,
+                    a.train_subset.as_deref(),
+                    &cfg,
+                    a.batch_size,
+                    a.num_workers,
+                    &device,
+                    out.as_deref(),
+                )?;
+                println!(
+                    "fine-tuned eval ({arch}, {}% labels, {} epochs): top-1 {:.2}%  top-5 {:.2}%",
+                    a.train_percent, a.epochs, r.top1, r.top5
+                );
                 return Ok(());
             }
             let net = evaluate::backbone(&arch, a.pretrained.as_deref(), a.seed, &device)?;
-            let (tr, va, classes) = evaluate::split_features(&net, &a.data_dir, size, a.train_percent, a.train_subset.as_deref(), a.seed, a.num_workers, &device)?;
+            let (tr, va, classes) = evaluate::split_features(
+                &net,
+                &a.data_dir,
+                size,
+                a.train_percent,
+                a.train_subset.as_deref(),
+                a.seed,
+                a.num_workers,
+                &device,
+            )?;
             let cfg = LinearProbeConfig {
                 epochs: a.epochs,
                 lr: a.lr_head,
@@ -313,7 +361,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 seed: a.seed,
             };
             let r = evaluate::linear_eval(&tr, &va, classes, &cfg, out.as_deref())?;
-            println!("linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%", tr.len(), va.len(), a.train_percent, r.top1, r.top5);
+            println!(
+                "linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%",
+                tr.len(),
+                va.len(),
+                a.train_percent,
+                r.top1,
+                r.top5
+            );
             Ok(())
         }
         Some(Command::KnnEval(a)) => {
@@ -324,13 +379,25 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 None => data::default_image_size(&a.data_dir)?,
             };
             let net = evaluate::backbone(&arch, a.pretrained.as_deref(), 0, &device)?;
-            let (tr, va, classes) = evaluate::split_features(&net, &a.data_dir, size, 100.0, None, 0, a.num_workers, &device)?;
+            let (tr, va, classes) = evaluate::split_features(
+                &net,
+                &a.data_dir,
+                size,
+                100.0,
+                None,
+                0,
+                a.num_workers,
+                &device,
+            )?;
             let cfg = KnnConfig {
                 ks: a.k.clone(),
                 temperature: a.temperature,
                 ..KnnConfig::default()
             };
-            let out = a.exp_dir.clone().or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
+            let out = a
+                .exp_dir
+                .clone()
+                .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
             for (k, top1) in evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())? {
                 println!("{k}-NN top-1 ({arch}): {top1:.2}%");
             }
@@ -339,8 +406,20 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Embed(a)) => {
             let device = parse_device(&a.device)?;
             let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
-            let (n, d) = embed::run(&a.images, &arch, a.pretrained.as_deref(), a.image_size, a.num_workers, &a.out, &device)?;
-            println!("wrote {n} x {d} embeddings to {} (file list: {}.files.txt)", a.out.display(), a.out.display());
+            let (n, d) = embed::run(
+                &a.images,
+                &arch,
+                a.pretrained.as_deref(),
+                a.image_size,
+                a.num_workers,
+                &a.out,
+                &device,
+            )?;
+            println!(
+                "wrote {n} x {d} embeddings to {} (file list: {}.files.txt)",
+                a.out.display(),
+                a.out.display()
+            );
             Ok(())
         }
         Some(Command::Plot { exp_dir }) => {

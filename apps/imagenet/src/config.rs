@@ -126,14 +126,17 @@ impl Default for PretrainConfig {
 impl PretrainConfig {
     /// Reads a TOML file with the keys of this struct.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}: invalid pretraining config", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{}: invalid pretraining config", path.display()))
     }
 
     /// The base learning rate actually used: the given one, or the paper's
     /// value for this batch size (0.2 at 2048; 0.8/0.5/0.4 at 128/256/512).
     pub fn resolved_base_lr(&self) -> f64 {
-        self.base_lr.unwrap_or_else(|| paper_small_batch_base_lr(self.batch_size))
+        self.base_lr
+            .unwrap_or_else(|| paper_small_batch_base_lr(self.batch_size))
     }
 
     /// Fills every derived value (so the written config repeats the run exactly).
@@ -171,7 +174,11 @@ impl PretrainConfig {
             checkpoint_every_steps: self.checkpoint_every,
             seed: self.seed,
             quiet: self.quiet,
-            resume: if resume { ResumeMode::Require } else { ResumeMode::Auto },
+            resume: if resume {
+                ResumeMode::Require
+            } else {
+                ResumeMode::Auto
+            },
             online_probe: self.online_probe.then(|| OnlineProbeConfig {
                 num_classes,
                 ..OnlineProbeConfig::default()
@@ -186,7 +193,11 @@ impl PretrainConfig {
             bail!("batch-size and epochs must be at least 1");
         }
         if self.accumulate == 0 || !self.batch_size.is_multiple_of(self.accumulate) {
-            bail!("batch-size ({}) must be a multiple of accumulate ({})", self.batch_size, self.accumulate);
+            bail!(
+                "batch-size ({}) must be a multiple of accumulate ({})",
+                self.batch_size,
+                self.accumulate
+            );
         }
         vicreg_core::model::parse_mlp_spec(&self.mlp)?;
         encoders::resnet::ResNetConfig::from_name(&self.arch)?;

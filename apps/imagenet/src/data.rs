@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::augment::{EvalTransform, EvalTransformConfig};
 use datasets::image::{
-    collate_labelled, BadSamplePolicy, FolderOptions, IdxDataset, IdxSplit, ImageFolder, ImageSource,
-    LabelledImageDataset,
+    collate_labelled, BadSamplePolicy, FolderOptions, IdxDataset, IdxSplit, ImageFolder,
+    ImageSource, LabelledImageDataset,
 };
 use datasets::loader::{Loader, LoaderConfig};
 use image::RgbImage;
@@ -62,7 +62,10 @@ pub enum Format {
 /// Detects the format of `dir`, with a clear error when it is neither.
 pub fn detect(dir: &Path) -> Result<Format> {
     if !dir.is_dir() {
-        bail!("data directory {} does not exist or is not a directory", dir.display());
+        bail!(
+            "data directory {} does not exist or is not a directory",
+            dir.display()
+        );
     }
     if dir.join("train").is_dir() {
         return Ok(Format::Folder);
@@ -70,7 +73,11 @@ pub fn detect(dir: &Path) -> Result<Format> {
     let has_idx = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().starts_with("train-images-idx3-ubyte"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("train-images-idx3-ubyte")
+        });
     if has_idx {
         return Ok(Format::Idx);
     }
@@ -84,7 +91,11 @@ pub fn detect(dir: &Path) -> Result<Format> {
 /// Opens a split: `train` / `val` of a folder tree, `train` / `t10k` of IDX files
 /// (`val` maps to `t10k`).
 pub fn open_split(dir: &Path, split: &str, strict: bool) -> Result<AnySource> {
-    let policy = if strict { BadSamplePolicy::Strict } else { BadSamplePolicy::Skip };
+    let policy = if strict {
+        BadSamplePolicy::Strict
+    } else {
+        BadSamplePolicy::Skip
+    };
     Ok(match detect(dir)? {
         Format::Folder => {
             let opts = FolderOptions {
@@ -102,12 +113,20 @@ pub fn open_split(dir: &Path, split: &str, strict: bool) -> Result<AnySource> {
                 );
             }
             if !r.empty_classes.is_empty() {
-                eprintln!("{}: empty class folders: {}", f.split_dir().display(), r.empty_classes.join(", "));
+                eprintln!(
+                    "{}: empty class folders: {}",
+                    f.split_dir().display(),
+                    r.empty_classes.join(", ")
+                );
             }
             AnySource::Folder(f)
         }
         Format::Idx => {
-            let s = if split == "train" { IdxSplit::Train } else { IdxSplit::Test };
+            let s = if split == "train" {
+                IdxSplit::Train
+            } else {
+                IdxSplit::Test
+            };
             AnySource::Idx(IdxDataset::open(dir, s)?)
         }
     })
@@ -156,7 +175,11 @@ pub fn eval_batches<S: ImageSource + 'static>(
     )?;
     Ok(loader.iter_epoch(0, 0).map(|r| {
         let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-        let labels: Vec<usize> = y.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect();
+        let labels: Vec<usize> = y
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|v| v as usize)
+            .collect();
         Ok((x, labels))
     }))
 }
@@ -197,25 +220,46 @@ impl ImageSource for Subset {
 /// chosen deterministically from `seed` (at least one per class), or the
 /// images named in `subset_file` (one file name per line, as the official
 /// 1% / 10% ImageNet subset lists).
-pub fn labelled_subset(source: AnySource, percent: f64, subset_file: Option<&Path>, seed: u64) -> Result<Subset> {
+pub fn labelled_subset(
+    source: AnySource,
+    percent: f64,
+    subset_file: Option<&Path>,
+    seed: u64,
+) -> Result<Subset> {
     let n = source.len();
     let indices: Vec<usize> = if let Some(file) = subset_file {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading subset file {}", file.display()))?;
-        let wanted: std::collections::HashSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading subset file {}", file.display()))?;
+        let wanted: std::collections::HashSet<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let AnySource::Folder(folder) = &source else {
             bail!("--train-subset names image files; IDX data has no file names (use --train-percent)");
         };
         let picked: Vec<usize> = (0..n)
             .filter(|&i| {
                 let p = folder.path(i);
-                p.file_name().and_then(|f| f.to_str()).is_some_and(|f| wanted.contains(f))
+                p.file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| wanted.contains(f))
             })
             .collect();
         if picked.is_empty() {
-            bail!("{}: none of its {} names matches an image of the training set", file.display(), wanted.len());
+            bail!(
+                "{}: none of its {} names matches an image of the training set",
+                file.display(),
+                wanted.len()
+            );
         }
         if picked.len() < wanted.len() {
-            eprintln!("{}: {} of {} listed images found", file.display(), picked.len(), wanted.len());
+            eprintln!(
+                "{}: {} of {} listed images found",
+                file.display(),
+                picked.len(),
+                wanted.len()
+            );
         }
         picked
     } else {
@@ -243,5 +287,8 @@ pub fn labelled_subset(source: AnySource, percent: f64, subset_file: Option<&Pat
             picked
         }
     };
-    Ok(Subset { inner: source, indices })
+    Ok(Subset {
+        inner: source,
+        indices,
+    })
 }

@@ -141,7 +141,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for (name, pretrained) in [("VICReg", Some(exp_dir.as_path())), ("random init", None)] {
         let t = Instant::now();
         let net = evaluate::backbone(&cfg.arch, pretrained, cfg.seed, &device)?;
-        let (tr, va, classes) = evaluate::split_features(&net, &data_dir, args.image_size, 100.0, None, cfg.seed, args.num_workers, &device)?;
+        let (tr, va, classes) = evaluate::split_features(
+            &net,
+            &data_dir,
+            args.image_size,
+            100.0,
+            None,
+            cfg.seed,
+            args.num_workers,
+            &device,
+        )?;
         let out_dir = pretrained.map(|p| p.to_path_buf());
         let lin = evaluate::linear_eval(&tr, &va, classes, &probe, out_dir.as_deref())?;
         let k = evaluate::knn_eval(&tr, &va, classes, &knn, out_dir.as_deref())?;
@@ -149,11 +158,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     println!();
     println!("ImageNet-style VICReg demo on built-in synthetic images (10 classes, chance 10%)");
-    println!("| encoder ({}) | linear top-1 | linear top-5 | 20-NN top-1 | 200-NN top-1 | eval time |", cfg.arch);
+    println!(
+        "| encoder ({}) | linear top-1 | linear top-5 | 20-NN top-1 | 200-NN top-1 | eval time |",
+        cfg.arch
+    );
     println!("|---|---|---|---|---|---|");
     for (name, lin, k, secs) in &rows {
-        let knn_of = |kk: usize| k.iter().find(|(x, _)| *x == kk).map(|(_, v)| *v).unwrap_or(f64::NAN);
-        println!("| {name} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.0} s |", lin.top1, lin.top5, knn_of(20), knn_of(200), secs);
+        let knn_of = |kk: usize| {
+            k.iter()
+                .find(|(x, _)| *x == kk)
+                .map(|(_, v)| *v)
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "| {name} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.0} s |",
+            lin.top1,
+            lin.top5,
+            knn_of(20),
+            knn_of(200),
+            secs
+        );
     }
     println!();
     println!(
@@ -163,6 +187,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         out.pairs_per_s,
         t0.elapsed().as_secs_f64()
     );
-    println!("run directory: {} (config.toml, metrics.jsonl, plots, {}-encoder.safetensors)", exp_dir.display(), cfg.arch);
+    println!(
+        "run directory: {} (config.toml, metrics.jsonl, plots, {}-encoder.safetensors)",
+        exp_dir.display(),
+        cfg.arch
+    );
     Ok(())
 }

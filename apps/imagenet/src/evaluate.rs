@@ -15,8 +15,8 @@ use datasets::augment::{LinearTrainTransform, LinearTrainTransformConfig};
 use datasets::image::{collate_labelled, LabelledImageDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use vicreg_core::eval::{
-    extract_features, finetune, knn_classify, linear_probe, EpochAccuracy, Features, FinetuneConfig, KnnConfig,
-    LabelledBatches, LinearProbeConfig, ProbeResult,
+    extract_features, finetune, knn_classify, linear_probe, EpochAccuracy, Features,
+    FinetuneConfig, KnnConfig, LabelledBatches, LinearProbeConfig, ProbeResult,
 };
 use vicreg_core::ParamStore;
 
@@ -24,14 +24,25 @@ use crate::data;
 use crate::model;
 
 /// Frozen representations of every image of `source` (eval transform, eval-mode BN).
-pub fn features<S: ImageSource + 'static>(net: &ResNet, source: S, size: u32, workers: usize, device: &Device) -> Result<Features> {
+pub fn features<S: ImageSource + 'static>(
+    net: &ResNet,
+    source: S,
+    size: u32,
+    workers: usize,
+    device: &Device,
+) -> Result<Features> {
     let batches = data::eval_batches(source, size, 128, workers, device)?;
     Ok(extract_features(net, batches)?)
 }
 
 /// The backbone to evaluate (and the store of its variables): pretrained
 /// weights, or seeded random init when `pretrained` is None.
-pub fn backbone_with_store(arch: &str, pretrained: Option<&Path>, seed: u64, device: &Device) -> Result<(ResNet, ParamStore)> {
+pub fn backbone_with_store(
+    arch: &str,
+    pretrained: Option<&Path>,
+    seed: u64,
+    device: &Device,
+) -> Result<(ResNet, ParamStore)> {
     match pretrained {
         Some(p) => model::load_backbone(arch, p, device),
         None => {
@@ -43,13 +54,19 @@ pub fn backbone_with_store(arch: &str, pretrained: Option<&Path>, seed: u64, dev
 }
 
 /// The backbone alone (see [`backbone_with_store`]).
-pub fn backbone(arch: &str, pretrained: Option<&Path>, seed: u64, device: &Device) -> Result<ResNet> {
+pub fn backbone(
+    arch: &str,
+    pretrained: Option<&Path>,
+    seed: u64,
+    device: &Device,
+) -> Result<ResNet> {
     Ok(backbone_with_store(arch, pretrained, seed, device)?.0)
 }
 
 /// Resolves `--arch`: the flag, else the pretraining run's config.toml, else resnet50.
 pub fn resolve_arch(arch: Option<String>, pretrained: Option<&Path>) -> String {
-    arch.or_else(|| pretrained.and_then(model::arch_of_run)).unwrap_or_else(|| "resnet50".into())
+    arch.or_else(|| pretrained.and_then(model::arch_of_run))
+        .unwrap_or_else(|| "resnet50".into())
 }
 
 /// Train/val features of a data directory for `net`.
@@ -69,9 +86,16 @@ pub fn split_features(
     let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
     let val = data::open_split(data_dir, "val", false)?;
     if val.num_classes() != classes {
-        anyhow::bail!("train has {classes} classes but val has {}", val.num_classes());
+        anyhow::bail!(
+            "train has {classes} classes but val has {}",
+            val.num_classes()
+        );
     }
-    eprintln!("extracting features: {} train images, {} val images", train.len(), val.len());
+    eprintln!(
+        "extracting features: {} train images, {} val images",
+        train.len(),
+        val.len()
+    );
     let ftrain = features(net, train, size, workers, device)?;
     let fval = features(net, val, size, workers, device)?;
     Ok((ftrain, fval, classes))
@@ -85,13 +109,22 @@ pub fn standardize(train: &Features, val: &Features) -> Result<(Features, Featur
     let mean = train.x.mean_keepdim(0)?;
     let std = (train.x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)? + 1e-6)?.sqrt()?;
     let f = |x: &Features| -> Result<Features> {
-        Ok(Features::new(x.x.broadcast_sub(&mean)?.broadcast_div(&std)?, x.labels.clone())?)
+        Ok(Features::new(
+            x.x.broadcast_sub(&mean)?.broadcast_div(&std)?,
+            x.labels.clone(),
+        )?)
     };
     Ok((f(train)?, f(val)?))
 }
 
 /// Linear probe on frozen, standardised features, writing `linear_eval.json` into `out_dir` if given.
-pub fn linear_eval(train: &Features, val: &Features, classes: usize, cfg: &LinearProbeConfig, out_dir: Option<&Path>) -> Result<ProbeResult> {
+pub fn linear_eval(
+    train: &Features,
+    val: &Features,
+    classes: usize,
+    cfg: &LinearProbeConfig,
+    out_dir: Option<&Path>,
+) -> Result<ProbeResult> {
     let (train, val) = standardize(train, val)?;
     let (train, val) = (&train, &val);
     let r = linear_probe(train, val, classes, cfg)?;
@@ -105,20 +138,35 @@ pub fn linear_eval(train: &Features, val: &Features, classes: usize, cfg: &Linea
 }
 
 /// Weighted k-NN top-1 for each k, writing `knn_eval.json` into `out_dir` if given.
-pub fn knn_eval(train: &Features, val: &Features, classes: usize, cfg: &KnnConfig, out_dir: Option<&Path>) -> Result<Vec<(usize, f64)>> {
+pub fn knn_eval(
+    train: &Features,
+    val: &Features,
+    classes: usize,
+    cfg: &KnnConfig,
+    out_dir: Option<&Path>,
+) -> Result<Vec<(usize, f64)>> {
     let r = knn_classify(train, val, classes, cfg)?;
     let out: Vec<(usize, f64)> = r.iter().map(|x| (x.k, x.top1)).collect();
     if let Some(dir) = out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let v = json!({"knn": out.iter().map(|(k, t)| json!({"k": k, "top1": t})).collect::<Vec<_>>(), "temperature": cfg.temperature});
-        vicreg_core::io::write_atomic(&dir.join("knn_eval.json"), serde_json::to_string_pretty(&v)?.as_bytes())?;
+        vicreg_core::io::write_atomic(
+            &dir.join("knn_eval.json"),
+            serde_json::to_string_pretty(&v)?.as_bytes(),
+        )?;
     }
     Ok(out)
 }
 
 /// Where evaluation results go by default: next to the pretrained weights.
 pub fn default_out_dir(pretrained: Option<&Path>) -> Option<PathBuf> {
-    pretrained.map(|p| if p.is_dir() { p.to_path_buf() } else { p.parent().unwrap_or(Path::new(".")).to_path_buf() })
+    pretrained.map(|p| {
+        if p.is_dir() {
+            p.to_path_buf()
+        } else {
+            p.parent().unwrap_or(Path::new(".")).to_path_buf()
+        }
+    })
 }
 
 /// The paper's semi-supervised protocol: backbone and linear head fine-tuned
@@ -143,8 +191,15 @@ pub fn finetune_eval(
     let train = data::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
     let train = data::labelled_subset(train, train_percent, subset_file, cfg.seed)?;
-    let tcfg = if size == 224 { LinearTrainTransformConfig::default() } else { LinearTrainTransformConfig::small_images(size) };
-    let ds = Arc::new(LabelledImageDataset::new(train, LinearTrainTransform::new(tcfg)?));
+    let tcfg = if size == 224 {
+        LinearTrainTransformConfig::default()
+    } else {
+        LinearTrainTransformConfig::small_images(size)
+    };
+    let ds = Arc::new(LabelledImageDataset::new(
+        train,
+        LinearTrainTransform::new(tcfg)?,
+    ));
     let dev = device.clone();
     let loader = Loader::new(
         ds,
@@ -158,18 +213,28 @@ pub fn finetune_eval(
         move |items| collate_labelled(items, &dev),
     )?;
     let steps = loader.steps_per_epoch();
-    let to_batch = |r: datasets::Result<(Tensor, Tensor)>| -> vicreg_core::Result<(Tensor, Vec<usize>)> {
-        let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-        Ok((x, y.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect()))
-    };
-    let mut train_batches = |epoch: usize| -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-        Ok(Box::new(loader.iter_epoch(epoch as u64, 0).map(to_batch)))
-    };
+    let to_batch =
+        |r: datasets::Result<(Tensor, Tensor)>| -> vicreg_core::Result<(Tensor, Vec<usize>)> {
+            let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
+            Ok((
+                x,
+                y.to_vec1::<u32>()?
+                    .into_iter()
+                    .map(|v| v as usize)
+                    .collect(),
+            ))
+        };
+    let mut train_batches =
+        |epoch: usize| -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
+            Ok(Box::new(loader.iter_epoch(epoch as u64, 0).map(to_batch)))
+        };
     let val_dir = data_dir.to_path_buf();
     let vdev = device.clone();
     let mut val_batches = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-        let val = data::open_split(&val_dir, "val", false).map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
-        let it = data::eval_batches(val, size, 128, workers, &vdev).map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
+        let val = data::open_split(&val_dir, "val", false)
+            .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
+        let it = data::eval_batches(val, size, 128, workers, &vdev)
+            .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
         Ok(Box::new(it))
     };
     let log = match out_dir {
@@ -180,14 +245,33 @@ pub fn finetune_eval(
         None => None,
     };
     let mut on_epoch = |a: &EpochAccuracy| -> vicreg_core::Result<()> {
-        eprintln!("epoch {}: train loss {:.4}, val top-1 {:.2}%, top-5 {:.2}%", a.epoch + 1, a.train_loss, a.top1, a.top5);
+        eprintln!(
+            "epoch {}: train loss {:.4}, val top-1 {:.2}%, top-5 {:.2}%",
+            a.epoch + 1,
+            a.train_loss,
+            a.top1,
+            a.top5
+        );
         if let Some(p) = &log {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| vicreg_core::Error::io(p, e))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| vicreg_core::Error::io(p, e))?;
             let line = json!({"epoch": a.epoch, "train_loss": a.train_loss, "top1": a.top1, "top5": a.top5, "train_percent": train_percent});
             writeln!(f, "{line}").map_err(|e| vicreg_core::Error::io(p, e))?;
         }
         Ok(())
     };
-    Ok(finetune(&net, store.trainable_vars(), classes, steps, &mut train_batches, &mut val_batches, cfg, &mut on_epoch)?)
+    Ok(finetune(
+        &net,
+        store.trainable_vars(),
+        classes,
+        steps,
+        &mut train_batches,
+        &mut val_batches,
+        cfg,
+        &mut on_epoch,
+    )?)
 }

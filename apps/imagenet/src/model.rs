@@ -12,14 +12,25 @@ use vicreg_core::ParamStore;
 pub const BACKBONE: &str = "backbone.";
 
 /// Builds a ResNet by name with seeded initialisation.
-pub fn backbone(arch: &str, zero_init_residual: bool, store: &ParamStore, device: &Device) -> Result<ResNet> {
+pub fn backbone(
+    arch: &str,
+    zero_init_residual: bool,
+    store: &ParamStore,
+    device: &Device,
+) -> Result<ResNet> {
     let cfg = ResNetConfig::from_name(arch)?.with_zero_init_residual(zero_init_residual);
     let vb = store.var_builder(DType::F32, device);
     Ok(ResNet::new(&cfg, vb.pp("backbone"))?)
 }
 
 /// The siamese joint-embedding model of the official code.
-pub fn siamese(arch: &str, zero_init_residual: bool, mlp: &str, store: &ParamStore, device: &Device) -> Result<JointEmbedding<ResNet>> {
+pub fn siamese(
+    arch: &str,
+    zero_init_residual: bool,
+    mlp: &str,
+    store: &ParamStore,
+    device: &Device,
+) -> Result<JointEmbedding<ResNet>> {
     let net = backbone(arch, zero_init_residual, store, device)?;
     let vb = store.var_builder(DType::F32, device);
     let branch = Branch::new(net, &ExpanderConfig::with_mlp(mlp), vb.pp("projector"))?;
@@ -29,7 +40,11 @@ pub fn siamese(arch: &str, zero_init_residual: bool, mlp: &str, store: &ParamSto
 /// A ResNet with weights from `path`: a safetensors or `.pth` file, or a run
 /// directory holding `<arch>-encoder.safetensors`. Errors name the file and list
 /// missing / unexpected tensors (e.g. a checkpoint of another architecture).
-pub fn load_backbone(arch: &str, path: &std::path::Path, device: &Device) -> Result<(ResNet, ParamStore)> {
+pub fn load_backbone(
+    arch: &str,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(ResNet, ParamStore)> {
     let store = ParamStore::new(0);
     let net = backbone(arch, false, &store, device)?;
     let file = if path.is_dir() {

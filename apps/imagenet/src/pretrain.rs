@@ -41,9 +41,15 @@ pub struct PretrainOutcome {
 }
 
 /// Runs pretraining with a fully resolved `cfg` on `source`.
-pub fn pretrain_on(cfg: &PretrainConfig, source: AnySource, resume: bool) -> Result<PretrainOutcome> {
+pub fn pretrain_on(
+    cfg: &PretrainConfig,
+    source: AnySource,
+    resume: bool,
+) -> Result<PretrainOutcome> {
     let device = parse_device(&cfg.device)?;
-    let size = cfg.image_size.context("image-size must be resolved before pretraining")?;
+    let size = cfg
+        .image_size
+        .context("image-size must be resolved before pretraining")?;
     let num_classes = source.num_classes();
     let n_images = source.len();
     let dataset = LabelledPairs {
@@ -75,8 +81,16 @@ pub fn pretrain_on(cfg: &PretrainConfig, source: AnySource, resume: bool) -> Res
     let net = model::siamese(&cfg.arch, cfg.zero_init_residual, &cfg.mlp, &store, &device)?;
     let loss = Box::new(VicRegLoss::new(cfg.loss())?);
     let train_cfg = cfg.train(resume, num_classes);
-    let mut trainer = Trainer::new(&net, &store, loss, Arc::new(SingleProcess), train_cfg, &cfg.exp_dir, cfg)?
-        .with_encoder_export(&cfg.arch, model::BACKBONE);
+    let mut trainer = Trainer::new(
+        &net,
+        &store,
+        loss,
+        Arc::new(SingleProcess),
+        train_cfg,
+        &cfg.exp_dir,
+        cfg,
+    )?
+    .with_encoder_export(&cfg.arch, model::BACKBONE);
     let start = Instant::now();
     let summary = trainer.fit(&mut pairs)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -91,10 +105,9 @@ pub fn pretrain_on(cfg: &PretrainConfig, source: AnySource, resume: bool) -> Res
 
 /// `imagenet pretrain` on `cfg.data_dir` (resolved here).
 pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
-    let dir = cfg
-        .data_dir
-        .clone()
-        .context("pretrain needs --data-dir (run `imagenet` with no arguments for the built-in demo)")?;
+    let dir = cfg.data_dir.clone().context(
+        "pretrain needs --data-dir (run `imagenet` with no arguments for the built-in demo)",
+    )?;
     cfg.resolve(data::default_image_size(&dir)?);
     cfg.validate()?;
     let source = data::open_split(&dir, "train", cfg.strict)?;

@@ -21,7 +21,10 @@ impl<S: ImageSource> Dataset for LabelledPairs<S> {
         self.inner.len()
     }
     fn get(&self, index: usize, rng: &mut SeededRng) -> datasets::Result<Self::Item> {
-        Ok((self.inner.get(index, rng)?, self.inner.source().label(index)))
+        Ok((
+            self.inner.get(index, rng)?,
+            self.inner.source().label(index),
+        ))
     }
 }
 
@@ -29,7 +32,10 @@ impl<S: ImageSource> Dataset for LabelledPairs<S> {
 pub type ViewBatch = (Tensor, Tensor, Vec<usize>);
 
 /// Collates [`LabelledPairs`] items on `device`.
-pub fn collate(items: Vec<((ChwImage, ChwImage), usize)>, device: &Device) -> datasets::Result<ViewBatch> {
+pub fn collate(
+    items: Vec<((ChwImage, ChwImage), usize)>,
+    device: &Device,
+) -> datasets::Result<ViewBatch> {
     let labels = items.iter().map(|x| x.1).collect();
     let (a, b) = collate_two_view(items.into_iter().map(|x| x.0).collect(), device)?;
     Ok((a, b, labels))
@@ -50,7 +56,9 @@ impl<S: ImageSource + 'static> BatchSource<Tensor, Tensor> for ImagePairs<S> {
         &mut self,
         epoch: usize,
         start: usize,
-    ) -> vicreg_core::Result<Box<dyn Iterator<Item = vicreg_core::Result<Positioned<Tensor, Tensor>>> + '_>> {
+    ) -> vicreg_core::Result<
+        Box<dyn Iterator<Item = vicreg_core::Result<Positioned<Tensor, Tensor>>> + '_>,
+    > {
         let mut iter = self.loader.iter_epoch(epoch as u64, start);
         let mut step = start;
         let mut reported = false;
@@ -58,7 +66,11 @@ impl<S: ImageSource + 'static> BatchSource<Tensor, Tensor> for ImagePairs<S> {
             Some(Ok((a, b, labels))) => {
                 let pos = step;
                 step += 1;
-                Some(Ok((epoch, pos, PairBatch::new(a, b, labels.len()).with_labels(labels))))
+                Some(Ok((
+                    epoch,
+                    pos,
+                    PairBatch::new(a, b, labels.len()).with_labels(labels),
+                )))
             }
             Some(Err(e)) => Some(Err(vicreg_core::Error::invalid(e.to_string()))),
             None => {
@@ -67,7 +79,10 @@ impl<S: ImageSource + 'static> BatchSource<Tensor, Tensor> for ImagePairs<S> {
                     eprintln!(
                         "epoch {epoch}: skipped {} unreadable images (first: {})",
                         iter.skipped(),
-                        iter.skipped_messages().first().map(String::as_str).unwrap_or("")
+                        iter.skipped_messages()
+                            .first()
+                            .map(String::as_str)
+                            .unwrap_or("")
                     );
                 }
                 None

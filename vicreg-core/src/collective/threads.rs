@@ -70,7 +70,10 @@ impl ThreadGroup {
             slots
                 .iter()
                 .enumerate()
-                .map(|(i, s)| s.clone().ok_or_else(|| Error::Collective(format!("rank {i} sent nothing"))))
+                .map(|(i, s)| {
+                    s.clone()
+                        .ok_or_else(|| Error::Collective(format!("rank {i} sent nothing")))
+                })
                 .collect::<Result<_>>()?
         };
         // Nobody may overwrite a slot before everyone has read this round.

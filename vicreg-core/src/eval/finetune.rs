@@ -90,7 +90,9 @@ where
     E::Input: Sized,
 {
     if cfg.epochs == 0 || steps_per_epoch == 0 {
-        return Err(Error::config("fine-tuning needs at least one epoch and one step per epoch"));
+        return Err(Error::config(
+            "fine-tuning needs at least one epoch and one step per epoch",
+        ));
     }
     if num_classes < 2 {
         return Err(Error::invalid("fine-tuning needs at least 2 classes"));
@@ -100,9 +102,17 @@ where
         .map(|(_, v)| v.device().clone())
         .unwrap_or(Device::Cpu);
     let head_store = ParamStore::new(cfg.seed);
-    let head = linear_classifier(encoder.repr_dim(), num_classes, head_store.var_builder(DType::F32, &device).pp("head"))?;
+    let head = linear_classifier(
+        encoder.repr_dim(),
+        num_classes,
+        head_store.var_builder(DType::F32, &device).pp("head"),
+    )?;
     let mut backbone = ParamGroup::new(encoder_vars);
-    backbone.lr_scale = if cfg.lr_head > 0.0 { cfg.lr_backbone / cfg.lr_head } else { 0.0 };
+    backbone.lr_scale = if cfg.lr_head > 0.0 {
+        cfg.lr_backbone / cfg.lr_head
+    } else {
+        0.0
+    };
     let groups = vec![backbone, ParamGroup::new(head_store.trainable_vars())];
     let mut opt = Sgd::new(
         groups,
@@ -120,12 +130,18 @@ where
         let mut batches = 0usize;
         for b in train(epoch)? {
             let (x, labels) = b?;
-            let y = Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), &device)?;
+            let y = Tensor::from_vec(
+                labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+                labels.len(),
+                &device,
+            )?;
             let logits = head.forward(&encoder.forward_t(&x, true)?)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !l.is_finite() {
-                return Err(Error::NonFinite(format!("fine-tuning loss at epoch {epoch}, step {step}")));
+                return Err(Error::NonFinite(format!(
+                    "fine-tuning loss at epoch {epoch}, step {step}"
+                )));
             }
             opt.step(&loss.backward()?, schedule.lr_at(step))?;
             loss_sum += l;

@@ -23,8 +23,8 @@ mod linear_probe;
 mod online_probe;
 mod retrieval;
 
-pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 pub use features::{extract_features, extract_with, l2_normalize, Features};
+pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 pub use knn::{knn_classify, KnnConfig, KnnResult};
 pub use linear_probe::{
     label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult,

@@ -143,7 +143,12 @@ impl JointLoss for BarlowTwinsLoss {
         "barlow-twins"
     }
 
-    fn compute(&self, za: &Tensor, zb: &Tensor, collective: &Arc<dyn Collective>) -> Result<LossOutput> {
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
         let (on, off, total) = self.terms_distributed(za, zb, collective)?;
         Ok(LossOutput {
             total,

@@ -29,7 +29,11 @@ pub(crate) fn check_embedding_pair(loss: &str, za: &Tensor, zb: &Tensor) -> Resu
         return Err(Error::invalid(format!("{loss}: empty batch")));
     }
     for (z, which) in [(za, "branch A"), (zb, "branch B")] {
-        let s = z.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let s = z
+            .abs()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
         if !s.is_finite() {
             return Err(Error::NonFinite(format!(
                 "{loss}: {which} embeddings contain NaN or infinite values"

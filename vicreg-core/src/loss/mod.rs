@@ -10,13 +10,15 @@ mod simclr;
 mod vicreg;
 
 pub use barlow_twins::{batch_standardize, BarlowTwinsConfig, BarlowTwinsLoss};
-pub use negative_cosine::{negative_cosine, CosineLayout, NegativeCosineConfig, NegativeCosineLoss};
+pub use negative_cosine::{
+    negative_cosine, CosineLayout, NegativeCosineConfig, NegativeCosineLoss,
+};
 pub use select::{build_loss, LossConfig, LossKind};
 pub use simclr::{l2_normalize, SimClrConfig, SimClrLoss};
 
 pub use vicreg::{
-    covariance, invariance, variance, CovarianceForm, EmbeddingNorm, VarianceReduction, VicRegConfig,
-    VicRegLoss, VicRegTerms,
+    covariance, invariance, variance, CovarianceForm, EmbeddingNorm, VarianceReduction,
+    VicRegConfig, VicRegLoss, VicRegTerms,
 };
 
 use std::sync::Arc;
@@ -41,11 +43,16 @@ impl LossOutput {
     pub fn scalars(&self) -> Result<Vec<(String, f64)>> {
         let mut v = Vec::with_capacity(self.terms.len() + 1);
         for (n, t) in &self.terms {
-            v.push((n.clone(), t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?));
+            v.push((
+                n.clone(),
+                t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+            ));
         }
         v.push((
             "total".to_string(),
-            self.total.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+            self.total
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?,
         ));
         Ok(v)
     }
@@ -58,5 +65,10 @@ pub trait JointLoss: Send + Sync {
 
     /// `za`, `zb`: `(local_batch, dim)` embeddings of branch A and B on this rank.
     /// Terms that need batch statistics gather the batch from every rank of `collective`.
-    fn compute(&self, za: &Tensor, zb: &Tensor, collective: &Arc<dyn Collective>) -> Result<LossOutput>;
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput>;
 }

@@ -183,7 +183,12 @@ impl JointLoss for NegativeCosineLoss {
         self.name
     }
 
-    fn compute(&self, za: &Tensor, zb: &Tensor, collective: &Arc<dyn Collective>) -> Result<LossOutput> {
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
         check_embedding_pair(self.name, za, zb)?;
         let a = self.blocks(za)?;
         let b = self.blocks(zb)?;
@@ -193,12 +198,19 @@ impl JointLoss for NegativeCosineLoss {
         if self.cfg.std_coeff > 0.0 || self.cfg.cov_coeff > 0.0 {
             let ga = gather_with_grad(collective, &a.z)?;
             let gb = gather_with_grad(collective, &b.z)?;
-            check_batch_at_least(self.name, ga.dim(0)?, 2, "the variance and covariance terms")?;
+            check_batch_at_least(
+                self.name,
+                ga.dim(0)?,
+                2,
+                "the variance and covariance terms",
+            )?;
             let va = variance(&ga, self.cfg.gamma, self.cfg.eps)?;
             let vb = variance(&gb, self.cfg.gamma, self.cfg.eps)?;
             let ca = covariance(&ga, CovarianceForm::Auto)?;
             let cb = covariance(&gb, CovarianceForm::Auto)?;
-            total = (total + ((&va + &vb)? * (0.5 * self.cfg.std_coeff))? + ((&ca + &cb)? * self.cfg.cov_coeff)?)?;
+            total = (total
+                + ((&va + &vb)? * (0.5 * self.cfg.std_coeff))?
+                + ((&ca + &cb)? * self.cfg.cov_coeff)?)?;
             terms.push(("variance_a".into(), va));
             terms.push(("variance_b".into(), vb));
             terms.push(("covariance_a".into(), ca));

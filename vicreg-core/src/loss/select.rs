@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BarlowTwinsConfig, BarlowTwinsLoss, JointLoss, NegativeCosineConfig, NegativeCosineLoss, SimClrConfig, SimClrLoss,
-    VicRegConfig, VicRegLoss,
+    BarlowTwinsConfig, BarlowTwinsLoss, JointLoss, NegativeCosineConfig, NegativeCosineLoss,
+    SimClrConfig, SimClrLoss, VicRegConfig, VicRegLoss,
 };
 use crate::{Error, Result};
 
@@ -27,7 +27,13 @@ pub enum LossKind {
 
 impl LossKind {
     /// Every kind, in `--loss` order.
-    pub const ALL: [LossKind; 5] = [Self::Vicreg, Self::BarlowTwins, Self::Simclr, Self::Byol, Self::Simsiam];
+    pub const ALL: [LossKind; 5] = [
+        Self::Vicreg,
+        Self::BarlowTwins,
+        Self::Simclr,
+        Self::Byol,
+        Self::Simsiam,
+    ];
 
     /// The command-line / config spelling (also the loss's [`JointLoss::name`]).
     pub fn as_str(&self) -> &'static str {
@@ -94,7 +100,13 @@ pub fn build_loss(kind: LossKind, cfg: &LossConfig) -> Result<Box<dyn JointLoss>
         LossKind::Vicreg => Box::new(VicRegLoss::new(cfg.vicreg.clone())?),
         LossKind::BarlowTwins => Box::new(BarlowTwinsLoss::new(cfg.barlow_twins.clone())?),
         LossKind::Simclr => Box::new(SimClrLoss::new(cfg.simclr.clone())?),
-        LossKind::Byol => Box::new(NegativeCosineLoss::named(cfg.negative_cosine.clone(), "byol")?),
-        LossKind::Simsiam => Box::new(NegativeCosineLoss::named(cfg.negative_cosine.clone(), "simsiam")?),
+        LossKind::Byol => Box::new(NegativeCosineLoss::named(
+            cfg.negative_cosine.clone(),
+            "byol",
+        )?),
+        LossKind::Simsiam => Box::new(NegativeCosineLoss::named(
+            cfg.negative_cosine.clone(),
+            "simsiam",
+        )?),
     })
 }

@@ -86,7 +86,12 @@ impl JointLoss for SimClrLoss {
         "simclr"
     }
 
-    fn compute(&self, za: &Tensor, zb: &Tensor, collective: &Arc<dyn Collective>) -> Result<LossOutput> {
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
         check_embedding_pair("simclr", za, zb)?;
         let n_local = za.dim(0)?;
         let na = l2_normalize(za)?;
@@ -123,7 +128,8 @@ impl JointLoss for SimClrLoss {
         let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
         let log_prob = shifted.broadcast_sub(&lse)?;
         let total = (log_prob.mul(&pos)?.sum_all()? / -(rows as f64))?;
-        let pos_cos = ((logits.detach().mul(&pos)?.sum_all()? * self.cfg.temperature)? / rows as f64)?;
+        let pos_cos =
+            ((logits.detach().mul(&pos)?.sum_all()? * self.cfg.temperature)? / rows as f64)?;
         Ok(LossOutput {
             total: total.clone(),
             terms: vec![("nt_xent".into(), total), ("pos_cosine".into(), pos_cos)],

@@ -120,7 +120,9 @@ impl VicRegConfig {
         ];
         for (name, v) in coeffs {
             if !v.is_finite() || v < 0.0 {
-                return Err(Error::config(format!("{name} must be finite and >= 0, got {v}")));
+                return Err(Error::config(format!(
+                    "{name} must be finite and >= 0, got {v}"
+                )));
             }
         }
         Ok(())
@@ -176,7 +178,10 @@ fn check_pair(za: &Tensor, zb: &Tensor) -> Result<()> {
 
 fn check_batch(z: &Tensor, what: &str) -> Result<()> {
     if z.rank() != 2 {
-        return Err(Error::invalid(format!("{what}: expected (batch, dim), got {:?}", z.dims())));
+        return Err(Error::invalid(format!(
+            "{what}: expected (batch, dim), got {:?}",
+            z.dims()
+        )));
     }
     let (b, d) = z.dims2()?;
     if b < 2 {
@@ -191,9 +196,15 @@ fn check_batch(z: &Tensor, what: &str) -> Result<()> {
 }
 
 fn check_finite(z: &Tensor, what: &str) -> Result<()> {
-    let s = z.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let s = z
+        .abs()?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?;
     if !s.is_finite() {
-        return Err(Error::NonFinite(format!("{what} embeddings contain NaN or infinite values")));
+        return Err(Error::NonFinite(format!(
+            "{what} embeddings contain NaN or infinite values"
+        )));
     }
     Ok(())
 }
@@ -358,7 +369,12 @@ impl JointLoss for VicRegLoss {
         "vicreg"
     }
 
-    fn compute(&self, za: &Tensor, zb: &Tensor, collective: &Arc<dyn Collective>) -> Result<LossOutput> {
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
         Ok(self.terms_distributed(za, zb, collective)?.into_output())
     }
 }

@@ -30,7 +30,11 @@ impl<E: Encoder> AsymmetricModel<E> {
     /// that the target branch has the online branch's sizes. The target's
     /// variables must be paired with the online ones by an
     /// [`EmaTarget`](super::EmaTarget) (which also copies them).
-    pub fn new(online: Branch<E>, predictor: Option<Predictor>, target: Option<Branch<E>>) -> Result<Self> {
+    pub fn new(
+        online: Branch<E>,
+        predictor: Option<Predictor>,
+        target: Option<Branch<E>>,
+    ) -> Result<Self> {
         let d = online.expander.out_dim();
         if let Some(p) = &predictor {
             if p.in_dim() != d || p.out_dim() != d {

@@ -26,7 +26,9 @@ impl MomentumSchedule {
     /// A schedule from `base` (in `[0, 1]`) over `total_steps` (> 0) steps.
     pub fn new(base: f64, total_steps: u64) -> Result<Self> {
         if !(0.0..=1.0).contains(&base) {
-            return Err(Error::config(format!("momentum base must be in [0, 1], got {base}")));
+            return Err(Error::config(format!(
+                "momentum base must be in [0, 1], got {base}"
+            )));
         }
         if total_steps == 0 {
             return Err(Error::config("momentum schedule: total_steps must be > 0"));
@@ -77,9 +79,11 @@ impl EmaTarget {
                 continue;
             }
             let online_name = format!("{online_prefix}{}", &name[target_prefix.len()..]);
-            let ov = all
-                .get(&online_name)
-                .ok_or_else(|| Error::config(format!("EMA target: {name} has no online twin {online_name}")))?;
+            let ov = all.get(&online_name).ok_or_else(|| {
+                Error::config(format!(
+                    "EMA target: {name} has no online twin {online_name}"
+                ))
+            })?;
             if ov.shape() != tv.shape() {
                 return Err(Error::config(format!(
                     "EMA target: {name} has shape {:?} but {online_name} has {:?}",
@@ -147,7 +151,11 @@ pub struct EmaOptimizer {
 
 impl EmaOptimizer {
     /// Wraps `inner`; the EMA step counter starts at 0.
-    pub fn new(inner: Box<dyn Optimizer>, target: EmaTarget, schedule: MomentumSchedule) -> Result<Self> {
+    pub fn new(
+        inner: Box<dyn Optimizer>,
+        target: EmaTarget,
+        schedule: MomentumSchedule,
+    ) -> Result<Self> {
         let targets = target.target_names();
         if let Some((n, _)) = inner.vars().iter().find(|(n, _)| targets.contains(n)) {
             return Err(Error::config(format!(
@@ -191,9 +199,11 @@ impl Optimizer for EmaOptimizer {
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let t = state
-            .get(EMA_STEP_STATE)
-            .ok_or_else(|| Error::invalid(format!("optimizer state has no {EMA_STEP_STATE} (not an EMA run?)")))?;
+        let t = state.get(EMA_STEP_STATE).ok_or_else(|| {
+            Error::invalid(format!(
+                "optimizer state has no {EMA_STEP_STATE} (not an EMA run?)"
+            ))
+        })?;
         let v = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
         match v.as_slice() {
             [s] if s.is_finite() && *s >= 0.0 && s.fract() == 0.0 => self.step = *s as u64,

@@ -71,7 +71,11 @@ impl Predictor {
                     affine: true,
                     momentum: 0.1,
                 };
-                Some(candle_nn::batch_norm(w[1], bn_cfg, vb.pp((idx + 1).to_string()))?)
+                Some(candle_nn::batch_norm(
+                    w[1],
+                    bn_cfg,
+                    vb.pp((idx + 1).to_string()),
+                )?)
             } else {
                 None
             };

@@ -68,7 +68,9 @@ impl Optimizer for AdamW {
             let wd = group.weight_decay.unwrap_or(self.cfg.weight_decay);
             let glr = lr * group.lr_scale;
             for (name, var) in &group.vars {
-                let Some(g) = grads.get(var.as_tensor()) else { continue };
+                let Some(g) = grads.get(var.as_tensor()) else {
+                    continue;
+                };
                 let g = &g.detach();
                 // Detached: an update built from the tracked variable would keep every
                 // previous step's graph alive through the momentum buffers.

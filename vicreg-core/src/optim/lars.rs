@@ -61,7 +61,11 @@ impl Lars {
         let g = (g + (p * wd)?)?;
         let pn = scalar_f64(&p.sqr()?.sum_all()?)?.sqrt();
         let gn = scalar_f64(&g.sqr()?.sum_all()?)?.sqrt();
-        Ok(if pn > 0.0 && gn > 0.0 { self.cfg.eta * pn / gn } else { 1.0 })
+        Ok(if pn > 0.0 && gn > 0.0 {
+            self.cfg.eta * pn / gn
+        } else {
+            1.0
+        })
     }
 }
 
@@ -71,7 +75,9 @@ impl Optimizer for Lars {
             let wd = group.weight_decay.unwrap_or(self.cfg.weight_decay);
             let glr = lr * group.lr_scale;
             for (name, var) in &group.vars {
-                let Some(g) = grads.get(var.as_tensor()) else { continue };
+                let Some(g) = grads.get(var.as_tensor()) else {
+                    continue;
+                };
                 let g = &g.detach();
                 // Detached: an update built from the tracked variable would keep every
                 // previous step's graph alive through the momentum buffers.
@@ -82,7 +88,11 @@ impl Optimizer for Lars {
                     let g = (g + (p * wd)?)?;
                     let pn = scalar_f64(&p.sqr()?.sum_all()?)?.sqrt();
                     let gn = scalar_f64(&g.sqr()?.sum_all()?)?.sqrt();
-                    let trust = if pn > 0.0 && gn > 0.0 { self.cfg.eta * pn / gn } else { 1.0 };
+                    let trust = if pn > 0.0 && gn > 0.0 {
+                        self.cfg.eta * pn / gn
+                    } else {
+                        1.0
+                    };
                     (g * trust)?
                 };
                 let mu = match self.momentum.get(name) {

@@ -74,14 +74,20 @@ impl std::str::FromStr for OptimizerKind {
             "lars" => Ok(Self::Lars),
             "sgd" => Ok(Self::Sgd),
             "adamw" => Ok(Self::Adamw),
-            _ => Err(Error::config(format!("unknown optimizer {s:?}: expected lars, sgd or adamw"))),
+            _ => Err(Error::config(format!(
+                "unknown optimizer {s:?}: expected lars, sgd or adamw"
+            ))),
         }
     }
 }
 
 /// Builds an optimizer of `kind` with weight decay `wd` and otherwise the
 /// defaults of each (LARS: momentum 0.9, eta 0.001; SGD: momentum 0.9; AdamW: betas 0.9/0.999).
-pub fn build_optimizer(kind: OptimizerKind, groups: Vec<ParamGroup>, wd: f64) -> Result<Box<dyn Optimizer>> {
+pub fn build_optimizer(
+    kind: OptimizerKind,
+    groups: Vec<ParamGroup>,
+    wd: f64,
+) -> Result<Box<dyn Optimizer>> {
     Ok(match kind {
         OptimizerKind::Lars => Box::new(Lars::new(
             groups,
@@ -112,7 +118,9 @@ pub(crate) fn check_unique(groups: &[ParamGroup]) -> Result<()> {
     for g in groups {
         for (n, _) in &g.vars {
             if !seen.insert(n.as_str()) {
-                return Err(Error::config(format!("variable {n} appears in two parameter groups")));
+                return Err(Error::config(format!(
+                    "variable {n} appears in two parameter groups"
+                )));
             }
         }
     }

@@ -20,7 +20,13 @@ pub struct LrSchedule {
 impl LrSchedule {
     /// The official schedule: `peak = base_lr * batch_size / 256`, `warmup_epochs`
     /// of linear warmup (10 in the official code), cosine to `0.001 * peak`.
-    pub fn official(base_lr: f64, batch_size: usize, epochs: usize, steps_per_epoch: usize, warmup_epochs: usize) -> Self {
+    pub fn official(
+        base_lr: f64,
+        batch_size: usize,
+        epochs: usize,
+        steps_per_epoch: usize,
+        warmup_epochs: usize,
+    ) -> Self {
         Self {
             peak_lr: base_lr * batch_size as f64 / 256.0,
             warmup_steps: (warmup_epochs * steps_per_epoch) as u64,
@@ -56,7 +62,12 @@ impl LrSchedule {
         }
         let span = self.total_steps.saturating_sub(self.warmup_steps);
         if span == 0 {
-            return self.peak_lr * if self.total_steps == 0 { 1.0 } else { self.end_factor };
+            return self.peak_lr
+                * if self.total_steps == 0 {
+                    1.0
+                } else {
+                    self.end_factor
+                };
         }
         let t = (step - self.warmup_steps).min(span) as f64;
         let q = 0.5 * (1.0 + (std::f64::consts::PI * t / span as f64).cos());

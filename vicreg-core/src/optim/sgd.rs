@@ -58,13 +58,19 @@ impl Optimizer for Sgd {
             let wd = group.weight_decay.unwrap_or(self.cfg.weight_decay);
             let glr = lr * group.lr_scale;
             for (name, var) in &group.vars {
-                let Some(g) = grads.get(var.as_tensor()) else { continue };
+                let Some(g) = grads.get(var.as_tensor()) else {
+                    continue;
+                };
                 let g = &g.detach();
                 // Detached: an update built from the tracked variable would keep every
                 // previous step's graph alive through the momentum buffers.
                 let p = &var.as_tensor().detach();
                 let skip_wd = self.cfg.exclude_1d_from_wd && p.rank() == 1;
-                let g = if wd != 0.0 && !skip_wd { (g + (p * wd)?)? } else { g.clone() };
+                let g = if wd != 0.0 && !skip_wd {
+                    (g + (p * wd)?)?
+                } else {
+                    g.clone()
+                };
                 let step = if self.cfg.momentum != 0.0 {
                     let buf = match self.buffers.get(name) {
                         Some(b) => ((b * self.cfg.momentum)? + &g)?,
