@@ -21,10 +21,10 @@ pub struct DemoArgs {
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
     /// Pretraining epochs.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub epochs: usize,
     /// Training images per class of the generated set (10 classes).
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 300)]
     pub train_per_class: usize,
     /// Validation images per class.
     #[arg(long, default_value_t = 50)]
@@ -48,7 +48,7 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value = "adamw")]
     pub optimizer: crate::cli::Opt,
     /// Base learning rate (peak = base-lr * batch-size / 256).
-    #[arg(long, default_value_t = 4e-3)]
+    #[arg(long, default_value_t = 8e-3)]
     pub base_lr: f64,
     /// Weight decay.
     #[arg(long, default_value_t = 1e-4)]
