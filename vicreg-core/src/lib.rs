@@ -26,6 +26,7 @@
 //! ```
 
 pub mod collective;
+mod device;
 pub mod diagnostics;
 pub mod engine;
 mod error;
@@ -38,6 +39,7 @@ pub mod optim;
 mod params;
 mod rng;
 
+pub use device::parse_device;
 pub use error::{Error, Result};
 pub use params::{init_values, is_buffer_name, ParamStore};
 pub use rng::{hash_str, mix64, RngState, SeededRng};

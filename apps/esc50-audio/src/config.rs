@@ -317,21 +317,7 @@ impl PretrainConfig {
 
 /// Parses `cpu` or `cuda:N` (`cuda` = `cuda:0`).
 pub fn parse_device(s: &str) -> Result<candle_core::Device> {
-    let s = s.trim().to_ascii_lowercase();
-    if s == "cpu" {
-        return Ok(candle_core::Device::Cpu);
-    }
-    let ordinal = match s.strip_prefix("cuda") {
-        Some("") => 0,
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|n| n.parse::<usize>().ok())
-            .with_context(|| format!("bad device {s:?}: expected cpu or cuda:N"))?,
-        None => bail!("bad device {s:?}: expected cpu or cuda:N"),
-    };
-    candle_core::Device::new_cuda(ordinal).with_context(|| {
-        format!("cannot open cuda:{ordinal} (was this binary built with `--features cuda`?)")
-    })
+    Ok(vicreg_core::parse_device(s)?)
 }
 
 #[cfg(test)]
