@@ -96,6 +96,53 @@ pub fn average_correlation(z: &Tensor) -> Result<f64> {
     Ok((total / n1 - trace / n1) / (d as f64 * (d as f64 - 1.0)))
 }
 
+/// Mean absolute off-diagonal correlation coefficient (the "average
+/// correlation coefficient" of the VICReg paper's Figures 4-5, where it is
+/// plotted for representations and embeddings): standardise each dimension,
+/// `x = (z - mean) / (std + 1e-5)` (unbiased std), `C = x^T x / (N - 1)`, and
+/// return `sum_{i != j} |C_ij| / (D (D - 1))`, in `[0, 1]` (up to the `1e-5`).
+/// Unlike the signed [`average_correlation`], positive and negative
+/// correlations do not cancel. O(N D^2) time, O(D^2) memory (the `(D, D)`
+/// matrix); `D < 2` gives 0.
+pub fn average_abs_correlation(z: &Tensor) -> Result<f64> {
+    let (v, b, d) = as_f64_2d(z)?;
+    if d < 2 {
+        return Ok(0.0);
+    }
+    let mut mean = vec![0.0; d];
+    for i in 0..b {
+        for j in 0..d {
+            mean[j] += v[i * d + j];
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= b as f64);
+    let mut var = vec![0.0; d];
+    for i in 0..b {
+        for j in 0..d {
+            let c = v[i * d + j] - mean[j];
+            var[j] += c * c;
+        }
+    }
+    let std: Vec<f64> = var
+        .iter()
+        .map(|s| (s / (b as f64 - 1.0)).sqrt() + 1e-5)
+        .collect();
+    let x: Vec<f64> = (0..b * d)
+        .map(|k| (v[k] - mean[k % d]) / std[k % d])
+        .collect();
+    let m = nalgebra::DMatrix::from_row_slice(b, d, &x);
+    let c = m.transpose() * &m / (b as f64 - 1.0);
+    let mut total = 0.0;
+    for i in 0..d {
+        for j in 0..d {
+            if i != j {
+                total += c[(i, j)].abs();
+            }
+        }
+    }
+    Ok(total / (d as f64 * (d as f64 - 1.0)))
+}
+
 /// Effective rank (RankMe, Garrido et al. 2023): `exp(-sum_k p_k log p_k)` with
 /// `p_k = s_k / sum(s) + 1e-7` over the singular values `s` of `z` (not centred).
 /// Between 1 (collapsed to a line) and `min(batch, dim)`.
@@ -144,6 +191,13 @@ mod tests {
         let same = col.repeat((1, 16)).unwrap();
         assert!((average_correlation(&same).unwrap() - 1.0).abs() < 1e-3);
         assert!(effective_rank(&same).unwrap() < 1.01);
+        assert!((average_abs_correlation(&same).unwrap() - 1.0).abs() < 1e-3);
+        assert!(average_abs_correlation(&z).unwrap() < 0.1);
+        // Half the dimensions anti-correlated: the signed mean cancels, the absolute one does not.
+        let neg = col.neg().unwrap().repeat((1, 8)).unwrap();
+        let mixed = Tensor::cat(&[&col.repeat((1, 8)).unwrap(), &neg], 1).unwrap();
+        assert!(average_correlation(&mixed).unwrap().abs() < 0.1);
+        assert!((average_abs_correlation(&mixed).unwrap() - 1.0).abs() < 1e-3);
         let constant = Tensor::ones((8, 4), DType::F32, &dev).unwrap();
         assert_eq!(embedding_std(&constant).unwrap().mean, 0.0);
     }

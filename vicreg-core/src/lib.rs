@@ -25,6 +25,7 @@
 //! # Ok::<(), vicreg_core::Error>(())
 //! ```
 
+pub mod ablate;
 pub mod collective;
 mod device;
 pub mod diagnostics;
