@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
-use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
+use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
-use crate::{data, demo, embed, evaluate, pretrain};
+use crate::{ablate, data, demo, embed, evaluate, pretrain};
 
 /// Siamese VICReg on images: pretraining and evaluation.
 #[derive(Parser, Debug)]
@@ -37,6 +37,8 @@ pub enum Command {
     },
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
+    /// Runs a grid of pretraining configurations (TOML) with evaluation; writes summary.md/csv/svg.
+    Ablate(ablate::AblateArgs),
 }
 
 /// Flags of `pretrain`; each overrides the same key of `--config`.
@@ -104,6 +106,41 @@ pub struct PretrainArgs {
     pub quiet: bool,
     #[arg(long)]
     pub device: Option<String>,
+    /// Loss: vicreg, barlow-twins, simclr, byol or simsiam.
+    #[arg(long, value_parser = parse_loss)]
+    pub loss: Option<LossKind>,
+    /// Barlow Twins off-diagonal weight.
+    #[arg(long)]
+    pub barlow_lambda: Option<f64>,
+    /// SimCLR temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// byol/simsiam: predictor on the online branch (true|false).
+    #[arg(long)]
+    pub predictor: Option<bool>,
+    /// byol/simsiam: predictor hidden width.
+    #[arg(long)]
+    pub predictor_hidden: Option<usize>,
+    /// byol: EMA momentum at step 0.
+    #[arg(long)]
+    pub momentum_base: Option<f64>,
+    /// byol/simsiam: stop-gradient on the target (true|false).
+    #[arg(long)]
+    pub stop_gradient: Option<bool>,
+    /// byol/simsiam: add VICReg's variance/covariance terms (D.8); `--vicreg-terms` alone means true.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub vicreg_terms: Option<bool>,
+    /// vicreg/barlow-twins/simclr: share the branches' weights (true|false).
+    #[arg(long)]
+    pub share_weights: Option<bool>,
+    /// BatchNorm in the expander's hidden layers (true|false).
+    #[arg(long)]
+    pub expander_bn: Option<bool>,
+}
+
+/// Parses a `--loss` value (see [`LossKind`]).
+pub fn parse_loss(s: &str) -> std::result::Result<LossKind, String> {
+    s.parse::<LossKind>().map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -167,6 +204,20 @@ impl PretrainArgs {
             online_probe,
             device
         );
+        set!(
+            loss,
+            barlow_lambda,
+            temperature,
+            predictor,
+            momentum_base,
+            stop_gradient,
+            vicreg_terms,
+            share_weights,
+            expander_bn
+        );
+        if let Some(v) = self.predictor_hidden {
+            c.predictor_hidden = Some(v);
+        }
         if let Some(v) = self.data_dir {
             c.data_dir = Some(v);
         }
@@ -299,6 +350,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => demo::run(demo::DemoArgs::default()),
         Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::Ablate(a)) => ablate::run(a),
         Some(Command::Pretrain(a)) => {
             let (cfg, resume) = a.into_config()?;
             pretrain::run(cfg, resume)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
-use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
+use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction, VicRegConfig};
 use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
 
 /// Which two-view augmentation to use.
@@ -85,6 +85,26 @@ pub struct PretrainConfig {
     pub quiet: bool,
     /// cpu or cuda:N.
     pub device: String,
+    /// Joint-embedding loss: vicreg, barlow-twins, simclr, byol or simsiam (see `variants`).
+    pub loss: LossKind,
+    /// Barlow Twins: weight of the off-diagonal term (official 0.0051).
+    pub barlow_lambda: f64,
+    /// SimCLR: softmax temperature.
+    pub temperature: f64,
+    /// byol / simsiam: predictor MLP on the online branch.
+    pub predictor: bool,
+    /// byol / simsiam: predictor hidden width (unset: the embedding dimension).
+    pub predictor_hidden: Option<usize>,
+    /// byol: EMA momentum at step 0 (cosine schedule to 1).
+    pub momentum_base: f64,
+    /// byol / simsiam: stop-gradient on the target branch (false: the collapsing control).
+    pub stop_gradient: bool,
+    /// byol / simsiam: add VICReg's variance and covariance terms (paper D.8).
+    pub vicreg_terms: bool,
+    /// vicreg / barlow-twins / simclr: one set of weights for both branches (false: paper Table 5).
+    pub share_weights: bool,
+    /// BatchNorm in the expander's hidden layers (paper D.5).
+    pub expander_bn: bool,
 }
 
 impl Default for PretrainConfig {
@@ -119,6 +139,16 @@ impl Default for PretrainConfig {
             strict: false,
             quiet: false,
             device: "cpu".into(),
+            loss: LossKind::Vicreg,
+            barlow_lambda: 0.0051,
+            temperature: 0.1,
+            predictor: true,
+            predictor_hidden: None,
+            momentum_base: 0.996,
+            stop_gradient: true,
+            vicreg_terms: false,
+            share_weights: true,
+            expander_bn: true,
         }
     }
 }
@@ -201,6 +231,7 @@ impl PretrainConfig {
         }
         vicreg_core::model::parse_mlp_spec(&self.mlp)?;
         encoders::resnet::ResNetConfig::from_name(&self.arch)?;
+        crate::variants::validate(self)?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! With no arguments it runs the built-in demo (see the README).
 
+mod ablate;
 mod cli;
 mod config;
 mod data;
@@ -13,6 +14,7 @@ mod evaluate;
 mod model;
 mod pretrain;
 mod source;
+mod variants;
 
 use anyhow::Result;
 use clap::Parser;

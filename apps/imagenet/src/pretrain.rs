@@ -8,14 +8,12 @@ use datasets::augment::VicregAugConfig;
 use datasets::image::{ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use vicreg_core::collective::SingleProcess;
-use vicreg_core::engine::{TrainSummary, Trainer};
-use vicreg_core::loss::VicRegLoss;
-use vicreg_core::ParamStore;
+use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
-use crate::model;
 use crate::source::{collate, ImagePairs, LabelledPairs};
+use crate::variants;
 
 /// The two-view augmentation for `preset` at crop size `size`.
 pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
@@ -77,22 +75,10 @@ pub fn pretrain_on(
     .with_context(|| format!("{n_images} training images"))?;
     let mut pairs = ImagePairs { loader };
 
-    let store = ParamStore::new(cfg.seed);
-    let net = model::siamese(&cfg.arch, cfg.zero_init_residual, &cfg.mlp, &store, &device)?;
-    let loss = Box::new(VicRegLoss::new(cfg.loss())?);
     let train_cfg = cfg.train(resume, num_classes);
-    let mut trainer = Trainer::new(
-        &net,
-        &store,
-        loss,
-        Arc::new(SingleProcess),
-        train_cfg,
-        &cfg.exp_dir,
-        cfg,
-    )?
-    .with_encoder_export(&cfg.arch, model::BACKBONE);
     let start = Instant::now();
-    let summary = trainer.fit(&mut pairs)?;
+    // The model of `--loss` / `--share-weights` (see variants.rs).
+    let summary = variants::fit(cfg, train_cfg, Arc::new(SingleProcess), &mut pairs, &device)?;
     let seconds = start.elapsed().as_secs_f64();
     let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
     let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);

@@ -11,7 +11,7 @@
 //! let summary = run_ablation(&grid, "runs/coeffs".as_ref(), "coefficients", |plan, dir| {
 //!     // build the app's configuration from plan.config, pretrain into `dir`,
 //!     // evaluate, and report:
-//!     Ok(RunMetrics { linear_top1: Some(50.0), ..RunMetrics::default() })
+//!     Ok::<_, vicreg_core::Error>(RunMetrics { linear_top1: Some(50.0), ..RunMetrics::default() })
 //! })?;
 //! println!("{}", summary.markdown);
 //! # Ok::<(), vicreg_core::Error>(())
@@ -58,14 +58,17 @@ impl AblationSummary {
 /// in the table and on stderr) and the next one starts; it is retried by the
 /// next invocation. `run_one` should resume a run directory left by an
 /// interrupted invocation. `title` heads the markdown table and the chart.
-pub fn run_ablation<F>(
+/// The closure's error type is anything displayable (e.g. `anyhow::Error`,
+/// shown with its `{:#}` chain).
+pub fn run_ablation<F, E>(
     grid: &GridFile,
     exp_dir: &Path,
     title: &str,
     mut run_one: F,
 ) -> Result<AblationSummary>
 where
-    F: FnMut(&RunPlan, &Path) -> Result<RunMetrics>,
+    F: FnMut(&RunPlan, &Path) -> std::result::Result<RunMetrics, E>,
+    E: std::fmt::Display,
 {
     let plans = grid.plan()?;
     std::fs::create_dir_all(exp_dir).map_err(|e| Error::io(exp_dir, e))?;
@@ -107,7 +110,7 @@ where
                 });
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = format!("{e:#}");
                 eprintln!("[{}/{total}] {}: FAILED: {msg}", i + 1, plan.name);
                 records.push(RunRecord {
                     plan,
@@ -188,7 +191,7 @@ mod tests {
         let mut again = Vec::new();
         let s = run_ablation(&grid, &dir, "t", |plan, _| {
             again.push(plan.name.clone());
-            Ok(RunMetrics::default())
+            Ok::<_, Error>(RunMetrics::default())
         })
         .unwrap();
         assert_eq!(again, ["w=64"]);
@@ -196,7 +199,10 @@ mod tests {
         assert_eq!(s.records[0].metrics.linear_top1, Some(0.8));
         // A changed base makes the stored results stale: error naming the file.
         let changed = GridFile::parse("[base]\nx = 2\n[grid]\nw = [8]\n", "g.toml", &[]).unwrap();
-        let e = run_ablation(&changed, &dir, "t", |_, _| Ok(RunMetrics::default())).unwrap_err();
+        let e = run_ablation(&changed, &dir, "t", |_, _| {
+            Ok::<_, Error>(RunMetrics::default())
+        })
+        .unwrap_err();
         assert!(e.to_string().contains(RESULT_FILE), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

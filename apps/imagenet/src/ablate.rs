@@ -1,0 +1,321 @@
+//! `imagenet ablate --grid file.toml --exp-dir E`: every configuration of a
+//! grid file (see [`vicreg_core::ablate::GridFile`]) as a normal run directory
+//! `E/<run-name>/` (pretraining, then the linear probe and k-NN of the demo),
+//! skipping runs finished earlier, then `E/summary.md`, `E/summary.csv`,
+//! `E/summary.svg`.
+//!
+//! Grid files use the keys of `imagenet pretrain --config` in `[base]`,
+//! `[grid]` and `[[run]]`, plus two optional tables:
+//!
+//! - `[data]`: the built-in synthetic set used when `[base]` has no
+//!   `data-dir` (`num-classes`, `train-per-class`, `val-per-class`,
+//!   `image-size` (px of the generated images), `seed`);
+//! - `[eval]`: `probe-epochs`, `probe-lr`, `probe-batch-size`, `knn-k`,
+//!   `knn-temperature`.
+//!
+//! `exp-dir` in a grid is ignored (each run goes to `E/<run-name>`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, ModuleT, Tensor};
+use datasets::image::ImageSource;
+use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vicreg_core::ablate::{run_ablation, GridFile, RunMetrics, RunPlan};
+use vicreg_core::diagnostics::{average_abs_correlation, embedding_std};
+use vicreg_core::engine::{load_checkpoint, read_metrics};
+use vicreg_core::eval::{KnnConfig, LinearProbeConfig};
+use vicreg_core::model::Expander;
+use vicreg_core::ParamStore;
+
+use crate::config::{parse_device, PretrainConfig};
+use crate::{data, evaluate, pretrain, variants};
+
+/// Flags of `imagenet ablate`.
+#[derive(clap::Args, Debug)]
+pub struct AblateArgs {
+    /// Grid file (TOML with [base], [grid], [[run]], [data], [eval]); see configs/ablations/.
+    #[arg(long)]
+    pub grid: PathBuf,
+    /// Where the run directories and the summary go.
+    #[arg(long)]
+    pub exp_dir: PathBuf,
+    /// Only list the runs the grid expands to.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The app tables a grid file may hold.
+const SECTIONS: [&str; 2] = ["data", "eval"];
+
+/// `[data]`: the built-in synthetic image set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DataSection {
+    /// Classes (1..=10).
+    pub num_classes: usize,
+    /// Training images per class.
+    pub train_per_class: usize,
+    /// Validation images per class.
+    pub val_per_class: usize,
+    /// Side of the generated images, px.
+    pub image_size: u32,
+    /// Seed of the generator.
+    pub seed: u64,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            num_classes: 10,
+            train_per_class: 100,
+            val_per_class: 30,
+            image_size: 64,
+            seed: 0,
+        }
+    }
+}
+
+/// `[eval]`: the evaluation after each run (the demo's protocol).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EvalSection {
+    /// Linear-probe epochs (SGD, cosine, standardised features).
+    pub probe_epochs: usize,
+    /// Linear-probe peak learning rate.
+    pub probe_lr: f64,
+    /// Linear-probe batch size.
+    pub probe_batch_size: usize,
+    /// k of the weighted k-NN.
+    pub knn_k: usize,
+    /// k-NN temperature.
+    pub knn_temperature: f64,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            probe_epochs: 100,
+            probe_lr: 0.1,
+            probe_batch_size: 256,
+            knn_k: 20,
+            knn_temperature: 0.07,
+        }
+    }
+}
+
+fn section<T: serde::de::DeserializeOwned>(grid: &GridFile, name: &str) -> Result<T> {
+    toml::Value::Table(grid.section(name))
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("{}: [{name}]: {e}", grid.path.display()))
+}
+
+/// The pretraining configuration of one run: the defaults, then the run's
+/// table; `exp-dir` is `run_dir`, `data-dir` the grid's or `builtin`.
+/// Errors name the grid file, the run and the offending key.
+pub fn run_config(
+    grid: &GridFile,
+    plan: &RunPlan,
+    run_dir: &Path,
+    builtin: &Path,
+) -> Result<PretrainConfig> {
+    let mut cfg: PretrainConfig =
+        toml::Value::Table(plan.config.clone())
+            .try_into()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: run `{}`: invalid pretraining configuration: {e}",
+                    grid.path.display(),
+                    plan.name
+                )
+            })?;
+    cfg.exp_dir = run_dir.to_path_buf();
+    if cfg.data_dir.is_none() {
+        cfg.data_dir = Some(builtin.to_path_buf());
+    }
+    let dir = cfg.data_dir.clone().unwrap_or_default();
+    let default_size = if dir == builtin {
+        32
+    } else {
+        data::default_image_size(&dir)?
+    };
+    cfg.resolve(default_size);
+    cfg.validate().with_context(|| {
+        format!(
+            "{}: run `{}`: invalid configuration",
+            grid.path.display(),
+            plan.name
+        )
+    })?;
+    Ok(cfg)
+}
+
+/// Mean loss terms of the last epoch record of a run's `metrics.jsonl`.
+fn last_epoch_losses(dir: &Path) -> Result<Vec<(String, f64)>> {
+    let recs = read_metrics(&dir.join("metrics.jsonl"))?;
+    let last = recs
+        .iter()
+        .rev()
+        .find(|r| r.get("type").and_then(Value::as_str) == Some("epoch"));
+    Ok(match last.and_then(|r| r.get("loss")) {
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// Embeddings of representations `repr` by the run's trained expander (eval mode),
+/// read from the run's checkpoint.
+fn embeddings(cfg: &PretrainConfig, repr: &Tensor) -> Result<Tensor> {
+    let path = cfg.exp_dir.join("checkpoint.safetensors");
+    let ckpt = load_checkpoint(&path)?;
+    let model = ckpt.section("model/");
+    let prefix = variants::projector_prefix(cfg);
+    let weights = model
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))
+        .collect();
+    let store = ParamStore::new(0);
+    let vb = store.var_builder(DType::F32, repr.device());
+    let exp = Expander::new(repr.dim(1)?, &variants::expander_config(cfg), vb)?;
+    store.load_tensors(&weights, false, &path)?;
+    Ok(exp.forward_t(repr, false)?)
+}
+
+/// Pretrains and evaluates one run.
+fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
+    let t = Instant::now();
+    let data_dir = cfg.data_dir.clone().context("data-dir must be resolved")?;
+    let source = data::open_split(&data_dir, "train", cfg.strict)?;
+    let out = pretrain::pretrain_on(cfg, source, false)?;
+    let device = parse_device(&cfg.device)?;
+    let size = cfg.image_size.context("image-size must be resolved")?;
+    let net = evaluate::backbone(&cfg.arch, Some(&cfg.exp_dir), cfg.seed, &device)?;
+    let (tr, va, classes) = evaluate::split_features(
+        &net,
+        &data_dir,
+        size,
+        100.0,
+        None,
+        cfg.seed,
+        cfg.num_workers,
+        &device,
+    )?;
+    let probe = LinearProbeConfig {
+        epochs: eval.probe_epochs,
+        lr: eval.probe_lr,
+        batch_size: eval.probe_batch_size,
+        seed: cfg.seed,
+        ..LinearProbeConfig::paper()
+    };
+    let lin = evaluate::linear_eval(&tr, &va, classes, &probe, Some(&cfg.exp_dir))?;
+    let knn = KnnConfig {
+        ks: vec![eval.knn_k],
+        temperature: eval.knn_temperature,
+        ..KnnConfig::default()
+    };
+    let k = evaluate::knn_eval(&tr, &va, classes, &knn, Some(&cfg.exp_dir))?;
+    let emb = embeddings(cfg, &va.x)?;
+    Ok(RunMetrics {
+        linear_top1: Some(lin.top1),
+        knn_top1: k.first().map(|x| x.1),
+        loss_terms: last_epoch_losses(&cfg.exp_dir)?,
+        corr_repr: Some(average_abs_correlation(&va.x)?),
+        corr_emb: Some(average_abs_correlation(&emb)?),
+        std_emb: Some(embedding_std(&emb)?.mean),
+        seconds: t.elapsed().as_secs_f64(),
+        extra: vec![("steps".into(), out.summary.global_step as f64)],
+    })
+}
+
+/// `imagenet ablate`.
+pub fn run(args: AblateArgs) -> Result<()> {
+    let grid = GridFile::load(&args.grid, &SECTIONS)?;
+    let data_cfg: DataSection = section(&grid, "data")?;
+    let eval: EvalSection = section(&grid, "eval")?;
+    let synth = SynthImageConfig {
+        seed: data_cfg.seed,
+        image_size: data_cfg.image_size,
+        num_classes: data_cfg.num_classes,
+        train_per_class: data_cfg.train_per_class,
+        val_per_class: data_cfg.val_per_class,
+        ..SynthImageConfig::default()
+    };
+    let builtin = data::cache_dir().join(format!(
+        "synth-images-{}c-{}-{}-{}px-s{}",
+        synth.num_classes, synth.train_per_class, synth.val_per_class, synth.image_size, synth.seed
+    ));
+    // Every configuration is checked before anything runs.
+    let plans = grid.plan()?;
+    let mut configs = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        configs.push(run_config(
+            &grid,
+            plan,
+            &args.exp_dir.join(&plan.name),
+            &builtin,
+        )?);
+    }
+    let title = grid
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "ablation".into());
+    if args.dry_run {
+        for (plan, cfg) in plans.iter().zip(&configs) {
+            println!(
+                "{}: loss {}, {} epochs, batch {}, mlp {} -> {}",
+                plan.name,
+                cfg.loss,
+                cfg.epochs,
+                cfg.batch_size,
+                cfg.mlp,
+                cfg.exp_dir.display()
+            );
+        }
+        return Ok(());
+    }
+    if configs
+        .iter()
+        .any(|c| c.data_dir.as_deref() == Some(builtin.as_path()))
+    {
+        let rep = generate_image_folder(&builtin, &synth)?;
+        eprintln!(
+            "built-in data: {} ({}; {} classes x {} train / {} val images, {} px)",
+            builtin.display(),
+            if rep.reused { "reused" } else { "generated" },
+            synth.num_classes,
+            synth.train_per_class,
+            synth.val_per_class,
+            synth.image_size
+        );
+        let n = data::open_split(&builtin, "train", false)?.len();
+        if n == 0 {
+            bail!("{}: no training images", builtin.display());
+        }
+    }
+    let t0 = Instant::now();
+    let summary = run_ablation(&grid, &args.exp_dir, &title, |plan, dir| {
+        let cfg = run_config(&grid, plan, dir, &builtin)?;
+        run_one(&cfg, &eval)
+    })?;
+    println!("{}", summary.markdown);
+    for f in &summary.files {
+        println!("{}", f.display());
+    }
+    println!("total {:.0} s", t0.elapsed().as_secs_f64());
+    let failed = summary.failed();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs failed (see the table); run the same command again to retry them",
+            failed.len(),
+            summary.records.len()
+        );
+    }
+    Ok(())
+}
