@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
+use vicreg_core::loss::LossKind;
 use vicreg_core::optim::OptimizerKind;
 
 use crate::config::{Pairing, PretrainConfig, WaveArch};
@@ -120,6 +121,38 @@ pub struct PretrainArgs {
     pub quiet: bool,
     #[arg(long)]
     pub device: Option<String>,
+    /// Loss: vicreg, barlow-twins, simclr, byol or simsiam (byol/simsiam: --pairing wave-wave).
+    #[arg(long, value_parser = parse_loss)]
+    pub loss: Option<LossKind>,
+    /// Barlow Twins off-diagonal weight.
+    #[arg(long)]
+    pub barlow_lambda: Option<f64>,
+    /// SimCLR temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// byol/simsiam: predictor on the online branch (true|false).
+    #[arg(long)]
+    pub predictor: Option<bool>,
+    /// byol/simsiam: predictor hidden width.
+    #[arg(long)]
+    pub predictor_hidden: Option<usize>,
+    /// byol: EMA momentum at step 0.
+    #[arg(long)]
+    pub momentum_base: Option<f64>,
+    /// byol/simsiam: stop-gradient on the target (true|false).
+    #[arg(long)]
+    pub stop_gradient: Option<bool>,
+    /// byol/simsiam: add VICReg's variance/covariance terms (D.8); `--vicreg-terms` alone means true.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub vicreg_terms: Option<bool>,
+    /// wave-wave: share the waveform encoder between the views (true|false).
+    #[arg(long)]
+    pub share_weights: Option<bool>,
+}
+
+/// Parses a `--loss` value (see [`LossKind`]).
+pub fn parse_loss(s: &str) -> std::result::Result<LossKind, String> {
+    s.parse::<LossKind>().map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -166,6 +199,16 @@ impl PretrainArgs {
             checkpoint_every
         );
         set!(online_probe, device);
+        set!(
+            loss,
+            barlow_lambda,
+            temperature,
+            predictor,
+            momentum_base,
+            stop_gradient,
+            vicreg_terms
+        );
+        set_opt!(predictor_hidden, share_weights);
         set_opt!(
             data_dir,
             test_fold,

@@ -11,7 +11,7 @@ use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig};
 use encoders::resnet::ResNetConfig;
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
-use vicreg_core::loss::VicRegConfig;
+use vicreg_core::loss::{LossKind, VicRegConfig};
 use vicreg_core::optim::OptimizerKind;
 
 /// What the two branches see.
@@ -136,6 +136,24 @@ pub struct PretrainConfig {
     pub quiet: bool,
     /// cpu or cuda:N.
     pub device: String,
+    /// Joint-embedding loss: vicreg, barlow-twins, simclr, byol or simsiam (byol / simsiam: wave-wave only).
+    pub loss: LossKind,
+    /// Barlow Twins: weight of the off-diagonal term (official 0.0051).
+    pub barlow_lambda: f64,
+    /// SimCLR: softmax temperature.
+    pub temperature: f64,
+    /// byol / simsiam: predictor MLP on the online branch.
+    pub predictor: bool,
+    /// byol / simsiam: predictor hidden width (unset: the embedding dimension).
+    pub predictor_hidden: Option<usize>,
+    /// byol: EMA momentum at step 0 (cosine schedule to 1).
+    pub momentum_base: f64,
+    /// byol / simsiam: stop-gradient on the target branch.
+    pub stop_gradient: bool,
+    /// byol / simsiam: add VICReg's variance and covariance terms (paper D.8).
+    pub vicreg_terms: bool,
+    /// wave-wave: one waveform encoder for both views (unset: shared; false: two encoders).
+    pub share_weights: Option<bool>,
 }
 
 impl Default for PretrainConfig {
@@ -174,6 +192,15 @@ impl Default for PretrainConfig {
             strict: false,
             quiet: false,
             device: "cpu".into(),
+            loss: LossKind::Vicreg,
+            barlow_lambda: 0.0051,
+            temperature: 0.1,
+            predictor: true,
+            predictor_hidden: None,
+            momentum_base: 0.996,
+            stop_gradient: true,
+            vicreg_terms: false,
+            share_weights: None,
         }
     }
 }
@@ -311,6 +338,7 @@ impl PretrainConfig {
         if self.pairing == Pairing::WaveSpec {
             self.spec_encoder()?.resnet.validate()?;
         }
+        crate::variants::validate(self)?;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ mod model;
 mod pretrain;
 mod source;
 mod supervised;
+mod variants;
 
 use anyhow::Result;
 use clap::Parser;

@@ -8,14 +8,12 @@ use anyhow::{Context, Result};
 use datasets::audio::{AudioViewConfig, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
 use datasets::loader::{Loader, LoaderConfig};
 use vicreg_core::collective::SingleProcess;
-use vicreg_core::engine::{TrainSummary, Trainer};
-use vicreg_core::loss::VicRegLoss;
-use vicreg_core::ParamStore;
+use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, PretrainConfig};
 use crate::data;
-use crate::model::{self, Joint, SPEC_PREFIX, WAVE_PREFIX};
 use crate::source::{collate, LabelledWavePairs, WavePairs};
+use crate::variants;
 
 /// Name of the file listing the clips a run was pretrained on (one per line).
 pub const PRETRAIN_CLIPS: &str = "pretrain_clips.txt";
@@ -78,42 +76,13 @@ pub fn pretrain_on(
     }
     let mut pairs = WavePairs { loader };
 
-    let store = ParamStore::new(cfg.seed);
-    let net = model::joint(cfg, &store, &device)?;
-    let loss = Box::new(VicRegLoss::new(cfg.loss())?);
     let train_cfg = cfg.train(resume, num_classes);
+    std::fs::create_dir_all(&cfg.exp_dir)
+        .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
+    write_clip_list(&cfg.exp_dir, &names)?;
     let start = Instant::now();
-    let summary = match &net {
-        Joint::WaveSpec(m) => {
-            let mut t = Trainer::new(
-                m,
-                &store,
-                loss,
-                Arc::new(SingleProcess),
-                train_cfg,
-                &cfg.exp_dir,
-                cfg,
-            )?
-            .with_encoder_export("wave", WAVE_PREFIX)
-            .with_encoder_export("spec", SPEC_PREFIX);
-            write_clip_list(&cfg.exp_dir, &names)?;
-            t.fit(&mut pairs)?
-        }
-        Joint::WaveWave(m) => {
-            let mut t = Trainer::new(
-                m,
-                &store,
-                loss,
-                Arc::new(SingleProcess),
-                train_cfg,
-                &cfg.exp_dir,
-                cfg,
-            )?
-            .with_encoder_export("wave", WAVE_PREFIX);
-            write_clip_list(&cfg.exp_dir, &names)?;
-            t.fit(&mut pairs)?
-        }
-    };
+    // The model of `--loss` / `--pairing` / `--share-weights` (see variants.rs).
+    let summary = variants::fit(cfg, train_cfg, Arc::new(SingleProcess), &mut pairs, &device)?;
     Ok(PretrainOutcome {
         summary,
         seconds: start.elapsed().as_secs_f64(),
