@@ -16,6 +16,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, ModuleT, Shape, Tensor, Var};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{BatchNormConfig, Init, VarBuilder};
+use vicreg_core::collective::{sync_batch_norm_train, sync_batchnorm};
 
 use crate::ops::{batch_norm_train, conv2d_gemm, fast_ops_enabled, supported, Conv2dParams};
 
@@ -228,7 +229,9 @@ impl BatchNorm2d {
 
     /// Train mode normalises with the batch statistics (mean and biased
     /// variance over N, H, W) and updates the running statistics; eval mode
-    /// uses the running statistics.
+    /// uses the running statistics. With a BatchNorm sync group set on this
+    /// thread ([`vicreg_core::collective::set_sync_batchnorm`]) the train-mode
+    /// statistics are those of every rank's batch.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.forward_fused(x, train, false)
     }
@@ -240,6 +243,19 @@ impl BatchNorm2d {
 
     fn forward_fused(&self, x: &Tensor, train: bool, relu: bool) -> candle_core::Result<Tensor> {
         let affine = self.bn.weight_and_bias();
+        if let Some(group) = sync_batchnorm().filter(|_| train) {
+            // Synchronized BatchNorm: statistics of every rank's batch.
+            let y = sync_batch_norm_train(
+                x,
+                affine,
+                &self.running_mean,
+                &self.running_var,
+                BN_EPS,
+                BN_MOMENTUM,
+                &group,
+            )?;
+            return if relu { y.relu() } else { Ok(y) };
+        }
         let fast = match affine {
             Some((w, _)) => train && use_fast(x, w),
             None => false,

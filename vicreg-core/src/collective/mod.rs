@@ -3,12 +3,24 @@
 //! The loss and the engine only talk to the [`Collective`] trait. This crate
 //! ships [`SingleProcess`] (world size 1) and [`ThreadGroup`] (several ranks as
 //! threads of one process, used to test distributed semantics exactly);
-//! MPI and NCCL backends plug in behind the same trait.
+//! MPI (cargo feature `mpi`: [`MpiCollective`]) plugs in behind the same trait.
+//! Synchronized BatchNorm ([`set_sync_batchnorm`], [`sync_batch_norm_train`])
+//! reduces BatchNorm statistics over a group with [`all_reduce_with_grad`].
 
 mod gather;
+#[cfg(feature = "mpi")]
+mod mpi;
+mod reduce;
+mod sync_bn;
 mod threads;
 
 pub use gather::gather_with_grad;
+#[cfg(feature = "mpi")]
+pub use mpi::{MpiCollective, MpiOptions, MpiRuntime};
+pub use reduce::all_reduce_with_grad;
+pub use sync_bn::{
+    set_sync_batchnorm, sync_batch_norm_train, sync_batchnorm, SyncBatchNorm, SyncBatchNormScope,
+};
 pub use threads::ThreadGroup;
 
 use candle_core::Tensor;

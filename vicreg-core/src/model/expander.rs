@@ -1,10 +1,11 @@
 //! The expander (projector) MLP of the official code.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use candle_nn::{BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::linear::linear_torch_init;
+use crate::collective::SyncBatchNorm;
 use crate::{Error, Result};
 
 /// Parses an `--mlp` spec such as `"8192-8192-8192"` into layer widths.
@@ -68,10 +69,13 @@ impl ExpanderConfig {
 /// `Linear -> BatchNorm -> ReLU` for each hidden layer and a final `Linear`
 /// without bias and without BatchNorm. Tensor names follow the official
 /// `nn.Sequential` indices (`0` Linear, `1` BN, `3` Linear, ...), so official
-/// projector weights load.
+/// projector weights load. The BatchNorms are [`SyncBatchNorm`]s: with a
+/// BatchNorm sync group set on the thread
+/// ([`crate::collective::set_sync_batchnorm`]) their train-mode statistics are
+/// those of every rank's batch.
 #[derive(Clone, Debug)]
 pub struct Expander {
-    hidden: Vec<(Linear, Option<BatchNorm>)>,
+    hidden: Vec<(Linear, Option<SyncBatchNorm>)>,
     last: Linear,
     out_dim: usize,
 }
@@ -93,11 +97,11 @@ impl Expander {
                     affine: true,
                     momentum: 0.1,
                 };
-                Some(candle_nn::batch_norm(
+                Some(SyncBatchNorm::new(candle_nn::batch_norm(
                     w[1],
                     bn_cfg,
                     vb.pp((idx + 1).to_string()),
-                )?)
+                )?)?)
             } else {
                 None
             };
