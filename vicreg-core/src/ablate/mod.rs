@@ -206,4 +206,31 @@ mod tests {
         assert!(e.to_string().contains(RESULT_FILE), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn categorical_knobs_are_charted_by_run_name() {
+        let dir = std::env::temp_dir().join(format!("vicreg-ablate-cat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let grid = GridFile::parse(
+            "[grid]\nloss = [\"vicreg\", \"simclr\"]\nmlp = [\"8-8\", \"16-16\"]\n",
+            "g.toml",
+            &[],
+        )
+        .unwrap();
+        let s = run_ablation(&grid, &dir, "losses", |plan, _| {
+            Ok::<_, Error>(RunMetrics {
+                linear_top1: Some(plan.name.len() as f64),
+                knn_top1: Some(1.0),
+                ..RunMetrics::default()
+            })
+        })
+        .unwrap();
+        assert_eq!(s.records.len(), 4);
+        let svg = std::fs::read_to_string(dir.join("summary.svg")).unwrap();
+        assert!(
+            svg.contains("loss=simclr_mlp=16-16"),
+            "run names label the x axis"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
