@@ -128,16 +128,23 @@ pub fn run(a: &AugmentArgs) -> Result<f64> {
     let mut samples = Vec::new();
     let mut decode = Vec::new();
     let mut checksum = 0.0;
+    let (u0, s0) = report::cpu_seconds();
     for _ in 0..a.passes {
         let p = run_pass(&t, &paths, a.seed, a.threads)?;
         samples.push(p.secs * 1e3 / n);
         decode.push(p.decode_secs * 1e3 / n);
         checksum = p.checksum;
     }
+    let (u1, s1) = report::cpu_seconds();
+    let per_image = |t: f64| t * 1e3 / (n * a.passes as f64);
     let med = report::median(&samples);
+    let timed = report::Timed {
+        samples,
+        cpu_ms: (per_image(u1 - u0), per_image(s1 - s0)),
+    };
     report::finish(
         &format!("augment N={}", paths.len()),
-        &samples,
+        &timed,
         None,
         &format!(
             "images_per_s={:.1} decode_ms={} view=(3, 224, 224) last_image_checksum={checksum:.6} sha256={sha}",

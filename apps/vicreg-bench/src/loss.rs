@@ -39,7 +39,7 @@ pub fn run(a: &LossArgs) -> Result<f64> {
     let (x, y) = (randn()?, randn()?);
     let single: Arc<dyn Collective> = Arc::new(SingleProcess);
     let mut last = f32::NAN;
-    let samples = report::time_it(a.timing.warmup, a.timing.iters, || {
+    let timed = report::time_it(a.timing.warmup, a.timing.iters, || {
         let out = loss.compute(x.as_tensor(), y.as_tensor(), &single)?;
         let grads = out.total.backward()?;
         // Both gradients must exist (as PyTorch's x.grad / y.grad).
@@ -57,7 +57,7 @@ pub fn run(a: &LossArgs) -> Result<f64> {
     let flops = 2.0 * 3.0 * per_branch;
     report::finish(
         &format!("loss B={b} D={d}"),
-        &samples,
+        &timed,
         Some(flops),
         &format!(
             "covariance={} loss={last:.6}",

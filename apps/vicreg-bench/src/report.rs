@@ -21,22 +21,46 @@ pub fn median(samples: &[f64]) -> f64 {
     }
 }
 
-/// Runs `step` `warmup` times untimed, then `iters` times timed; milliseconds per call.
-pub fn time_it(
-    warmup: usize,
-    iters: usize,
-    mut step: impl FnMut() -> Result<()>,
-) -> Result<Vec<f64>> {
+/// Wall-clock samples of the timed calls and the process CPU time they used.
+#[derive(Clone, Debug)]
+pub struct Timed {
+    /// Milliseconds per call.
+    pub samples: Vec<f64>,
+    /// User and system CPU milliseconds per call (all threads), averaged.
+    /// Less sensitive to other processes' load than wall time.
+    pub cpu_ms: (f64, f64),
+}
+
+/// `(user, system)` CPU seconds used so far by this process (`getrusage`).
+pub fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage writes into the zero-initialised struct we own.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+/// Runs `step` `warmup` times untimed, then `iters` times timed.
+pub fn time_it(warmup: usize, iters: usize, mut step: impl FnMut() -> Result<()>) -> Result<Timed> {
     for _ in 0..warmup {
         step()?;
     }
     let mut samples = Vec::with_capacity(iters);
+    let (u0, s0) = cpu_seconds();
     for _ in 0..iters {
         let t = Instant::now();
         step()?;
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(samples)
+    let (u1, s1) = cpu_seconds();
+    let n = iters.max(1) as f64;
+    Ok(Timed {
+        samples,
+        cpu_ms: ((u1 - u0) * 1e3 / n, (s1 - s0) * 1e3 / n),
+    })
 }
 
 /// Peak resident set size of this process in MiB (`VmHWM` of `/proc/self/status`).
@@ -78,7 +102,8 @@ pub fn matmul_peak_gflops() -> Result<f64> {
 ///
 /// `flops` is the estimated floating-point work of one iteration (GEMM-shaped
 /// work only: convolutions, linear layers, matmuls), `what` describes the workload.
-pub fn finish(what: &str, samples: &[f64], flops: Option<f64>, extra: &str) -> Result<f64> {
+pub fn finish(what: &str, timed: &Timed, flops: Option<f64>, extra: &str) -> Result<f64> {
+    let samples = &timed.samples;
     let med = median(samples);
     // Peak RSS first: the matmul reference below allocates its own buffers.
     let rss = peak_rss_mib();
@@ -86,7 +111,7 @@ pub fn finish(what: &str, samples: &[f64], flops: Option<f64>, extra: &str) -> R
     let max = samples.iter().copied().fold(0.0, f64::max);
     eprintln!(
         "[{what}] threads={} allocator={} iters={} median={med:.3} min={min:.3} max={max:.3} \
-         samples=[{}] {extra}",
+         samples=[{}] cpu_ms_per_iter=user {:.1} + sys {:.1} {extra}",
         rayon::current_num_threads(),
         crate::allocator_name(),
         samples.len(),
@@ -95,6 +120,8 @@ pub fn finish(what: &str, samples: &[f64], flops: Option<f64>, extra: &str) -> R
             .map(|s| format!("{s:.2}"))
             .collect::<Vec<_>>()
             .join(", "),
+        timed.cpu_ms.0,
+        timed.cpu_ms.1,
     );
     if let Some(f) = flops {
         let peak = matmul_peak_gflops()?;

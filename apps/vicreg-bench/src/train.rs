@@ -5,6 +5,7 @@
 //! as `torch_vicreg_bench.py`. Inputs are generated once, before timing.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -20,15 +21,38 @@ use vicreg_core::{ParamStore, SeededRng};
 use crate::cli::{AudioArgs, ResnetArgs, TextArgs, Timing};
 use crate::{flops, report};
 
+/// Median milliseconds of each phase of a step, for the stderr report.
+#[derive(Default)]
+struct Phases {
+    forward: Vec<f64>,
+    loss: Vec<f64>,
+    backward: Vec<f64>,
+    optimizer: Vec<f64>,
+}
+
+impl Phases {
+    fn describe(&self) -> String {
+        let m = |v: &[f64]| report::median(v);
+        format!(
+            "phases_ms=forward {:.1} + loss {:.1} + backward {:.1} + sgd {:.1}",
+            m(&self.forward),
+            m(&self.loss),
+            m(&self.backward),
+            m(&self.optimizer)
+        )
+    }
+}
+
 /// Builds the siamese model around `encoder`, then times `warmup + iters`
-/// steps on the two fixed views; returns the samples and the last loss.
+/// steps on the two fixed views; returns the timings, the last loss and the
+/// per-phase medians (as text).
 fn time_steps<E: Encoder>(
     store: &ParamStore,
     encoder: E,
     mlp: &str,
     views: (&E::Input, &E::Input),
     timing: &Timing,
-) -> Result<(Vec<f64>, f32)> {
+) -> Result<(report::Timed, f32, String)> {
     let vb = store.var_builder(DType::F32, &Device::Cpu);
     let branch = Branch::new(encoder, &ExpanderConfig::with_mlp(mlp), vb.pp("projector"))?;
     let model = JointEmbedding::siamese(branch);
@@ -45,11 +69,25 @@ fn time_steps<E: Encoder>(
     )?;
     let mut last = f32::NAN;
     let mut it = 0usize;
-    let samples = report::time_it(timing.warmup, timing.iters, || {
+    let mut phases = Phases::default();
+    let timed = report::time_it(timing.warmup, timing.iters, || {
+        // candle is eager: each phase's work is done when its call returns.
+        let t = Instant::now();
         let out = model.forward_t(views.0, views.1, true)?;
+        let t1 = Instant::now();
         let l = loss.compute(&out.a.emb, &out.b.emb, &single)?;
+        let t2 = Instant::now();
         let grads = l.total.backward()?;
+        let t3 = Instant::now();
         opt.step(&grads, 0.1)?;
+        let t4 = Instant::now();
+        if it >= timing.warmup {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            phases.forward.push(ms(t, t1));
+            phases.loss.push(ms(t1, t2));
+            phases.backward.push(ms(t2, t3));
+            phases.optimizer.push(ms(t3, t4));
+        }
         last = l.total.to_scalar::<f32>()?;
         if !last.is_finite() {
             anyhow::bail!("non-finite loss {last} at iteration {it}");
@@ -57,7 +95,7 @@ fn time_steps<E: Encoder>(
         it += 1;
         Ok(())
     })?;
-    Ok((samples, last))
+    Ok((timed, last, phases.describe()))
 }
 
 fn randn(rng: &mut SeededRng, shape: &[usize], scale: f64) -> Result<Tensor> {
@@ -89,7 +127,7 @@ pub fn run_resnet(arch: &str, a: &ResnetArgs) -> Result<f64> {
     let mut rng = SeededRng::new(a.timing.seed + 1);
     let shape = [a.batch, 3, a.size, a.size];
     let (v1, v2) = (randn(&mut rng, &shape, 1.0)?, randn(&mut rng, &shape, 1.0)?);
-    let (samples, last) = time_steps(&store, encoder, &mlp, (&v1, &v2), &a.timing)?;
+    let (timed, last, phases) = time_steps(&store, encoder, &mlp, (&v1, &v2), &a.timing)?;
     let (conv, stem) = flops::resnet_macs(&cfg, a.size)?;
     let mut dims = vec![repr];
     dims.extend(parse_mlp_spec(&mlp)?);
@@ -101,10 +139,10 @@ pub fn run_resnet(arch: &str, a: &ResnetArgs) -> Result<f64> {
         .sum();
     report::finish(
         &format!("{arch} B={} S={}", a.batch, a.size),
-        &samples,
+        &timed,
         Some(work),
         &format!(
-            "expander={repr}-{mlp} params={params} ops={} loss={last:.6}",
+            "expander={repr}-{mlp} params={params} ops={} loss={last:.6} {phases}",
             if a.stock_ops { "stock" } else { "custom" }
         ),
     )
@@ -126,7 +164,7 @@ pub fn run_audio(a: &AudioArgs) -> Result<f64> {
     let mut rng = SeededRng::new(a.timing.seed + 1);
     let shape = [a.batch, samples_per_clip];
     let (v1, v2) = (randn(&mut rng, &shape, 0.1)?, randn(&mut rng, &shape, 0.1)?);
-    let (samples, last) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing)?;
+    let (timed, last, phases) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing)?;
     let (conv, stem) = flops::resnet1d_macs(&cfg, samples_per_clip);
     let mut dims = vec![repr];
     dims.extend(parse_mlp_spec(&a.mlp)?);
@@ -136,9 +174,12 @@ pub fn run_audio(a: &AudioArgs) -> Result<f64> {
             "audio1d B={} T={}s R={}",
             a.batch, a.seconds, a.sample_rate
         ),
-        &samples,
+        &timed,
         Some(work),
-        &format!("encoder=resnet18-1d widths={:?} expander={repr}-{} loss={last:.6}", cfg.widths, a.mlp),
+        &format!(
+            "encoder=resnet18-1d widths={:?} expander={repr}-{} loss={last:.6} {phases}",
+            cfg.widths, a.mlp
+        ),
     )
 }
 
@@ -168,7 +209,7 @@ pub fn run_text(a: &TextArgs) -> Result<f64> {
         .context("building the token batch")
     };
     let (v1, v2) = (batch()?, batch()?);
-    let (samples, last) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing)?;
+    let (timed, last, phases) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing)?;
     let enc = flops::transformer_macs(
         cfg.num_hidden_layers,
         cfg.hidden_size,
@@ -180,10 +221,10 @@ pub fn run_text(a: &TextArgs) -> Result<f64> {
     let work = flops::step_flops(a.batch, enc, 0.0, flops::linear_macs(&dims));
     report::finish(
         &format!("text B={} L={}", a.batch, a.tokens),
-        &samples,
+        &timed,
         Some(work),
         &format!(
-            "encoder=minilm-l6-shape layers={} hidden={} expander={repr}-{} loss={last:.6}",
+            "encoder=minilm-l6-shape layers={} hidden={} expander={repr}-{} loss={last:.6} {phases}",
             cfg.num_hidden_layers, cfg.hidden_size, a.mlp
         ),
     )

@@ -2,7 +2,8 @@
 //! ops with hand-written backward passes: GEMM-based 2-D convolution
 //! ([`conv2d_gemm`]: forward, input gradient and weight gradient are each
 //! one large GEMM per chunk of images) and fused train-mode BatchNorm
-//! (+ optional ReLU, [`batch_norm_train`]).
+//! (+ optional ReLU, [`batch_norm_train`]) and 2-D max pooling
+//! ([`max_pool2d`]).
 //!
 //! candle's stock conv backward runs at 13-25 GFLOP/s on CPU and its
 //! BatchNorm is a chain of ~10 elementwise/reduction passes, which made a
@@ -13,9 +14,11 @@
 mod batchnorm;
 mod conv2d;
 mod gemm;
+mod maxpool;
 
 pub use batchnorm::{batch_norm_train, BatchNormTrainOutput};
 pub use conv2d::{conv2d_gemm, supported, Conv2dParams, COL_BUDGET};
+pub use maxpool::max_pool2d;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
