@@ -142,7 +142,10 @@ pub fn row(cols: &[String], varied_keys: &[String], r: &RunRecord) -> Vec<String
                 "corr emb" => fmt(m.corr_emb, 3),
                 "emb std" => fmt(m.std_emb, 4),
                 "time s" => format!("{:.0}", m.seconds),
-                other => fmt(m.extra.iter().find(|(n, _)| n == other).map(|x| x.1), 4),
+                other => match m.extra.iter().find(|(n, _)| n == other).map(|x| x.1) {
+                    Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
+                    v => fmt(v, 4),
+                },
             }
         })
         .collect()
