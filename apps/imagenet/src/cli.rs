@@ -136,6 +136,12 @@ pub struct PretrainArgs {
     /// BatchNorm in the expander's hidden layers (true|false).
     #[arg(long)]
     pub expander_bn: Option<bool>,
+    /// Synchronized BatchNorm over all processes (true|false; default: true when several).
+    #[arg(long)]
+    pub sync_bn: Option<bool>,
+    /// Seconds a collective may take before the MPI job is aborted (default 600).
+    #[arg(long)]
+    pub collective_timeout: Option<f64>,
 }
 
 /// Parses a `--loss` value (see [`LossKind`]).
@@ -217,6 +223,12 @@ impl PretrainArgs {
         );
         if let Some(v) = self.predictor_hidden {
             c.predictor_hidden = Some(v);
+        }
+        if let Some(v) = self.sync_bn {
+            c.sync_bn = Some(v);
+        }
+        if let Some(v) = self.collective_timeout {
+            c.collective_timeout = v;
         }
         if let Some(v) = self.data_dir {
             c.data_dir = Some(v);

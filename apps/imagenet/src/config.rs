@@ -105,6 +105,11 @@ pub struct PretrainConfig {
     pub share_weights: bool,
     /// BatchNorm in the expander's hidden layers (paper D.5).
     pub expander_bn: bool,
+    /// Synchronized BatchNorm: statistics over every process's batch (unset:
+    /// on when there are several processes, as the official code).
+    pub sync_bn: Option<bool>,
+    /// Seconds any collective (MPI) may take before the job is aborted.
+    pub collective_timeout: f64,
 }
 
 impl Default for PretrainConfig {
@@ -149,6 +154,8 @@ impl Default for PretrainConfig {
             vicreg_terms: false,
             share_weights: true,
             expander_bn: true,
+            sync_bn: None,
+            collective_timeout: 600.0,
         }
     }
 }

@@ -11,6 +11,7 @@ mod data;
 mod demo;
 mod embed;
 mod evaluate;
+mod launch;
 mod model;
 mod pretrain;
 mod source;

@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use datasets::augment::VicregAugConfig;
 use datasets::image::{ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
-use vicreg_core::collective::SingleProcess;
+use vicreg_core::collective::{Collective, SingleProcess, SyncBatchNormScope};
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
+use crate::launch::{self, Launch};
 use crate::source::{collate, ImagePairs, LabelledPairs};
 use crate::variants;
 
@@ -38,11 +39,23 @@ pub struct PretrainOutcome {
     pub pairs_per_s: f64,
 }
 
-/// Runs pretraining with a fully resolved `cfg` on `source`.
+/// Runs pretraining with a fully resolved `cfg` on `source` in this process alone.
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     source: AnySource,
     resume: bool,
+) -> Result<PretrainOutcome> {
+    pretrain_on_group(cfg, source, resume, Arc::new(SingleProcess))
+}
+
+/// Runs pretraining as one rank of `collective`: this rank loads its shard of
+/// every epoch, `batch-size / world` pairs per step, and (with `sync-bn`) every
+/// BatchNorm uses the statistics of the global batch.
+pub fn pretrain_on_group(
+    cfg: &PretrainConfig,
+    source: AnySource,
+    resume: bool,
+    collective: Arc<dyn Collective>,
 ) -> Result<PretrainOutcome> {
     let device = parse_device(&cfg.device)?;
     let size = cfg
@@ -53,7 +66,8 @@ pub fn pretrain_on(
     let dataset = LabelledPairs {
         inner: TwoViewDataset::new(source, augmentation(cfg.augment, size))?,
     };
-    let micro = cfg.batch_size / cfg.accumulate;
+    let world = collective.world_size();
+    let micro = launch::micro_batch(cfg.batch_size, world, cfg.accumulate)?;
     let dev = device.clone();
     let loader = Loader::new(
         Arc::new(dataset),
@@ -63,6 +77,8 @@ pub fn pretrain_on(
             seed: cfg.seed,
             shuffle: true,
             drop_last: true,
+            rank: collective.rank(),
+            world_size: world,
             policy: if cfg.strict {
                 datasets::image::BadSamplePolicy::Strict
             } else {
@@ -78,7 +94,9 @@ pub fn pretrain_on(
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
     // The model of `--loss` / `--share-weights` (see variants.rs).
-    let summary = variants::fit(cfg, train_cfg, Arc::new(SingleProcess), &mut pairs, &device)?;
+    let _sync = launch::sync_bn(cfg.sync_bn, world)
+        .then(|| SyncBatchNormScope::new(Some(collective.clone())));
+    let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     let seconds = start.elapsed().as_secs_f64();
     let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
     let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);
@@ -96,20 +114,47 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     )?;
     cfg.resolve(data::default_image_size(&dir)?);
     cfg.validate()?;
-    let source = data::open_split(&dir, "train", cfg.strict)?;
-    eprintln!(
-        "pretraining {} on {} ({} images, {} classes), crops {} px, batch {}, base lr {}, {} epochs -> {}",
-        cfg.arch,
-        dir.display(),
-        source.len(),
-        source.num_classes(),
-        cfg.image_size.unwrap_or(0),
+    // Checked before MPI starts, so that every rank fails with this message.
+    launch::micro_batch(
         cfg.batch_size,
-        cfg.resolved_base_lr(),
-        cfg.epochs,
-        cfg.exp_dir.display()
-    );
-    let out = pretrain_on(&cfg, source, resume)?;
+        launch::launcher_world_size().unwrap_or(1),
+        cfg.accumulate,
+    )?;
+    let launch = Launch::from_env(cfg.collective_timeout)?;
+    cfg.sync_bn = Some(launch::sync_bn(cfg.sync_bn, launch.world()));
+    let result = run_as(&cfg, &dir, resume, &launch);
+    launch.finish(result)
+}
+
+/// The body of [`run`] for one rank of `launch`.
+fn run_as(
+    cfg: &PretrainConfig,
+    dir: &std::path::Path,
+    resume: bool,
+    launch: &Launch,
+) -> Result<()> {
+    let rank0 = launch.rank() == 0;
+    let source = data::open_split(dir, "train", cfg.strict)?;
+    if rank0 {
+        eprintln!(
+            "pretraining {} on {} ({} images, {} classes), crops {} px, batch {} over {} process(es){}, base lr {}, {} epochs -> {}",
+            cfg.arch,
+            dir.display(),
+            source.len(),
+            source.num_classes(),
+            cfg.image_size.unwrap_or(0),
+            cfg.batch_size,
+            launch.world(),
+            if cfg.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
+            cfg.resolved_base_lr(),
+            cfg.epochs,
+            cfg.exp_dir.display()
+        );
+    }
+    let out = pretrain_on_group(cfg, source, resume, launch.collective())?;
+    if !rank0 {
+        return Ok(());
+    }
     println!(
         "done: {} steps in {:.1} s ({:.1} pairs/s); encoder weights: {}",
         out.summary.global_step,

@@ -1,0 +1,289 @@
+//! Data-parallel pretraining under `mpirun` (cargo feature `mpi`; needs Open
+//! MPI's `mpirun` on the PATH):
+//!
+//! - `mpirun -np 2` with the global batch split in two (synchronized
+//!   BatchNorm, the default with several processes) ends with the weights of
+//!   one process on the whole batch, within f32 tolerance; without
+//!   synchronized BatchNorm it does not (so the comparison can fail);
+//! - a rank that is killed, panics or hangs mid-run ends the whole job with a
+//!   non-zero status and a clear message within a bounded time (the test-only
+//!   fault hook `VICREG_MPI_FAULT=RANK:CALL:KIND` of the MPI backend).
+#![cfg(feature = "mpi")]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+
+/// The generated image folder, shared by every test.
+fn data() -> &'static Path {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("imagenet-mpi-data-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let cfg = SynthImageConfig {
+            train_per_class: 4,
+            val_per_class: 1,
+            num_classes: 4,
+            image_size: 24,
+            ..SynthImageConfig::default()
+        };
+        generate_image_folder(&d, &cfg).unwrap();
+        d
+    })
+}
+
+fn exp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("imagenet-mpi-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// `pretrain` arguments of the tiny run: ResNet-18, 16 px crops, global
+/// batch 8 over 16 images (2 steps per epoch), 2 epochs, f32 on the CPU.
+fn pretrain_args(exp: &Path) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "pretrain",
+        "--arch",
+        "resnet18",
+        "--mlp",
+        "32-32",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "16",
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "0",
+        "--num-workers",
+        "1",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push("--data-dir".into());
+    a.push(data().display().to_string());
+    a.push("--exp-dir".into());
+    a.push(exp.display().to_string());
+    a
+}
+
+struct Finished {
+    success: bool,
+    stderr: String,
+    seconds: f64,
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Finished {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let stderr_path = std::env::temp_dir().join(format!(
+        "imagenet-mpi-{}-{}.stderr",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::SeqCst)
+    ));
+    let start = Instant::now();
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (is Open MPI's mpirun installed?)"));
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} still running after {} s (a hang); stderr:\n{}",
+                limit.as_secs(),
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    Finished {
+        success: status.success(),
+        stderr,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The app alone (one process).
+fn single(args: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imagenet"));
+    c.args(args).env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+/// `mpirun -np 2` of the app, allowed as root and on more ranks than cores.
+fn mpirun2(args: &[String], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["-np", "2", "--oversubscribe"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("RAYON_NUM_THREADS", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.arg(env!("CARGO_BIN_EXE_imagenet")).args(args);
+    c
+}
+
+fn must_succeed(f: &Finished, what: &str) {
+    assert!(f.success, "{what} failed; stderr:\n{}", f.stderr);
+}
+
+fn weights(exp: &Path) -> HashMap<String, Tensor> {
+    let path = exp.join("resnet18-encoder.safetensors");
+    candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Largest `|a - b|` over every float tensor, relative to the tensor's scale.
+fn max_rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) -> (f64, String) {
+    assert_eq!(a.len(), b.len());
+    let mut worst = (0.0, String::new());
+    for (name, x) in a {
+        let y = &b[name];
+        let x = x.to_dtype(DType::F64).unwrap();
+        let y = y.to_dtype(DType::F64).unwrap();
+        let scale = x
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .max(1e-3);
+        let d = (&x - &y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            / scale;
+        if d > worst.0 {
+            worst = (d, name.clone());
+        }
+    }
+    worst
+}
+
+#[test]
+fn two_ranks_with_half_batches_train_the_weights_of_one_process() {
+    let limit = Duration::from_secs(240);
+    let one = exp_dir("one");
+    must_succeed(
+        &run_bounded(single(&pretrain_args(&one)), limit),
+        "one process",
+    );
+
+    let two = exp_dir("two");
+    let f = run_bounded(mpirun2(&pretrain_args(&two), &[]), limit);
+    must_succeed(&f, "mpirun -np 2");
+    let (d, name) = max_rel_diff(&weights(&one), &weights(&two));
+    println!("2 ranks vs 1 process: max relative weight difference {d:.2e} ({name}); mpirun took {:.1} s", f.seconds);
+    assert!(
+        d < 1e-4,
+        "2 ranks vs 1 process: {name} differs by {d:.3e} (relative)"
+    );
+    let cfg = std::fs::read_to_string(two.join("config.toml")).unwrap();
+    assert!(cfg.contains("sync-bn = true"), "{cfg}");
+    let ckpt = std::fs::read_to_string(two.join("checkpoint.json")).unwrap_or_default();
+    assert!(
+        ckpt.contains("\"world_size\": 2") || ckpt.contains("\"world_size\":2"),
+        "{ckpt}"
+    );
+
+    // Control: per-rank BatchNorm statistics give other weights.
+    let local = exp_dir("local");
+    let mut args = pretrain_args(&local);
+    args.extend(["--sync-bn".to_string(), "false".to_string()]);
+    must_succeed(
+        &run_bounded(mpirun2(&args, &[]), limit),
+        "mpirun without sync-bn",
+    );
+    let (d, _) = max_rel_diff(&weights(&one), &weights(&local));
+    println!("2 ranks without sync-bn vs 1 process: {d:.2e}");
+    assert!(
+        d > 1e-3,
+        "without sync-bn the weights should differ, max relative diff {d:.3e}"
+    );
+}
+
+/// Runs the tiny pretraining with a fault on rank 1 at its `call`-th
+/// collective; returns the job's stderr after checking it failed in time.
+fn faulty_run(name: &str, kind: &str, extra: &[&str], within: Duration) -> Finished {
+    let exp = exp_dir(name);
+    let mut args = pretrain_args(&exp);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let fault = format!("1:150:{kind}");
+    let f = run_bounded(mpirun2(&args, &[("VICREG_MPI_FAULT", &fault)]), within);
+    assert!(
+        !f.success,
+        "{kind}: the job should fail; stderr:\n{}",
+        f.stderr
+    );
+    assert!(
+        f.stderr.contains("VICREG_MPI_FAULT"),
+        "{kind}: the fault was not injected; stderr:\n{}",
+        f.stderr
+    );
+    f
+}
+
+#[test]
+fn a_killed_rank_ends_the_job() {
+    let f = faulty_run("kill", "kill", &[], Duration::from_secs(120));
+    assert!(
+        f.stderr.contains("signal 9") || f.stderr.contains("Killed"),
+        "mpirun should report the killed rank; stderr:\n{}",
+        f.stderr
+    );
+    println!("killed rank: job ended in {:.1} s", f.seconds);
+}
+
+#[test]
+fn a_panicking_rank_aborts_the_job() {
+    let f = faulty_run("panic", "panic", &[], Duration::from_secs(120));
+    assert!(
+        f.stderr
+            .contains("rank 1 of 2 panicked; aborting the MPI job"),
+        "stderr:\n{}",
+        f.stderr
+    );
+    println!("panicking rank: job ended in {:.1} s", f.seconds);
+}
+
+#[test]
+fn a_hung_rank_trips_the_collective_timeout_of_the_others() {
+    let f = faulty_run(
+        "hang",
+        "hang",
+        &["--collective-timeout", "3"],
+        Duration::from_secs(120),
+    );
+    assert!(
+        f.stderr.contains("rank 0 of 2: MPI")
+            && f.stderr
+                .contains("did not complete within 3 s (collective timeout)"),
+        "stderr:\n{}",
+        f.stderr
+    );
+    println!("hung rank: job ended in {:.1} s", f.seconds);
+}
