@@ -83,14 +83,21 @@ fn stem_pool_shape_and_ties_go_to_the_first_maximum() {
     let x = Tensor::zeros((1, 1, 48, 48), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(max_pool2d(&x, 3, 2, 1).unwrap().dims(), &[1, 1, 24, 24]);
     // A constant 2x2 input, one 2x2 window: the whole gradient goes to (0, 0).
-    let x = Var::from_tensor(&Tensor::ones((1, 1, 2, 2), DType::F64, &Device::Cpu).unwrap()).unwrap();
+    let x =
+        Var::from_tensor(&Tensor::ones((1, 1, 2, 2), DType::F64, &Device::Cpu).unwrap()).unwrap();
     let g = max_pool2d(&x, 2, 2, 0)
         .unwrap()
         .sum_all()
         .unwrap()
         .backward()
         .unwrap();
-    let dx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let dx = g
+        .get(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     assert_eq!(dx, vec![1.0, 0.0, 0.0, 0.0]);
 }
 

@@ -55,7 +55,10 @@ fn list_jpegs(dir: &Path, count: Option<usize>) -> Result<Vec<(String, PathBuf)>
         );
     }
     names.truncate(n);
-    Ok(names.into_iter().map(|s| (s.clone(), dir.join(s))).collect())
+    Ok(names
+        .into_iter()
+        .map(|s| (s.clone(), dir.join(s)))
+        .collect())
 }
 
 /// Per-pass outcome: wall seconds, seconds spent reading + decoding (single
@@ -123,7 +126,12 @@ pub fn run(a: &AugmentArgs) -> Result<f64> {
         .collect();
     let paths: Vec<PathBuf> = files.iter().map(|f| f.1.clone()).collect();
     let t = TwoViewTransform::new(VicregAugConfig::default())?;
-    run_pass(&t, &paths[..paths.len().min(WARMUP_IMAGES)], a.seed, a.threads)?;
+    run_pass(
+        &t,
+        &paths[..paths.len().min(WARMUP_IMAGES)],
+        a.seed,
+        a.threads,
+    )?;
     let n = paths.len() as f64;
     let mut samples = Vec::new();
     let mut decode = Vec::new();

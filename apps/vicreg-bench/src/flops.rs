@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn linear_and_transformer_counts() {
-        assert_eq!(linear_macs(&[512, 2048, 2048]), (512 * 2048 + 2048 * 2048) as f64);
+        assert_eq!(
+            linear_macs(&[512, 2048, 2048]),
+            (512 * 2048 + 2048 * 2048) as f64
+        );
         // one layer, hidden 2, mlp 4, 3 tokens: 3 * (16 + 16) + 2 * 9 * 2
         assert_eq!(transformer_macs(1, 2, 4, 3), 96.0 + 36.0);
     }

@@ -34,7 +34,11 @@ pub fn run(a: &LossArgs) -> Result<f64> {
     let mut rng = SeededRng::new(a.timing.seed);
     let mut randn = || -> Result<Var> {
         let v: Vec<f32> = (0..b * d).map(|_| rng.normal() as f32).collect();
-        Ok(Var::from_tensor(&Tensor::from_vec(v, (b, d), &Device::Cpu)?)?)
+        Ok(Var::from_tensor(&Tensor::from_vec(
+            v,
+            (b, d),
+            &Device::Cpu,
+        )?)?)
     };
     let (x, y) = (randn()?, randn()?);
     let single: Arc<dyn Collective> = Arc::new(SingleProcess);
@@ -53,7 +57,11 @@ pub fn run(a: &LossArgs) -> Result<f64> {
     })?;
     // GEMM work per branch: forward product plus the two backward products.
     let (bf, df) = (b as f64, d as f64);
-    let per_branch = if gram { 2.0 * bf * bf * df } else { 2.0 * bf * df * df };
+    let per_branch = if gram {
+        2.0 * bf * bf * df
+    } else {
+        2.0 * bf * df * df
+    };
     let flops = 2.0 * 3.0 * per_branch;
     report::finish(
         &format!("loss B={b} D={d}"),

@@ -119,9 +119,7 @@ pub fn run_resnet(arch: &str, a: &ResnetArgs) -> Result<f64> {
     let store = ParamStore::new(a.timing.seed);
     let encoder = ResNet::new(
         &cfg,
-        store
-            .var_builder(DType::F32, &Device::Cpu)
-            .pp("backbone"),
+        store.var_builder(DType::F32, &Device::Cpu).pp("backbone"),
     )?;
     let repr = encoder.repr_dim();
     let mut rng = SeededRng::new(a.timing.seed + 1);
@@ -156,9 +154,7 @@ pub fn run_audio(a: &AudioArgs) -> Result<f64> {
     let store = ParamStore::new(a.timing.seed);
     let encoder = ResNet1d::new(
         &cfg,
-        store
-            .var_builder(DType::F32, &Device::Cpu)
-            .pp("backbone"),
+        store.var_builder(DType::F32, &Device::Cpu).pp("backbone"),
     )?;
     let repr = encoder.repr_dim();
     let mut rng = SeededRng::new(a.timing.seed + 1);
@@ -170,10 +166,7 @@ pub fn run_audio(a: &AudioArgs) -> Result<f64> {
     dims.extend(parse_mlp_spec(&a.mlp)?);
     let work = flops::step_flops(a.batch, conv, stem, flops::linear_macs(&dims));
     report::finish(
-        &format!(
-            "audio1d B={} T={}s R={}",
-            a.batch, a.seconds, a.sample_rate
-        ),
+        &format!("audio1d B={} T={}s R={}", a.batch, a.seconds, a.sample_rate),
         &timed,
         Some(work),
         &format!(
@@ -192,9 +185,7 @@ pub fn run_text(a: &TextArgs) -> Result<f64> {
     let store = ParamStore::new(a.timing.seed);
     let encoder = TextTransformer::new(
         &cfg,
-        store
-            .var_builder(DType::F32, &Device::Cpu)
-            .pp("backbone"),
+        store.var_builder(DType::F32, &Device::Cpu).pp("backbone"),
     )?;
     let repr = encoder.repr_dim();
     let mut rng = SeededRng::new(a.timing.seed + 1);
