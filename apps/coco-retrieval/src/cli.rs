@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
+use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
 use crate::config::{parse_device, ImageAugment, PretrainConfig};
@@ -104,6 +104,15 @@ pub struct PretrainArgs {
     pub optimizer: Option<Opt>,
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
+    /// Loss: vicreg, barlow-twins or simclr (byol / simsiam are refused: they need weight sharing).
+    #[arg(long, value_parser = parse_loss)]
+    pub loss: Option<LossKind>,
+    /// Barlow Twins off-diagonal weight.
+    #[arg(long)]
+    pub barlow_lambda: Option<f64>,
+    /// SimCLR temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
     #[arg(long)]
     pub sim_coeff: Option<f64>,
     #[arg(long)]
@@ -154,6 +163,12 @@ pub enum Opt {
     Adamw,
 }
 
+/// Parses a `--loss` value (see [`LossKind`]); the pretraining config rejects
+/// the kinds that need weight sharing.
+pub fn parse_loss(s: &str) -> std::result::Result<LossKind, String> {
+    s.parse::<LossKind>().map_err(|e| e.to_string())
+}
+
 impl PretrainArgs {
     /// The config file (or the defaults) with every given flag applied.
     pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
@@ -188,7 +203,10 @@ impl PretrainArgs {
             batch_size,
             wd,
             warmup_epochs,
-            sim_coeff
+            sim_coeff,
+            loss,
+            barlow_lambda,
+            temperature
         );
         set!(
             std_coeff_image,

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{ResumeMode, TrainConfig};
-use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
+use vicreg_core::loss::{
+    BarlowTwinsConfig, EmbeddingNorm, LossConfig, LossKind, SimClrConfig, VarianceReduction,
+    VicRegConfig,
+};
 use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
 
 use crate::text::TextChoice;
@@ -81,7 +84,15 @@ pub struct PretrainConfig {
     pub optimizer: OptimizerKind,
     /// Warmup epochs of the schedule.
     pub warmup_epochs: usize,
-    /// Invariance coefficient.
+    /// Joint-embedding loss: vicreg, barlow-twins or simclr (byol / simsiam need
+    /// weight sharing or a predictor on one branch and are refused for these
+    /// non-shared image / text branches).
+    pub loss: LossKind,
+    /// Barlow Twins: weight of the off-diagonal (redundancy-reduction) term.
+    pub barlow_lambda: f64,
+    /// SimCLR: softmax temperature of the cross-modal InfoNCE.
+    pub temperature: f64,
+    /// VICReg invariance coefficient.
     pub sim_coeff: f64,
     /// Variance coefficient of the image branch.
     pub std_coeff_image: f64,
@@ -144,6 +155,9 @@ impl Default for PretrainConfig {
             wd: 1e-6,
             optimizer: OptimizerKind::Lars,
             warmup_epochs: 2,
+            loss: LossKind::Vicreg,
+            barlow_lambda: BarlowTwinsConfig::official().lambda,
+            temperature: SimClrConfig::default().temperature,
             sim_coeff: 25.0,
             std_coeff_image: 25.0,
             std_coeff_text: 25.0,
@@ -213,8 +227,8 @@ impl PretrainConfig {
         self.text_encoder.parse()
     }
 
-    /// The loss: branch A is the image, branch B the text.
-    pub fn loss(&self) -> VicRegConfig {
+    /// The VICReg coefficients: branch A is the image, branch B the text.
+    pub fn vicreg(&self) -> VicRegConfig {
         VicRegConfig {
             sim_coeff: self.sim_coeff,
             std_coeff: self.std_coeff_image,
@@ -224,6 +238,21 @@ impl PretrainConfig {
             variance_reduction: self.variance_reduction,
             normalization: self.normalization,
             ..VicRegConfig::default()
+        }
+    }
+
+    /// The settings of every loss (the one of `loss` is used).
+    pub fn loss_config(&self) -> LossConfig {
+        LossConfig {
+            vicreg: self.vicreg(),
+            barlow_twins: BarlowTwinsConfig {
+                lambda: self.barlow_lambda,
+                ..BarlowTwinsConfig::official()
+            },
+            simclr: SimClrConfig {
+                temperature: self.temperature,
+            },
+            ..LossConfig::default()
         }
     }
 
@@ -255,6 +284,15 @@ impl PretrainConfig {
         if self.batch_size < 2 || self.epochs == 0 {
             bail!("batch-size must be at least 2 and epochs at least 1");
         }
+        if self.loss.needs_asymmetric_model() {
+            bail!(
+                "--loss {} is not available here: it needs a predictor on one branch and a target branch \
+                 sharing (byol: tracking) the online weights, which two non-shared image / text branches \
+                 cannot provide; use vicreg, barlow-twins or simclr",
+                self.loss
+            );
+        }
+        vicreg_core::loss::build_loss(self.loss, &self.loss_config())?;
         if self.max_len < 3 {
             bail!(
                 "max-len {} leaves no room for a word between [CLS] and [SEP]",

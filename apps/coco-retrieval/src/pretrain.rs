@@ -13,7 +13,7 @@ use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
 use vicreg_core::collective::SingleProcess;
 use vicreg_core::engine::{TrainSummary, Trainer};
-use vicreg_core::loss::VicRegLoss;
+use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
 
@@ -125,7 +125,7 @@ pub fn pretrain_on(
         }
     );
     let optimizer = build_optimizer(cfg.optimizer, vec![ParamGroup::new(vars)], cfg.wd)?;
-    let loss = Box::new(VicRegLoss::new(cfg.loss())?);
+    let loss = build_loss(cfg.loss, &cfg.loss_config())?;
     let mut trainer = Trainer::new(
         &net,
         &store,

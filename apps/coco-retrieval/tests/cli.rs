@@ -188,55 +188,84 @@ fn pretrain_eval_retrieve_and_resume() {
     std::fs::remove_dir_all(&root).ok();
 }
 
-/// Copies the training split of `src` into a new COCO tree whose test split
-/// (val2017) holds the same images and captions: the index then covers the
-/// pretraining images, so a short pretraining can be checked for alignment.
-fn train_as_test(src: &Path, dst: &Path, keep: usize) -> Vec<(String, String)> {
+/// Builds a COCO tree from the training split of `src` whose test split
+/// (val2017) holds those images and captions once, and whose training split
+/// holds `copies` copies of each (distinct files and ids, same pixels and
+/// captions): the index then covers exactly the pretraining images, and an
+/// epoch has `copies` times more steps (fewer epoch-end checkpoints).
+/// Returns `(file name, first caption)` of every indexed image.
+fn indexed_set(src: &Path, dst: &Path, copies: usize) -> Vec<(String, String)> {
     let ann: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(src.join("annotations/captions_train2017.json")).unwrap(),
     )
     .unwrap();
-    let images: Vec<serde_json::Value> = ann["images"].as_array().unwrap()[..keep].to_vec();
-    let ids: Vec<u64> = images.iter().map(|i| i["id"].as_u64().unwrap()).collect();
-    let anns: Vec<serde_json::Value> = ann["annotations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| ids.contains(&a["image_id"].as_u64().unwrap()))
-        .cloned()
-        .collect();
+    let images = ann["images"].as_array().unwrap();
+    let anns = ann["annotations"].as_array().unwrap();
     std::fs::create_dir_all(dst.join("annotations")).unwrap();
-    let mut first_caption = Vec::new();
-    for split in ["train2017", "val2017"] {
-        std::fs::create_dir_all(dst.join(split)).unwrap();
-        for im in &images {
-            let f = im["file_name"].as_str().unwrap();
-            std::fs::copy(src.join("train2017").join(f), dst.join(split).join(f)).unwrap();
-        }
-        let v = serde_json::json!({"images": images, "annotations": anns});
-        std::fs::write(
-            dst.join("annotations")
-                .join(format!("captions_{split}.json")),
-            v.to_string(),
-        )
-        .unwrap();
+    std::fs::create_dir_all(dst.join("val2017")).unwrap();
+    std::fs::create_dir_all(dst.join("train2017")).unwrap();
+    for im in images {
+        let f = im["file_name"].as_str().unwrap();
+        std::fs::copy(src.join("train2017").join(f), dst.join("val2017").join(f)).unwrap();
     }
-    for im in &images {
-        let id = im["id"].as_u64().unwrap();
-        let cap = anns
-            .iter()
-            .find(|a| a["image_id"].as_u64() == Some(id))
-            .unwrap()["caption"]
-            .as_str()
+    let test = serde_json::json!({"images": images, "annotations": anns});
+    std::fs::write(
+        dst.join("annotations/captions_val2017.json"),
+        test.to_string(),
+    )
+    .unwrap();
+    let (mut train_images, mut train_anns) = (Vec::new(), Vec::new());
+    for r in 0..copies as u64 {
+        for im in images {
+            let f = format!("copy{r}-{}", im["file_name"].as_str().unwrap());
+            std::fs::copy(
+                src.join("train2017")
+                    .join(im["file_name"].as_str().unwrap()),
+                dst.join("train2017").join(&f),
+            )
             .unwrap();
-        first_caption.push((
-            im["file_name"].as_str().unwrap().to_string(),
-            cap.to_string(),
-        ));
+            let mut im = im.clone();
+            im["id"] = (im["id"].as_u64().unwrap() + 100_000 * r).into();
+            im["file_name"] = f.into();
+            train_images.push(im);
+        }
+        for a in anns {
+            let mut a = a.clone();
+            a["id"] = (a["id"].as_u64().unwrap() + 100_000 * r).into();
+            a["image_id"] = (a["image_id"].as_u64().unwrap() + 100_000 * r).into();
+            train_anns.push(a);
+        }
     }
-    first_caption
+    let train = serde_json::json!({"images": train_images, "annotations": train_anns});
+    std::fs::write(
+        dst.join("annotations/captions_train2017.json"),
+        train.to_string(),
+    )
+    .unwrap();
+    images
+        .iter()
+        .map(|im| {
+            let id = im["id"].as_u64().unwrap();
+            let cap = anns
+                .iter()
+                .find(|a| a["image_id"].as_u64() == Some(id))
+                .unwrap()["caption"]
+                .as_str()
+                .unwrap();
+            (
+                im["file_name"].as_str().unwrap().to_string(),
+                cap.to_string(),
+            )
+        })
+        .collect()
 }
 
+/// After a short pretraining on 16 captioned images, `retrieve --text` ranks a
+/// caption's own image first (out of the 16 indexed images; chance 1/16) for
+/// most captions. The image encoder is kept at its seeded random init
+/// (`--freeze-image`: its expander, the text encoder and the text expander
+/// train), which keeps the test to about 20 CPU-seconds; end-to-end image
+/// training is exercised by the other tests and the demo.
 #[test]
 fn retrieve_ranks_a_captions_own_image_first() {
     let root = tmp("neighbours");
@@ -252,22 +281,35 @@ fn retrieve_ranks_a_captions_own_image_first() {
     )
     .unwrap();
     let data = root.join("data");
-    let pairs = train_as_test(&gen, &data, 16);
+    let pairs = indexed_set(&gen, &data, 8);
     let exp = root.join("run");
-    let mut c = pretrain_batch(&data, &exp, 40, 16);
+    // 128 training pairs / 16 = 8 steps per epoch, 160 steps.
+    let mut c = pretrain_batch(&data, &exp, 20, 16);
     c.args([
         "--optimizer",
         "adamw",
         "--base-lr",
-        "0.1",
+        "0.03",
         "--mlp-image",
         "256-256",
         "--mlp-text",
         "256-256",
+        "--freeze-image",
     ]);
     run(&mut c);
-    // 16 candidate images: chance is 1/16 for rank 1 and 3/16 for the top 3.
-    let (mut first, mut top3) = (0, 0);
+    // Every caption of the index (80): text->image R@1 is the share whose own image ranks first.
+    run(bin().arg("eval").arg("--exp-dir").arg(&exp));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("retrieval_eval.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["test_captions"], 80);
+    let t2i_r1 = v["full"]["t2i_r1"].as_f64().unwrap();
+    assert!(
+        t2i_r1 > 50.0,
+        "only {t2i_r1}% of the 80 captions rank their own image first"
+    );
+    // The same through `retrieve`, on the first caption of each image.
+    let mut first = 0;
     for (file, caption) in &pairs {
         let s = run(bin()
             .args(["retrieve", "--k", "3", "--text", caption])
@@ -276,17 +318,42 @@ fn retrieve_ranks_a_captions_own_image_first() {
         let hits: Vec<&str> = s.lines().skip(1).collect();
         assert_eq!(hits.len(), 3, "{s}");
         first += hits[0].contains(file.as_str()) as usize;
-        top3 += hits.iter().any(|h| h.contains(file.as_str())) as usize;
     }
     let n = pairs.len();
     assert!(
-        top3 * 2 > n,
-        "only {top3} of {n} captions have their own image in the top 3"
-    );
-    assert!(
-        first * 4 >= n,
+        first * 2 > n,
         "only {first} of {n} captions rank their own image first"
     );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// `--loss barlow-twins|simclr` train with that loss (recorded in config.toml,
+/// its terms in metrics.jsonl); byol / simsiam are refused with a reason.
+#[test]
+fn other_losses_train_and_byol_is_refused() {
+    let root = tmp("losses");
+    let data = root.join("data");
+    tiny_data(&data);
+    for (loss, term) in [("barlow-twins", "off_diag"), ("simclr", "nt_xent")] {
+        let exp = root.join(loss);
+        run(pretrain_cmd(&data, &exp, 1).args(["--loss", loss]));
+        let cfg = std::fs::read_to_string(exp.join("config.toml")).unwrap();
+        assert!(cfg.contains(&format!("loss = \"{loss}\"")), "{cfg}");
+        let m = std::fs::read_to_string(exp.join("metrics.jsonl")).unwrap();
+        assert!(m.contains(term), "{loss}: no {term} in metrics.jsonl");
+        run(bin().arg("eval").arg("--exp-dir").arg(&exp));
+    }
+    for loss in ["byol", "simsiam"] {
+        let err = fails(pretrain_cmd(&data, &root.join(loss), 1).args(["--loss", loss]));
+        assert!(
+            err.contains(loss)
+                && err.contains("non-shared")
+                && err.contains("vicreg, barlow-twins or simclr"),
+            "{err}"
+        );
+    }
+    let err = fails(pretrain_cmd(&data, &root.join("x"), 1).args(["--loss", "mocov3"]));
+    assert!(err.contains("mocov3"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
 
