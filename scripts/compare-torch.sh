@@ -144,7 +144,7 @@ if [[ -f "$LOG/$(slug "ours-resnet18 B=32 S=96").rsslist" ]]; then
 fi
 for w in audio1d text; do
     if [[ -f "$LOG/ours-$w.ms" ]]; then
-        echo "| $w (ours only): $(grep -m1 "^\[$w" "$LOG/ours-$w.allerr" | cut -d' ' -f1-4) | $(median < "$LOG/ours-$w.ms") | - | - | - | |"
+        echo "| $(grep -m1 -o "^\[$w[^]]*" "$LOG/ours-$w.allerr" | tr -d '[') (ours only) | $(median < "$LOG/ours-$w.ms") | - | - | - | |"
     fi
 done
 echo
