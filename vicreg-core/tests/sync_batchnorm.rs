@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, ModuleT, Tensor, Var};
 use vicreg_core::collective::{
-    all_reduce_with_grad, sync_batch_norm_train, sync_batchnorm, Collective, SingleProcess,
-    SyncBatchNormScope, ThreadGroup,
+    all_reduce_with_grad, sync_batch_norm_composed, sync_batch_norm_train, sync_batchnorm,
+    Collective, SingleProcess, SyncBatchNormScope, ThreadGroup,
 };
 use vicreg_core::gradcheck::{check_gradients, GradCheckOptions};
 use vicreg_core::model::{Expander, ExpanderConfig};
@@ -167,6 +167,30 @@ fn sync_path_gradients_match_finite_differences() {
     )
     .unwrap();
     report.assert_ok(1e-6).unwrap();
+    let report = check_gradients(
+        |xs| {
+            let rm = Var::zeros(2, DType::F64, &Device::Cpu)?;
+            let rv = Var::ones(2, DType::F64, &Device::Cpu)?;
+            let y = sync_batch_norm_composed(
+                &xs[0],
+                Some((&xs[1], &xs[2])),
+                &rm,
+                &rv,
+                1e-5,
+                0.1,
+                &group,
+            )?;
+            Ok(y.sqr()?.affine(0.5, 0.0)?.add(&y)?)
+        },
+        &[
+            x.clone(),
+            randn(&[2], 6, DType::F64),
+            randn(&[2], 7, DType::F64),
+        ],
+        &GradCheckOptions::default(),
+    )
+    .unwrap();
+    report.assert_ok(1e-6).unwrap();
 
     // With a one-rank group the value is the unsynchronized BatchNorm's.
     let store = ParamStore::new(0);
@@ -206,5 +230,66 @@ fn all_reduce_with_grad_sums_values_and_gradients() {
         let (red, grad) = h.join().unwrap();
         assert_eq!(red, vec![3.0, 6.0]);
         assert_eq!(grad, vec![3.0, 3.0]);
+    }
+}
+
+#[test]
+fn cpu_op_equals_the_composed_path_on_two_ranks() {
+    // Each rank runs both implementations on its half of (8, 3, 2, 2):
+    // values, running statistics and the gradients of x, weight and bias agree.
+    let handles: Vec<_> = ThreadGroup::new(2)
+        .into_iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let r = c.rank();
+                let group: Arc<dyn Collective> = Arc::new(c);
+                let x = randn(&[8, 3, 2, 2], 8, DType::F64)
+                    .narrow(0, 4 * r, 4)
+                    .unwrap();
+                let wy = randn(&[8, 3, 2, 2], 9, DType::F64)
+                    .narrow(0, 4 * r, 4)
+                    .unwrap();
+                let run = |composed: bool| {
+                    let x = Var::from_tensor(&x).unwrap();
+                    let w = Var::from_tensor(&randn(&[3], 10, DType::F64)).unwrap();
+                    let b = Var::from_tensor(&randn(&[3], 11, DType::F64)).unwrap();
+                    let rm = Var::zeros(3, DType::F64, &Device::Cpu).unwrap();
+                    let rv = Var::ones(3, DType::F64, &Device::Cpu).unwrap();
+                    let f = if composed {
+                        sync_batch_norm_composed
+                    } else {
+                        sync_batch_norm_train
+                    };
+                    let y = f(
+                        x.as_tensor(),
+                        Some((w.as_tensor(), b.as_tensor())),
+                        &rm,
+                        &rv,
+                        1e-5,
+                        0.1,
+                        &group,
+                    )
+                    .unwrap();
+                    let g = (&y * &wy).unwrap().sum_all().unwrap().backward().unwrap();
+                    let grads: Vec<Tensor> = [&x, &w, &b]
+                        .iter()
+                        .map(|v| g.get(v.as_tensor()).unwrap().clone())
+                        .collect();
+                    (y, grads, rm.as_tensor().clone(), rv.as_tensor().clone())
+                };
+                let fused = run(false);
+                let composed = run(true);
+                assert!(max_diff(&fused.0, &composed.0) < 1e-12);
+                for (a, b) in fused.1.iter().zip(&composed.1) {
+                    let d = max_diff(a, b);
+                    assert!(d < 1e-11, "rank {r}: gradients differ by {d}");
+                }
+                assert!(max_diff(&fused.2, &composed.2) < 1e-12);
+                assert!(max_diff(&fused.3, &composed.3) < 1e-12);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
     }
 }

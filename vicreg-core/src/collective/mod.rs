@@ -12,6 +12,7 @@ mod gather;
 mod mpi;
 mod reduce;
 mod sync_bn;
+mod sync_bn_cpu;
 mod threads;
 
 pub use gather::gather_with_grad;
@@ -19,7 +20,8 @@ pub use gather::gather_with_grad;
 pub use mpi::{MpiCollective, MpiOptions, MpiRuntime};
 pub use reduce::all_reduce_with_grad;
 pub use sync_bn::{
-    set_sync_batchnorm, sync_batch_norm_train, sync_batchnorm, SyncBatchNorm, SyncBatchNormScope,
+    set_sync_batchnorm, sync_batch_norm_composed, sync_batch_norm_train, sync_batchnorm,
+    SyncBatchNorm, SyncBatchNormScope,
 };
 pub use threads::ThreadGroup;
 

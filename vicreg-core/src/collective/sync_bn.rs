@@ -17,7 +17,7 @@ use std::sync::Arc;
 use candle_core::{DType, ModuleT, Tensor, Var};
 use candle_nn::BatchNorm;
 
-use super::{all_reduce_with_grad, Collective};
+use super::{all_reduce_with_grad, sync_bn_cpu, Collective};
 
 thread_local! {
     static SYNC_GROUP: RefCell<Option<Arc<dyn Collective>>> = const { RefCell::new(None) };
@@ -73,7 +73,93 @@ impl Drop for SyncBatchNormScope {
 /// f16/bf16 inputs are computed in f32 and returned in their dtype. Every rank
 /// must call this in the same order (once per BatchNorm layer and forward).
 /// With a one-rank group the result equals the unsynchronized BatchNorm.
+///
+/// On the CPU in f32/f64 this runs as one custom op with the analytic
+/// backward pass (a few passes over the data; one all-reduce of
+/// `(sum dy, sum dy xhat)` in the backward pass, as torch); elsewhere as
+/// [`sync_batch_norm_composed`].
 pub fn sync_batch_norm_train(
+    x: &Tensor,
+    weight_bias: Option<(&Tensor, &Tensor)>,
+    running_mean: &Var,
+    running_var: &Var,
+    eps: f64,
+    momentum: f64,
+    group: &Arc<dyn Collective>,
+) -> candle_core::Result<Tensor> {
+    let affine_ok = weight_bias.is_none_or(|(w, b)| {
+        w.dtype() == x.dtype() && b.dtype() == x.dtype() && w.device().is_cpu()
+    });
+    if !(sync_bn_cpu::supported(x) && affine_ok && x.rank() >= 2) {
+        return sync_batch_norm_composed(
+            x,
+            weight_bias,
+            running_mean,
+            running_var,
+            eps,
+            momentum,
+            group,
+        );
+    }
+    let dims = x.dims().to_vec();
+    let (n, c) = (dims[0], dims[1]);
+    check_running(c, running_mean, running_var)?;
+    let l: usize = dims[2..].iter().product();
+    let (w, b) = match weight_bias {
+        Some((w, b)) => (w.clone(), b.clone()),
+        None => (
+            Tensor::ones(c, x.dtype(), x.device())?,
+            Tensor::zeros(c, x.dtype(), x.device())?,
+        ),
+    };
+    let (y, mean, var, m) =
+        sync_bn_cpu::sync_batch_norm_cpu(&x.reshape((n, c, l))?, &w, &b, eps, group)?;
+    let dev = x.device();
+    update_running(
+        running_mean,
+        running_var,
+        &Tensor::from_vec(mean, c, dev)?,
+        &Tensor::from_vec(var, c, dev)?,
+        m,
+        momentum,
+    )?;
+    y.reshape(dims)
+}
+
+fn check_running(c: usize, running_mean: &Var, running_var: &Var) -> candle_core::Result<()> {
+    if running_mean.dims() != [c] || running_var.dims() != [c] {
+        candle_core::bail!(
+            "sync batch-norm: {c} channels but running statistics of shape {:?} / {:?}",
+            running_mean.dims(),
+            running_var.dims()
+        );
+    }
+    Ok(())
+}
+
+/// `r = (1 - momentum) r + momentum s`, with the unbiased `var * m / (m - 1)`
+/// for the running variance (`mean`, `var`: detached, shape `(C)`).
+fn update_running(
+    running_mean: &Var,
+    running_var: &Var,
+    mean: &Tensor,
+    var: &Tensor,
+    m: f64,
+    momentum: f64,
+) -> candle_core::Result<()> {
+    let rm = running_mean.as_tensor();
+    let rv = running_var.as_tensor();
+    let mean = mean.detach().to_dtype(rm.dtype())?;
+    let var = var.detach().to_dtype(rv.dtype())?;
+    running_mean.set(&((rm * (1.0 - momentum))? + (mean * momentum)?)?)?;
+    running_var.set(&((rv * (1.0 - momentum))? + (var * (momentum * m / (m - 1.0)))?)?)?;
+    Ok(())
+}
+
+/// [`sync_batch_norm_train`] composed of candle tensor ops and two
+/// differentiable all-reduces ([`all_reduce_with_grad`]): any device and
+/// dtype (the reference the CPU custom op is tested against).
+pub fn sync_batch_norm_composed(
     x: &Tensor,
     weight_bias: Option<(&Tensor, &Tensor)>,
     running_mean: &Var,
@@ -90,13 +176,7 @@ pub fn sync_batch_norm_train(
         );
     }
     let (n, c) = (dims[0], dims[1]);
-    if running_mean.dims() != [c] || running_var.dims() != [c] {
-        candle_core::bail!(
-            "sync batch-norm: {c} channels but running statistics of shape {:?} / {:?}",
-            running_mean.dims(),
-            running_var.dims()
-        );
-    }
+    check_running(c, running_mean, running_var)?;
     let l: usize = dims[2..].iter().product();
     let internal = match x.dtype() {
         DType::F16 | DType::BF16 => DType::F32,
@@ -128,12 +208,7 @@ pub fn sync_batch_norm_train(
         let b = b.to_dtype(internal)?.reshape((1, c, 1))?;
         y = y.broadcast_mul(&w)?.broadcast_add(&b)?;
     }
-    let rm = running_mean.as_tensor();
-    let rv = running_var.as_tensor();
-    let mean = mean.detach().to_dtype(rm.dtype())?;
-    let var = var.detach().to_dtype(rv.dtype())?;
-    running_mean.set(&((rm * (1.0 - momentum))? + (mean * momentum)?)?)?;
-    running_var.set(&((rv * (1.0 - momentum))? + (var * (momentum * m / (m - 1.0)))?)?)?;
+    update_running(running_mean, running_var, &mean, &var, m, momentum)?;
     y.reshape(dims)?.to_dtype(x.dtype())
 }
 
