@@ -25,7 +25,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
     /// Pretraining epochs.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Generated training images (5 captions each).
     #[arg(long, default_value_t = 2000)]
@@ -43,17 +43,13 @@ pub struct DemoArgs {
     #[arg(long, default_value = "transformer")]
     pub text_encoder: String,
     /// Hidden size of the from-scratch text encoder.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     pub text_hidden: usize,
     /// Layers of the from-scratch transformer.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub text_layers: usize,
-    /// Expanders of both branches. A narrow output (128) aligns the two
-    /// modalities much faster than a wide one: VICReg gives every output
-    /// dimension unit variance, and dimensions the two branches cannot share
-    /// (the image and caption carry only a few attributes in common) add
-    /// uncorrelated noise to the cosine similarity of retrieval.
-    #[arg(long, default_value = "1024-128")]
+    /// Expanders of both branches.
+    #[arg(long, default_value = "1024-1024")]
     pub mlp: String,
     /// Batch size.
     #[arg(long, default_value_t = 64)]
