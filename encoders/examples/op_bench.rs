@@ -4,7 +4,9 @@
 //! - the stem max pool (3x3, stride 2, padding 1) of a `(32, 64, 48, 48)` map:
 //!   `ops::max_pool2d` vs `resnet::pool::max_pool2d` (pad + strided
 //!   `index_select` + `maximum` per axis);
-//! - the stem convolution, 7x7 stride 2 on `(32, 3, 96, 96)`, GEMM op without input gradient.
+//! - the stem convolution, 7x7 stride 2 on `(32, 3, 96, 96)`, GEMM op without input gradient;
+//! - an 8192 x 8192 expander layer of the ResNet-50 step on a `(16, 8192)`
+//!   batch: `ops::linear` vs candle's `x.matmul(&w.t())`.
 //!
 //! ```text
 //! RAYON_NUM_THREADS=2 cargo run --release -p encoders --example op_bench -- [--iters 5]
@@ -15,7 +17,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use encoders::ops::{conv2d_gemm, max_pool2d, Conv2dParams};
+use encoders::ops::{conv2d_gemm, linear, max_pool2d, Conv2dParams};
 use encoders::resnet::pool;
 use vicreg_core::SeededRng;
 
@@ -76,6 +78,23 @@ fn main() -> AnyResult<()> {
         (&y * &proj)?.sum_all()?.backward()?;
         Ok(())
     })?;
+    let x = Var::from_tensor(&randn(6, &[16, 8192])?)?;
+    let w = Var::from_tensor(&(randn(7, &[8192, 8192])? * 0.01)?)?;
+    let proj = randn(8, &[16, 8192])?;
+    let lin_custom = time(iters, || {
+        let y = linear(&x, &w, None)?;
+        (&y * &proj)?.sum_all()?.backward()?;
+        Ok(())
+    })?;
+    let lin_stock = time(iters, || {
+        let y = x.matmul(&w.t()?)?;
+        (&y * &proj)?.sum_all()?.backward()?;
+        Ok(())
+    })?;
+    eprintln!(
+        "linear 8192->8192 on (16,8192) fwd+bwd: custom op {lin_custom:.1} ms, candle matmul {lin_stock:.1} ms ({:.1}x)",
+        lin_stock / lin_custom
+    );
     eprintln!(
         "threads={} max_pool 3x3/2 on (32,64,48,48) fwd+bwd: custom op {pool_custom:.1} ms, op chain {pool_chain:.1} ms ({:.1}x)",
         rayon::current_num_threads(),

@@ -3,7 +3,8 @@
 //! ([`conv2d_gemm`]: forward, input gradient and weight gradient are each
 //! one large GEMM per chunk of images) and fused train-mode BatchNorm
 //! (+ optional ReLU, [`batch_norm_train`]) and 2-D max pooling
-//! ([`max_pool2d`]).
+//! ([`max_pool2d`]), and a fully connected layer whose backward writes
+//! the weight gradient in place of a transposed copy ([`linear`]).
 //!
 //! candle's stock conv backward runs at 13-25 GFLOP/s on CPU and its
 //! BatchNorm is a chain of ~10 elementwise/reduction passes, which made a
@@ -14,10 +15,12 @@
 mod batchnorm;
 mod conv2d;
 mod gemm;
+mod linear;
 mod maxpool;
 
 pub use batchnorm::{batch_norm_train, BatchNormTrainOutput};
 pub use conv2d::{conv2d_gemm, supported, Conv2dParams, COL_BUDGET};
+pub use linear::linear;
 pub use maxpool::max_pool2d;
 
 use std::sync::atomic::{AtomicBool, Ordering};
