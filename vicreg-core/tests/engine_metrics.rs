@@ -76,6 +76,8 @@ fn a_run_writes_every_metric_the_config_the_encoders_and_plots() {
         ] {
             assert!(r[key].as_f64().unwrap().is_finite(), "{key} in {r}");
         }
+        let wait = r["data_wait_frac"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&wait), "data_wait_frac {wait}");
         let s = r["std_mean_a"].as_f64().unwrap();
         assert!(r["std_min_a"].as_f64().unwrap() <= s && s > 0.0);
         let corr = r["corr_a"].as_f64().unwrap();

@@ -5,8 +5,11 @@
 //! loss term and `total`), `std_mean_a`/`std_min_a`/`std_mean_b`/`std_min_b`
 //! (per-dimension embedding std), `corr_a`/`corr_b` (average correlation
 //! coefficient of the embeddings), `effective_rank_a`/`effective_rank_b`
-//! (only every `rank_every` steps), `grad_norm`, `pairs_per_s`, `elapsed_s`
-//! and, with the online probe, `online_probe_acc`. Epoch records
+//! (only every `rank_every` steps), `grad_norm`, `pairs_per_s`,
+//! `data_wait_frac` (share of the wall time since the previous step record
+//! spent waiting for the batch source: near 0 when the model sets the pace,
+//! near 1 when the loader does), `elapsed_s` and, with the online probe,
+//! `online_probe_acc`. Epoch records
 //! (`"type": "epoch"`) carry the epoch's mean loss terms, throughput, the
 //! online probe's accuracy and any evaluation results under `eval`.
 

@@ -250,14 +250,19 @@ impl<'m, M: JointModel> Trainer<'m, M> {
             );
             let mut pos = state.batch_in_epoch;
             if pos < usable {
-                let iter = source.epoch(epoch, pos)?;
+                let mut iter = source.epoch(epoch, pos)?;
                 let mut grads: HashMap<String, Tensor> = HashMap::new();
                 let mut pairs_in_window = 0usize;
                 let mut window: Vec<(String, f64)> = Vec::new();
-                for item in iter {
+                // Seconds spent waiting for the batch source since the last log line.
+                let mut data_wait_s = 0.0f64;
+                loop {
                     if pos >= usable {
                         break;
                     }
+                    let waiting = Instant::now();
+                    let Some(item) = iter.next() else { break };
+                    data_wait_s += waiting.elapsed().as_secs_f64();
                     let (e, idx, batch) = item?;
                     if e != epoch || idx != pos {
                         return Err(Error::invalid(format!(
@@ -307,6 +312,11 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                         if let Some(w) = metrics.as_mut() {
                             let mut rec = self.step_record(&state, &micro, lr, grad_norm)?;
                             rec.insert("pairs_per_s".into(), json_number(pairs_per_s));
+                            let window_s = now.duration_since(last_log.0).as_secs_f64().max(1e-9);
+                            rec.insert(
+                                "data_wait_frac".into(),
+                                json_number((data_wait_s / window_s).min(1.0)),
+                            );
                             rec.insert(
                                 "elapsed_s".into(),
                                 json_number(
@@ -316,6 +326,7 @@ impl<'m, M: JointModel> Trainer<'m, M> {
                             w.write(&Value::Object(rec))?;
                         }
                         last_log = (now, 0);
+                        data_wait_s = 0.0;
                     }
                     let every = self.cfg.checkpoint_every_steps as u64;
                     if every > 0 && state.global_step.is_multiple_of(every) && pos < usable {
