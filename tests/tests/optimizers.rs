@@ -206,3 +206,94 @@ fn optimizer_state_keeps_no_autograd_graph() {
         }
     }
 }
+
+/// The fused in-place updates (contiguous f32/f64 CPU tensors) and the
+/// generic tensor-op updates (taken here for a non-contiguous gradient) give
+/// the same parameters and state over several steps, for AdamW and for SGD
+/// with and without Nesterov.
+#[test]
+fn fused_and_generic_updates_agree() {
+    let dev = Device::Cpu;
+    let w0: Vec<f32> = (0..12).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.3).collect();
+    let mk = || Var::from_tensor(&Tensor::from_vec(w0.clone(), (3, 4), &dev).unwrap()).unwrap();
+    type MakeOptimizer = Box<dyn Fn(Var) -> Box<dyn Optimizer>>;
+    let kinds: Vec<(&str, MakeOptimizer)> = vec![
+        (
+            "adamw",
+            Box::new(|v: Var| -> Box<dyn Optimizer> {
+                let cfg = AdamWConfig {
+                    weight_decay: 0.1,
+                    ..AdamWConfig::default()
+                };
+                Box::new(AdamW::new(vec![ParamGroup::new(vec![("w".into(), v)])], cfg).unwrap())
+            }),
+        ),
+        (
+            "sgd",
+            Box::new(|v: Var| -> Box<dyn Optimizer> {
+                let cfg = SgdConfig {
+                    momentum: 0.9,
+                    weight_decay: 0.05,
+                    ..SgdConfig::default()
+                };
+                Box::new(Sgd::new(vec![ParamGroup::new(vec![("w".into(), v)])], cfg).unwrap())
+            }),
+        ),
+        (
+            "sgd-nesterov",
+            Box::new(|v: Var| -> Box<dyn Optimizer> {
+                let cfg = SgdConfig {
+                    momentum: 0.9,
+                    weight_decay: 0.05,
+                    nesterov: true,
+                    ..SgdConfig::default()
+                };
+                Box::new(Sgd::new(vec![ParamGroup::new(vec![("w".into(), v)])], cfg).unwrap())
+            }),
+        ),
+    ];
+    for (name, make) in kinds {
+        let (a, b) = (mk(), mk());
+        let (mut fused, mut generic) = (make(a.clone()), make(b.clone()));
+        for step in 0..4 {
+            let g: Vec<f32> = (0..12)
+                .map(|i| (((i + 3 * step) * 11 % 7) as f32 - 3.0) * 0.1)
+                .collect();
+            let g = Tensor::from_vec(g, (3, 4), &dev).unwrap();
+            // Same values, transposed layout: not contiguous.
+            let g_nc = g.t().unwrap().contiguous().unwrap().t().unwrap();
+            assert!(!g_nc.is_contiguous());
+            let la = (a.as_tensor() * &g).unwrap().sum_all().unwrap();
+            let mut ga = la.backward().unwrap();
+            ga.insert(a.as_tensor(), g.clone());
+            let lb = (b.as_tensor() * &g).unwrap().sum_all().unwrap();
+            let mut gb = lb.backward().unwrap();
+            gb.insert(b.as_tensor(), g_nc);
+            fused.step(&ga, 0.05).unwrap();
+            generic.step(&gb, 0.05).unwrap();
+            let (va, vb): (Vec<f32>, Vec<f32>) = (
+                a.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+                b.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            for (x, y) in va.iter().zip(&vb) {
+                assert!((x - y).abs() < 1e-6, "{name} step {step}: {x} vs {y}");
+            }
+            assert!(va.iter().zip(&w0).any(|(x, w)| (x - w).abs() > 1e-3));
+        }
+        let (sa, sb) = (fused.state().unwrap(), generic.state().unwrap());
+        assert_eq!(sa.len(), sb.len(), "{name}");
+        for (k, ta) in &sa {
+            let d = (ta.to_dtype(DType::F64).unwrap() - sb[k].to_dtype(DType::F64).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!(d < 1e-6, "{name} state {k}: {d}");
+        }
+    }
+}

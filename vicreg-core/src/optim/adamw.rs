@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use super::{check_unique, load_buffer, scalar_f64, Optimizer, ParamGroup};
+use super::{check_unique, fused, load_buffer, scalar_f64, Optimizer, ParamGroup};
 use crate::{Error, Result};
 
 /// AdamW hyper-parameters (PyTorch defaults, but no decay on 1-D parameters by default).
@@ -72,10 +72,60 @@ impl Optimizer for AdamW {
                     continue;
                 };
                 let g = &g.detach();
+                let skip_wd = self.cfg.exclude_1d_from_wd && var.as_tensor().rank() == 1;
+                let moments_fusable = [self.m.get(name), self.v.get(name)]
+                    .iter()
+                    .all(|b| b.is_none_or(|b| fused::fusable(&[var.as_tensor(), b])));
+                if moments_fusable && fused::fusable(&[var.as_tensor(), g]) {
+                    // One pass per buffer, in place (see `fused.rs`).
+                    let p = var.as_tensor();
+                    let m = match self.m.get(name) {
+                        Some(m) => m.clone(),
+                        None => p.zeros_like()?,
+                    };
+                    let v = match self.v.get(name) {
+                        Some(v) => v.clone(),
+                        None => p.zeros_like()?,
+                    };
+                    m.inplace_op2(
+                        g,
+                        &fused::MomentUpdate {
+                            decay: b1,
+                            scale: 1.0 - b1,
+                            square: false,
+                        },
+                    )?;
+                    v.inplace_op2(
+                        g,
+                        &fused::MomentUpdate {
+                            decay: b2,
+                            scale: 1.0 - b2,
+                            square: true,
+                        },
+                    )?;
+                    let wd_factor = if wd != 0.0 && !skip_wd {
+                        1.0 - glr * wd
+                    } else {
+                        1.0
+                    };
+                    p.inplace_op3(
+                        &m,
+                        &v,
+                        &fused::AdamStep {
+                            lr: glr,
+                            wd_factor,
+                            bc1,
+                            bc2,
+                            eps: self.cfg.eps,
+                        },
+                    )?;
+                    self.m.insert(name.clone(), m);
+                    self.v.insert(name.clone(), v);
+                    continue;
+                }
                 // Detached: an update built from the tracked variable would keep every
                 // previous step's graph alive through the momentum buffers.
                 let p = &var.as_tensor().detach();
-                let skip_wd = self.cfg.exclude_1d_from_wd && p.rank() == 1;
                 let p_decayed = if wd != 0.0 && !skip_wd {
                     (p * (1.0 - glr * wd))?
                 } else {

@@ -3,6 +3,7 @@
 //! statistics, frozen parts) are skipped.
 
 mod adamw;
+mod fused;
 mod lars;
 mod schedule;
 mod sgd;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use super::{check_unique, load_buffer, Optimizer, ParamGroup};
+use super::{check_unique, fused, load_buffer, Optimizer, ParamGroup};
 use crate::Result;
 
 /// SGD hyper-parameters.
@@ -62,10 +62,45 @@ impl Optimizer for Sgd {
                     continue;
                 };
                 let g = &g.detach();
+                let skip_wd = self.cfg.exclude_1d_from_wd && var.as_tensor().rank() == 1;
+                let buf_fusable = self
+                    .buffers
+                    .get(name)
+                    .is_none_or(|b| fused::fusable(&[var.as_tensor(), b]));
+                if self.cfg.momentum != 0.0 && buf_fusable && fused::fusable(&[var.as_tensor(), g])
+                {
+                    // Buffer and parameter updated in place (see `fused.rs`); the first
+                    // step's buffer is (g + wd p), as PyTorch's clone of the gradient.
+                    let p = var.as_tensor();
+                    let wd = if skip_wd { 0.0 } else { wd };
+                    let (buf, decay) = match self.buffers.get(name) {
+                        Some(b) => (b.clone(), self.cfg.momentum),
+                        None => (p.zeros_like()?, 0.0),
+                    };
+                    buf.inplace_op3(
+                        g,
+                        p,
+                        &fused::SgdBuffer {
+                            momentum: decay,
+                            wd,
+                        },
+                    )?;
+                    p.inplace_op3(
+                        g,
+                        &buf,
+                        &fused::SgdStep {
+                            lr: glr,
+                            wd,
+                            momentum: self.cfg.momentum,
+                            nesterov: self.cfg.nesterov,
+                        },
+                    )?;
+                    self.buffers.insert(name.clone(), buf);
+                    continue;
+                }
                 // Detached: an update built from the tracked variable would keep every
                 // previous step's graph alive through the momentum buffers.
                 let p = &var.as_tensor().detach();
-                let skip_wd = self.cfg.exclude_1d_from_wd && p.rank() == 1;
                 let g = if wd != 0.0 && !skip_wd {
                     (g + (p * wd)?)?
                 } else {
