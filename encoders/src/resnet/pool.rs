@@ -36,8 +36,16 @@ pub fn max_pool2d(
 }
 
 /// The stem pooling of torchvision's ResNet: 3x3 windows, stride 2, padding 1.
+/// With fast ops on (the default) and an f32/f64 CPU tensor this is the
+/// single custom op [`crate::ops::max_pool2d`] (same values; the gradient of
+/// an exact tie goes to the first maximum, as in PyTorch), otherwise the
+/// separable op chain of [`max_pool2d`].
 pub fn stem_max_pool(x: &Tensor) -> candle_core::Result<Tensor> {
-    max_pool2d(x, 3, 2, 1)
+    if crate::ops::fast_ops_enabled() && crate::ops::supported(x) {
+        crate::ops::max_pool2d(x, 3, 2, 1)
+    } else {
+        max_pool2d(x, 3, 2, 1)
+    }
 }
 
 /// 1-D max pooling along `dim`.
