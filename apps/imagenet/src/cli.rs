@@ -50,60 +50,88 @@ pub struct PretrainArgs {
     /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
     #[arg(long)]
     pub resume: bool,
+    /// ImageFolder root (with train/ and val/) or a folder of IDX files; unset: the built-in synthetic set.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Run directory (config.toml, metrics.jsonl, checkpoints, plots, exported encoder).
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
+    /// Backbone: resnet18/34/50/101/152/200, optionally wide (e.g. resnet50x2).
     #[arg(long)]
     pub arch: Option<String>,
+    /// Zero-initialise the last BatchNorm of every residual branch (official: true).
     #[arg(long)]
     pub zero_init_residual: Option<bool>,
+    /// Expander widths, e.g. 8192-8192-8192.
     #[arg(long)]
     pub mlp: Option<String>,
+    /// Number of epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Global batch size in pairs (split over MPI ranks).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Base learning rate (peak = base-lr x batch-size / 256); unset: the paper's small-batch values.
     #[arg(long)]
     pub base_lr: Option<f64>,
+    /// Weight decay.
     #[arg(long)]
     pub wd: Option<f64>,
+    /// Invariance coefficient (lambda, official 25).
     #[arg(long)]
     pub sim_coeff: Option<f64>,
+    /// Variance coefficient (mu, official 25).
     #[arg(long)]
     pub std_coeff: Option<f64>,
+    /// Covariance coefficient (nu, official 1).
     #[arg(long)]
     pub cov_coeff: Option<f64>,
+    /// Combine the two branches' variance terms by mean (official code) or sum (paper).
     #[arg(long, value_enum)]
     pub variance_reduction: Option<VarRed>,
+    /// Embedding normalisation before the loss.
     #[arg(long, value_enum)]
     pub normalization: Option<Norm>,
+    /// Optimizer (official: lars).
     #[arg(long, value_enum)]
     pub optimizer: Option<Opt>,
+    /// Linear warm-up epochs before the cosine decay.
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
+    /// Loader worker threads.
     #[arg(long)]
     pub num_workers: Option<usize>,
+    /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Crop size in pixels; unset: 224 for image folders, 32 for IDX and the built-in set.
     #[arg(long)]
     pub image_size: Option<u32>,
+    /// Two-view augmentation preset.
     #[arg(long, value_enum)]
     pub augment: Option<AugPreset>,
+    /// Write a metrics.jsonl step record every this many steps.
     #[arg(long)]
     pub log_every: Option<usize>,
+    /// Also checkpoint every this many steps (0: only at epoch ends).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Clip the global gradient norm to this value (unset: no clipping).
     #[arg(long)]
     pub clip_grad: Option<f64>,
+    /// Micro-batches accumulated per optimizer step.
     #[arg(long)]
     pub accumulate: Option<usize>,
+    /// Train a linear classifier on detached representations alongside (needs labels).
     #[arg(long)]
     pub online_probe: Option<bool>,
+    /// Stop at the first bad image instead of skipping and counting it.
     #[arg(long)]
     pub strict: bool,
+    /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// cpu or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
     /// Loss: vicreg, barlow-twins, simclr, byol or simsiam.
@@ -275,6 +303,7 @@ pub enum Weights {
 
 #[derive(clap::Args, Debug)]
 pub struct LinearEvalArgs {
+    /// ImageFolder root (train/ and val/) or a folder of IDX files.
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Backbone weights: a run directory, its <arch>-encoder.safetensors, or an official .pth. Omit for a random-init baseline.
@@ -283,6 +312,7 @@ pub struct LinearEvalArgs {
     /// Backbone architecture (default: the pretraining run's, else resnet50).
     #[arg(long)]
     pub arch: Option<String>,
+    /// freeze: linear probe on frozen features; finetune: backbone trained too (semi-supervised protocol).
     #[arg(long, value_enum, default_value = "freeze")]
     pub weights: Weights,
     /// Percentage of labelled training images per class (100, 10, 1, ...).
@@ -291,14 +321,19 @@ pub struct LinearEvalArgs {
     /// File of training image names to use instead of --train-percent (official subset lists).
     #[arg(long)]
     pub train_subset: Option<PathBuf>,
+    /// Training epochs of the classifier.
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
+    /// Learning rate of the linear head.
     #[arg(long, default_value_t = 0.02)]
     pub lr_head: f64,
+    /// Learning rate of the backbone (finetune only).
     #[arg(long, default_value_t = 0.0)]
     pub lr_backbone: f64,
+    /// Weight decay.
     #[arg(long, default_value_t = 1e-6)]
     pub wd: f64,
+    /// Batch size.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     /// Crop size (default: 224 for folders, 32 for IDX).
@@ -307,33 +342,44 @@ pub struct LinearEvalArgs {
     /// Where results go (default: next to --pretrained).
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
+    /// Loader worker threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
+    /// Seed of the head initialisation, data order and subsets.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct KnnEvalArgs {
+    /// ImageFolder root (train/ and val/) or a folder of IDX files.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// Backbone weights: a run directory, its <arch>-encoder.safetensors, or an official .pth. Omit for random init.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
+    /// Backbone architecture (default: the pretraining run's, else resnet50).
     #[arg(long)]
     pub arch: Option<String>,
     /// Neighbour counts.
     #[arg(long, value_delimiter = ',', default_value = "20,200")]
     pub k: Vec<usize>,
+    /// Temperature of the similarity weighting (InstDisc / DINO k-NN).
     #[arg(long, default_value_t = 0.07)]
     pub temperature: f64,
+    /// Crop size (default: 224 for folders, 32 for IDX).
     #[arg(long)]
     pub image_size: Option<u32>,
+    /// Where results go (default: next to --pretrained).
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
+    /// Loader worker threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
