@@ -21,18 +21,8 @@ fn as_f64_2d(z: &Tensor) -> Result<(Vec<f64>, usize, usize)> {
     Ok((v, b, d))
 }
 
-/// Per-dimension standard deviation (unbiased) summarised over dimensions.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StdSummary {
-    /// Mean over dimensions of the per-dimension std.
-    pub mean: f64,
-    /// Smallest per-dimension std.
-    pub min: f64,
-}
-
-/// Per-dimension std over the batch: a collapsed embedding has std ~ 0.
-pub fn embedding_std(z: &Tensor) -> Result<StdSummary> {
-    let (v, b, d) = as_f64_2d(z)?;
+/// Per-column mean and unbiased std of a row-major `(b, d)` matrix.
+fn column_mean_std(v: &[f64], b: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0.0; d];
     for i in 0..b {
         for j in 0..d {
@@ -47,7 +37,23 @@ pub fn embedding_std(z: &Tensor) -> Result<StdSummary> {
             var[j] += c * c;
         }
     }
-    let stds: Vec<f64> = var.iter().map(|s| (s / (b as f64 - 1.0)).sqrt()).collect();
+    let std = var.iter().map(|s| (s / (b as f64 - 1.0)).sqrt()).collect();
+    (mean, std)
+}
+
+/// Per-dimension standard deviation (unbiased) summarised over dimensions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StdSummary {
+    /// Mean over dimensions of the per-dimension std.
+    pub mean: f64,
+    /// Smallest per-dimension std.
+    pub min: f64,
+}
+
+/// Per-dimension std over the batch: a collapsed embedding has std ~ 0.
+pub fn embedding_std(z: &Tensor) -> Result<StdSummary> {
+    let (v, b, d) = as_f64_2d(z)?;
+    let (_, stds) = column_mean_std(&v, b, d);
     Ok(StdSummary {
         mean: stds.iter().sum::<f64>() / d as f64,
         min: stds.iter().cloned().fold(f64::INFINITY, f64::min),
@@ -63,24 +69,8 @@ pub fn average_correlation(z: &Tensor) -> Result<f64> {
     if d < 2 {
         return Ok(0.0);
     }
-    let mut mean = vec![0.0; d];
-    for i in 0..b {
-        for j in 0..d {
-            mean[j] += v[i * d + j];
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= b as f64);
-    let mut var = vec![0.0; d];
-    for i in 0..b {
-        for j in 0..d {
-            let c = v[i * d + j] - mean[j];
-            var[j] += c * c;
-        }
-    }
-    let std: Vec<f64> = var
-        .iter()
-        .map(|s| (s / (b as f64 - 1.0)).sqrt() + 1e-5)
-        .collect();
+    let (mean, std) = column_mean_std(&v, b, d);
+    let std: Vec<f64> = std.iter().map(|s| s + 1e-5).collect();
     let mut total = 0.0;
     let mut trace = 0.0;
     for i in 0..b {
@@ -109,24 +99,8 @@ pub fn average_abs_correlation(z: &Tensor) -> Result<f64> {
     if d < 2 {
         return Ok(0.0);
     }
-    let mut mean = vec![0.0; d];
-    for i in 0..b {
-        for j in 0..d {
-            mean[j] += v[i * d + j];
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= b as f64);
-    let mut var = vec![0.0; d];
-    for i in 0..b {
-        for j in 0..d {
-            let c = v[i * d + j] - mean[j];
-            var[j] += c * c;
-        }
-    }
-    let std: Vec<f64> = var
-        .iter()
-        .map(|s| (s / (b as f64 - 1.0)).sqrt() + 1e-5)
-        .collect();
+    let (mean, std) = column_mean_std(&v, b, d);
+    let std: Vec<f64> = std.iter().map(|s| s + 1e-5).collect();
     let x: Vec<f64> = (0..b * d)
         .map(|k| (v[k] - mean[k % d]) / std[k % d])
         .collect();
