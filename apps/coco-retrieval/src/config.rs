@@ -241,19 +241,16 @@ impl PretrainConfig {
         }
     }
 
-    /// The settings of every loss (the one of `loss` is used).
+    /// The settings of every loss (the one of `loss` is used; byol / simsiam
+    /// keep their defaults, they are refused for non-shared branches).
     pub fn loss_config(&self) -> LossConfig {
-        LossConfig {
-            vicreg: self.vicreg(),
-            barlow_twins: BarlowTwinsConfig {
-                lambda: self.barlow_lambda,
-                ..BarlowTwinsConfig::official()
-            },
-            simclr: SimClrConfig {
-                temperature: self.temperature,
-            },
-            ..LossConfig::default()
-        }
+        LossConfig::from_knobs(
+            self.vicreg(),
+            self.barlow_lambda,
+            self.temperature,
+            true,
+            false,
+        )
     }
 
     /// The engine configuration.

@@ -17,9 +17,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use vicreg_core::collective::Collective;
 use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer};
-use vicreg_core::loss::{
-    build_loss, BarlowTwinsConfig, JointLoss, LossConfig, NegativeCosineConfig, SimClrConfig,
-};
+use vicreg_core::loss::{build_loss, JointLoss, LossConfig};
 use vicreg_core::model::{
     parse_mlp_spec, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, ExpanderConfig,
     JointEmbedding, MomentumSchedule, Predictor, PredictorConfig,
@@ -30,29 +28,16 @@ use vicreg_core::ParamStore;
 use crate::config::{Pairing, PretrainConfig};
 use crate::model::{self, Joint, SPEC_PREFIX, WAVE_PREFIX};
 
-/// The settings of every loss. With `vicreg-terms` (paper D.8), byol /
-/// simsiam get VICReg's variance and covariance terms weighted
-/// `std-coeff / sim-coeff` and `cov-coeff / sim-coeff` (1 and 0.04 by default).
+/// The settings of every loss from the flat pretraining configuration
+/// (see [`LossConfig::from_knobs`], including the D.8 `vicreg-terms` weights).
 pub fn loss_config(cfg: &PretrainConfig) -> LossConfig {
-    let (s, c) = if cfg.vicreg_terms && cfg.sim_coeff > 0.0 {
-        (cfg.std_coeff / cfg.sim_coeff, cfg.cov_coeff / cfg.sim_coeff)
-    } else {
-        (0.0, 0.0)
-    };
-    LossConfig {
-        vicreg: cfg.loss(),
-        barlow_twins: BarlowTwinsConfig {
-            lambda: cfg.barlow_lambda,
-            ..BarlowTwinsConfig::official()
-        },
-        simclr: SimClrConfig {
-            temperature: cfg.temperature,
-        },
-        negative_cosine: NegativeCosineConfig {
-            stop_gradient: cfg.stop_gradient,
-            ..NegativeCosineConfig::with_vicreg_terms(s, c)
-        },
-    }
+    LossConfig::from_knobs(
+        cfg.loss(),
+        cfg.barlow_lambda,
+        cfg.temperature,
+        cfg.stop_gradient,
+        cfg.vicreg_terms,
+    )
 }
 
 /// The loss of `cfg.loss`.

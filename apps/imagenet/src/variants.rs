@@ -20,9 +20,7 @@ use candle_core::{DType, Device, Tensor};
 use encoders::resnet::{ResNet, ResNetConfig};
 use vicreg_core::collective::Collective;
 use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer};
-use vicreg_core::loss::{
-    build_loss, BarlowTwinsConfig, JointLoss, LossConfig, NegativeCosineConfig, SimClrConfig,
-};
+use vicreg_core::loss::{build_loss, JointLoss, LossConfig};
 use vicreg_core::model::{
     parse_mlp_spec, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, ExpanderConfig,
     JointEmbedding, MomentumSchedule, Predictor, PredictorConfig,
@@ -32,33 +30,16 @@ use vicreg_core::ParamStore;
 
 use crate::config::PretrainConfig;
 
-/// The settings of every loss, from the flat pretraining configuration.
-///
-/// With `vicreg-terms` (paper D.8), BYOL / SimSiam get VICReg's variance and
-/// covariance terms with weights `std-coeff / sim-coeff` and
-/// `cov-coeff / sim-coeff` relative to the cosine term (1 and 0.04 with the
-/// default 25 / 25 / 1), i.e. VICReg's ratios with the cosine loss in the
-/// invariance term's place.
+/// The settings of every loss from the flat pretraining configuration
+/// (see [`LossConfig::from_knobs`], including the D.8 `vicreg-terms` weights).
 pub fn loss_config(cfg: &PretrainConfig) -> LossConfig {
-    let (std_coeff, cov_coeff) = if cfg.vicreg_terms && cfg.sim_coeff > 0.0 {
-        (cfg.std_coeff / cfg.sim_coeff, cfg.cov_coeff / cfg.sim_coeff)
-    } else {
-        (0.0, 0.0)
-    };
-    LossConfig {
-        vicreg: cfg.loss(),
-        barlow_twins: BarlowTwinsConfig {
-            lambda: cfg.barlow_lambda,
-            ..BarlowTwinsConfig::official()
-        },
-        simclr: SimClrConfig {
-            temperature: cfg.temperature,
-        },
-        negative_cosine: NegativeCosineConfig {
-            stop_gradient: cfg.stop_gradient,
-            ..NegativeCosineConfig::with_vicreg_terms(std_coeff, cov_coeff)
-        },
-    }
+    LossConfig::from_knobs(
+        cfg.loss(),
+        cfg.barlow_lambda,
+        cfg.temperature,
+        cfg.stop_gradient,
+        cfg.vicreg_terms,
+    )
 }
 
 /// The loss of `cfg.loss`.

@@ -94,6 +94,44 @@ pub struct LossConfig {
     pub negative_cosine: NegativeCosineConfig,
 }
 
+impl LossConfig {
+    /// Every loss's settings from the knobs the apps expose as flags: VICReg's
+    /// coefficients, Barlow Twins' off-diagonal `lambda` (the rest official),
+    /// SimCLR's temperature, and for BYOL / SimSiam the stop-gradient and, with
+    /// `vicreg_terms` (paper D.8), VICReg's variance and covariance terms
+    /// weighted `std_coeff / sim_coeff` and `cov_coeff / sim_coeff` relative to
+    /// the cosine term (1 and 0.04 with the default 25 / 25 / 1), i.e.
+    /// VICReg's ratios with the cosine loss in the invariance term's place.
+    pub fn from_knobs(
+        vicreg: VicRegConfig,
+        barlow_lambda: f64,
+        temperature: f64,
+        stop_gradient: bool,
+        vicreg_terms: bool,
+    ) -> Self {
+        let (std_coeff, cov_coeff) = if vicreg_terms && vicreg.sim_coeff > 0.0 {
+            (
+                vicreg.std_coeff / vicreg.sim_coeff,
+                vicreg.cov_coeff / vicreg.sim_coeff,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        Self {
+            vicreg,
+            barlow_twins: BarlowTwinsConfig {
+                lambda: barlow_lambda,
+                ..BarlowTwinsConfig::official()
+            },
+            simclr: SimClrConfig { temperature },
+            negative_cosine: NegativeCosineConfig {
+                stop_gradient,
+                ..NegativeCosineConfig::with_vicreg_terms(std_coeff, cov_coeff)
+            },
+        }
+    }
+}
+
 /// Builds the loss of `kind` from its section of `cfg` (checked).
 pub fn build_loss(kind: LossKind, cfg: &LossConfig) -> Result<Box<dyn JointLoss>> {
     Ok(match kind {
