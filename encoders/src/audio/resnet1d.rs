@@ -29,8 +29,9 @@
 //! `(out, in, kernel)` conv weights as PyTorch's `nn.Conv1d`.
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor, D};
-use candle_nn::{BatchNorm, BatchNormConfig, Init, VarBuilder};
+use candle_nn::{BatchNormConfig, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
+use vicreg_core::collective::SyncBatchNorm;
 use vicreg_core::model::Encoder;
 
 use super::conv1d::{conv_out_len, Conv1d};
@@ -180,20 +181,26 @@ impl ResNet1dConfig {
 }
 
 /// BatchNorm with PyTorch defaults (eps 1e-5, momentum 0.1, beta 0) and a chosen initial gamma.
-fn batch_norm(channels: usize, gamma: f64, vb: VarBuilder) -> candle_core::Result<BatchNorm> {
+/// Synchronized over the thread's BatchNorm sync group when one is set
+/// ([`vicreg_core::collective::set_sync_batchnorm`]), plain BatchNorm otherwise.
+fn batch_norm(channels: usize, gamma: f64, vb: VarBuilder) -> candle_core::Result<SyncBatchNorm> {
     // Creating `weight` first fixes its initial value; `batch_norm` then fetches the same variable.
     vb.get_with_hints(channels, "weight", Init::Const(gamma))?;
-    candle_nn::batch_norm(channels, BatchNormConfig::default(), vb)
+    SyncBatchNorm::new(candle_nn::batch_norm(
+        channels,
+        BatchNormConfig::default(),
+        vb,
+    )?)
 }
 
 /// The ResNet BasicBlock with 1-D convolutions; input and output `(batch, channels, time)`.
 #[derive(Clone, Debug)]
 pub struct BasicBlock1d {
     conv1: Conv1d,
-    bn1: BatchNorm,
+    bn1: SyncBatchNorm,
     conv2: Conv1d,
-    bn2: BatchNorm,
-    downsample: Option<(Conv1d, BatchNorm)>,
+    bn2: SyncBatchNorm,
+    downsample: Option<(Conv1d, SyncBatchNorm)>,
 }
 
 impl BasicBlock1d {
@@ -262,7 +269,7 @@ impl ModuleT for BasicBlock1d {
 pub struct ResNet1d {
     cfg: ResNet1dConfig,
     conv1: Conv1d,
-    bn1: BatchNorm,
+    bn1: SyncBatchNorm,
     layers: Vec<Vec<BasicBlock1d>>,
     repr_dim: usize,
     dtype: DType,

@@ -1,11 +1,12 @@
 //! The predictor MLP of BYOL / SimSiam, put on the online branch.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use candle_nn::{BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::expander::parse_mlp_spec;
 use super::linear::linear_torch_init;
+use crate::collective::SyncBatchNorm;
 use crate::Result;
 
 /// Predictor configuration.
@@ -48,7 +49,7 @@ impl PredictorConfig {
 /// `nn.Sequential` indices (`0` Linear, `1` BN, `3` Linear).
 #[derive(Clone, Debug)]
 pub struct Predictor {
-    hidden: Vec<(Linear, Option<BatchNorm>)>,
+    hidden: Vec<(Linear, Option<SyncBatchNorm>)>,
     last: Linear,
     in_dim: usize,
     out_dim: usize,
@@ -71,11 +72,11 @@ impl Predictor {
                     affine: true,
                     momentum: 0.1,
                 };
-                Some(candle_nn::batch_norm(
+                Some(SyncBatchNorm::new(candle_nn::batch_norm(
                     w[1],
                     bn_cfg,
                     vb.pp((idx + 1).to_string()),
-                )?)
+                )?)?)
             } else {
                 None
             };
