@@ -7,7 +7,10 @@
 //!   synchronized BatchNorm it does not (so the comparison can fail);
 //! - a rank that is killed, panics or hangs mid-run ends the whole job with a
 //!   non-zero status and a clear message within a bounded time (the test-only
-//!   fault hook `VICREG_MPI_FAULT=RANK:CALL:KIND` of the MPI backend).
+//!   fault hook `VICREG_MPI_FAULT=RANK:CALL:KIND` of the MPI backend);
+//! - a 2-rank job killed mid-run and started again with the same command
+//!   resumes from rank 0's checkpoint and ends with the weights of the
+//!   uninterrupted 2-rank job; resuming with another world size is refused.
 #![cfg(feature = "mpi")]
 
 use std::collections::HashMap;
@@ -76,6 +79,7 @@ fn pretrain_args(exp: &Path) -> Vec<String> {
 
 struct Finished {
     success: bool,
+    /// stderr and stdout of the job.
     stderr: String,
     seconds: f64,
 }
@@ -91,8 +95,10 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Finished {
     ));
     let start = Instant::now();
     let stderr = std::fs::File::create(&stderr_path).unwrap();
+    // stdout goes to the same file: `Finished::stderr` holds both streams.
+    let stdout = stderr.try_clone().unwrap();
     let mut child = cmd
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (is Open MPI's mpirun installed?)"));
@@ -184,6 +190,26 @@ fn max_rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) -> (f6
     worst
 }
 
+/// The uninterrupted 2-rank run (synchronized BatchNorm), shared by the tests
+/// that compare against it.
+fn two_rank_run() -> &'static Path {
+    static TWO: OnceLock<PathBuf> = OnceLock::new();
+    TWO.get_or_init(|| {
+        let two = exp_dir("two");
+        let f = run_bounded(mpirun2(&pretrain_args(&two), &[]), Duration::from_secs(240));
+        must_succeed(&f, "mpirun -np 2");
+        println!("mpirun -np 2 took {:.1} s", f.seconds);
+        two
+    })
+}
+
+/// The `global_step` recorded in a run directory's checkpoint.json.
+fn checkpoint_step(exp: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(exp.join("checkpoint.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("global_step")?.as_u64()
+}
+
 #[test]
 fn two_ranks_with_half_batches_train_the_weights_of_one_process() {
     let limit = Duration::from_secs(240);
@@ -193,11 +219,9 @@ fn two_ranks_with_half_batches_train_the_weights_of_one_process() {
         "one process",
     );
 
-    let two = exp_dir("two");
-    let f = run_bounded(mpirun2(&pretrain_args(&two), &[]), limit);
-    must_succeed(&f, "mpirun -np 2");
-    let (d, name) = max_rel_diff(&weights(&one), &weights(&two));
-    println!("2 ranks vs 1 process: max relative weight difference {d:.2e} ({name}); mpirun took {:.1} s", f.seconds);
+    let two = two_rank_run();
+    let (d, name) = max_rel_diff(&weights(&one), &weights(two));
+    println!("2 ranks vs 1 process: max relative weight difference {d:.2e} ({name})");
     assert!(
         d < 1e-4,
         "2 ranks vs 1 process: {name} differs by {d:.3e} (relative)"
@@ -286,4 +310,55 @@ fn a_hung_rank_trips_the_collective_timeout_of_the_others() {
         f.stderr
     );
     println!("hung rank: job ended in {:.1} s", f.seconds);
+}
+
+#[test]
+fn a_killed_two_rank_job_resumes_to_the_weights_of_the_uninterrupted_one() {
+    let limit = Duration::from_secs(240);
+    let exp = exp_dir("resume");
+    let mut args = pretrain_args(&exp);
+    args.extend(["--checkpoint-every".to_string(), "1".to_string()]);
+    // Rank 1 SIGKILLs itself at its 300th collective: a few steps in (a step
+    // of this tiny run takes 100-200 collectives with synchronized BatchNorm).
+    let f = run_bounded(mpirun2(&args, &[("VICREG_MPI_FAULT", "1:300:kill")]), limit);
+    assert!(
+        !f.success,
+        "the killed job should fail; stderr:\n{}",
+        f.stderr
+    );
+    let at_kill = checkpoint_step(&exp).expect("a checkpoint written before the kill");
+    assert!(
+        (1..4).contains(&at_kill),
+        "the kill should come mid-run (4 steps), checkpoint at step {at_kill}"
+    );
+
+    // The same command again (without --quiet, to see its resume line)
+    // resumes from rank 0's checkpoint.
+    let loud: Vec<String> = args.iter().filter(|a| *a != "--quiet").cloned().collect();
+    let f = run_bounded(mpirun2(&loud, &[]), limit);
+    must_succeed(&f, "resumed mpirun -np 2");
+    assert!(
+        f.stderr.contains("resuming from") && f.stderr.contains(&format!("at step {at_kill}")),
+        "the second job should resume at step {at_kill}; stderr:\n{}",
+        f.stderr
+    );
+    assert_eq!(checkpoint_step(&exp), Some(4));
+    let (d, name) = max_rel_diff(&weights(two_rank_run()), &weights(&exp));
+    println!("killed at step {at_kill} and resumed vs uninterrupted 2 ranks: {d:.2e} ({name})");
+    assert!(
+        d < 1e-6,
+        "resumed 2-rank run: {name} differs from the uninterrupted one by {d:.3e} (relative)"
+    );
+
+    // Another world size cannot continue the 2-rank checkpoint (the data
+    // positions would not match): a clear error naming the file.
+    let f = run_bounded(single(&args), limit);
+    assert!(!f.success, "one process should refuse a 2-rank checkpoint");
+    assert!(
+        f.stderr.contains("checkpoint.safetensors")
+            && f.stderr
+                .contains("written by a run with 2 ranks, this run has 1"),
+        "stderr:\n{}",
+        f.stderr
+    );
 }
