@@ -299,13 +299,15 @@ fn a_hung_rank_trips_the_collective_timeout_of_the_others() {
     let f = faulty_run(
         "hang",
         "hang",
-        &["--collective-timeout", "3"],
+        // 10 s: long enough that a rank merely slowed down by the other
+        // tests running in parallel does not trip it before the injected hang.
+        &["--collective-timeout", "10"],
         Duration::from_secs(120),
     );
     assert!(
         f.stderr.contains("rank 0 of 2: MPI")
             && f.stderr
-                .contains("did not complete within 3 s (collective timeout)"),
+                .contains("did not complete within 10 s (collective timeout)"),
         "stderr:\n{}",
         f.stderr
     );
