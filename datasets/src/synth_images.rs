@@ -8,6 +8,12 @@
 //! pixel noise. Colours are drawn independently of the class, so only the shape
 //! or texture identifies it. Everything is a pure function of
 //! `(seed, split, class, index)`, so the same config gives the same files.
+//!
+//! The object is large (radius 0.3-0.45 of the side by default) so that most
+//! random-resized crops of the SSL augmentation still show enough of it: with
+//! the earlier 0.2-0.34, a ResNet-18 trained *supervised* for 368 steps at
+//! 32 px reached only 30% top-1, and VICReg 14% (chance 10%); with the larger
+//! objects 58% and 38% (README, "The built-in demo").
 
 use std::f64::consts::PI;
 use std::path::Path;
@@ -46,6 +52,9 @@ pub struct SynthImageConfig {
     pub noise_std: f64,
     /// Small random blobs drawn on each image besides the object.
     pub clutter: usize,
+    /// Range of the object's radius as a fraction of the image side
+    /// (drawn uniformly per image); the object stays (almost) inside the image.
+    pub radius_range: (f64, f64),
 }
 
 impl Default for SynthImageConfig {
@@ -58,6 +67,7 @@ impl Default for SynthImageConfig {
             val_per_class: 100,
             noise_std: 6.0,
             clutter: 3,
+            radius_range: (0.3, 0.45),
         }
     }
 }
@@ -84,6 +94,13 @@ impl SynthImageConfig {
             return Err(Error::Config(format!(
                 "image_size = {} must be >= 8",
                 self.image_size
+            )));
+        }
+        let (r0, r1) = self.radius_range;
+        if !(r0 > 0.0 && r0 <= r1 && r1 <= 0.5) {
+            return Err(Error::Config(format!(
+                "radius_range = {:?} must satisfy 0 < lo <= hi <= 0.5",
+                self.radius_range
             )));
         }
         if self.train_per_class == 0 {
@@ -189,6 +206,7 @@ pub fn render_synth_image(
     size: u32,
     noise_std: f64,
     clutter: usize,
+    radius_range: (f64, f64),
     rng: &mut SeededRng,
 ) -> RgbImage {
     let s = size as f64;
@@ -203,7 +221,7 @@ pub fn render_synth_image(
     ];
     let fg = contrasting(rng, &bg_mean, 70.0);
     let fg2 = contrasting(rng, &fg, 70.0);
-    let radius = s * rng.uniform_range(0.2, 0.34);
+    let radius = s * rng.uniform_range(radius_range.0, radius_range.1);
     let margin = radius * 0.9;
     let cx = rng.uniform_range(margin, s - margin);
     let cy = rng.uniform_range(margin, s - margin);
@@ -271,11 +289,9 @@ pub fn generate_image_folder(root: &Path, cfg: &SynthImageConfig) -> Result<Synt
     let marker = root.join(SYNTH_MARKER);
     let want = serde_json::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
     if let Ok(have) = std::fs::read_to_string(&marker) {
-        if serde_json::from_str::<SynthImageConfig>(&have)
-            .ok()
-            .as_ref()
-            == Some(cfg)
-        {
+        // Compared as text: a marker written by an older generator lacks the
+        // newer fields and must not match through their serde defaults.
+        if have == want {
             return Ok(SynthReport {
                 reused: true,
                 written: 0,
@@ -299,8 +315,14 @@ pub fn generate_image_folder(root: &Path, cfg: &SynthImageConfig) -> Result<Synt
     jobs.par_iter()
         .try_for_each(|(split_id, class, i, path)| -> Result<()> {
             let mut rng = SeededRng::derive(cfg.seed, &[*split_id, *class as u64, *i as u64]);
-            let img =
-                render_synth_image(*class, cfg.image_size, cfg.noise_std, cfg.clutter, &mut rng);
+            let img = render_synth_image(
+                *class,
+                cfg.image_size,
+                cfg.noise_std,
+                cfg.clutter,
+                cfg.radius_range,
+                &mut rng,
+            );
             img.save_with_format(path, ImageFormat::Png)
                 .map_err(|e| Error::bad_file(path, format!("cannot write PNG: {e}")))
         })?;

@@ -80,8 +80,42 @@ fn synthetic_folder_is_indexed_sorted_and_reused() {
         first
     );
     // A changed config in the same root regenerates.
-    let rep4 = generate_image_folder(&root, &SynthImageConfig { seed: 1, ..cfg }).unwrap();
+    let rep4 = generate_image_folder(
+        &root,
+        &SynthImageConfig {
+            seed: 1,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
     assert!(!rep4.reused);
+    // A marker written by an older generator (no `radius_range` field, whose
+    // serde default would make it parse as the current config) regenerates.
+    let marker = root.join(SYNTH_MARKER);
+    let text = std::fs::read_to_string(&marker).unwrap();
+    let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+    old.as_object_mut().unwrap().remove("radius_range");
+    std::fs::write(&marker, serde_json::to_string_pretty(&old).unwrap()).unwrap();
+    let rep5 = generate_image_folder(
+        &root,
+        &SynthImageConfig {
+            seed: 1,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    assert!(!rep5.reused, "a stale marker must not be reused");
+    // Object sizes outside (0, 0.5] of the side are refused.
+    let e = generate_image_folder(
+        &root,
+        &SynthImageConfig {
+            radius_range: (0.3, 0.6),
+            ..cfg
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("radius_range"), "{e}");
     for d in [root, root2, root3] {
         std::fs::remove_dir_all(d).unwrap();
     }
