@@ -266,3 +266,46 @@ fn clear_errors_for_bad_input() {
     assert!(err.contains("bad.toml"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn demo_prints_vicreg_random_and_supervised_rows() {
+    let root = tmp("demo");
+    let exp = root.join("run");
+    let out = run(bin()
+        .env("VICREG_CACHE", root.join("cache"))
+        .args([
+            "demo",
+            "--train-per-class",
+            "2",
+            "--val-per-class",
+            "1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--mlp",
+            "32-32",
+            "--image-size",
+            "16",
+            "--num-workers",
+            "1",
+            "--supervised",
+            "--exp-dir",
+        ])
+        .arg(&exp));
+    let s = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "| VICReg |",
+        "| random init |",
+        "| supervised (reference) |",
+    ] {
+        assert!(s.contains(row), "no {row} row in:\n{s}");
+    }
+    assert!(s.contains("pretraining: 4 steps"), "{s}");
+    assert!(root
+        .join("cache/synth-images/train/09_waves/00001.png")
+        .is_file());
+    assert!(exp.join("resnet18-encoder.safetensors").is_file());
+    assert!(exp.join("supervised/finetune_eval.jsonl").is_file());
+    std::fs::remove_dir_all(root).unwrap();
+}
