@@ -309,3 +309,28 @@ fn demo_prints_vicreg_random_and_supervised_rows() {
     assert!(exp.join("supervised/finetune_eval.jsonl").is_file());
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn make_data_writes_the_builtin_set_once() {
+    let root = tmp("make-data");
+    let out_dir = root.join("synth");
+    let args = [
+        "make-data",
+        "--train-per-class",
+        "2",
+        "--val-per-class",
+        "1",
+        "--image-size",
+        "16",
+        "--out",
+    ];
+    let out = run(bin().args(args).arg(&out_dir));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("written (30 images)"), "{s}");
+    let img = image::open(out_dir.join("val/05_star/00000.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (16, 16));
+    let out = run(bin().args(args).arg(&out_dir));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("already complete"), "{s}");
+    std::fs::remove_dir_all(root).unwrap();
+}
