@@ -1,6 +1,8 @@
 //! ResNet-18 against torchvision (shared/golden/README.md, section 1):
 //! eval features, train features, BatchNorm running statistics after one
-//! train-mode forward, and the conv1 weight gradient.
+//! train-mode forward, and the conv1 weight gradient, on the device named by
+//! `VICREG_TEST_DEVICE` (default `cpu`; e.g. `cuda:0` with a binary built with
+//! `--features cuda`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,6 +10,18 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use encoders::resnet::{ResNet, ResNetConfig};
 use vicreg_core::ParamStore;
+
+/// The device the checks run on: `VICREG_TEST_DEVICE` (`cpu` or `cuda:N`;
+/// default `cpu`), opened once so that every tensor shares it.
+fn test_device() -> Device {
+    static DEV: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| {
+        let name = std::env::var("VICREG_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+        vicreg_core::parse_device(&name)
+            .unwrap_or_else(|e| panic!("VICREG_TEST_DEVICE={name:?}: {e}"))
+    })
+    .clone()
+}
 
 fn shared_dir() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -39,7 +53,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn resnet18_matches_torchvision() {
     let shared = shared_dir();
-    let dev = Device::Cpu;
+    let dev = test_device();
     let io: HashMap<String, Tensor> =
         candle_core::safetensors::load(shared.join("golden/resnet18_io.safetensors"), &dev)
             .unwrap();

@@ -1,10 +1,24 @@
 //! The VICReg loss against PyTorch values (shared/golden/loss_reference.json),
-//! in float32 and float64, every term, the total and both gradients.
+//! in float32 and float64, every term, the total and both gradients, on
+//! the device named by `VICREG_TEST_DEVICE` (default `cpu`; e.g. `cuda:0`
+//! with a binary built with `--features vicreg-core/cuda`).
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
 use vicreg_core::loss::{covariance, CovarianceForm, VicRegConfig, VicRegLoss};
 use vicreg_tests::golden;
+
+/// The device the checks run on: `VICREG_TEST_DEVICE` (`cpu` or `cuda:N`;
+/// default `cpu`), opened once so that every tensor shares it.
+fn test_device() -> Device {
+    static DEV: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| {
+        let name = std::env::var("VICREG_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+        vicreg_core::parse_device(&name)
+            .unwrap_or_else(|e| panic!("VICREG_TEST_DEVICE={name:?}: {e}"))
+    })
+    .clone()
+}
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
@@ -23,7 +37,7 @@ fn matrix(v: &Value) -> Vec<Vec<f64>> {
 fn tensor(m: &[Vec<f64>], dtype: DType) -> Tensor {
     let (b, d) = (m.len(), m[0].len());
     let flat: Vec<f64> = m.iter().flatten().cloned().collect();
-    Tensor::from_vec(flat, (b, d), &Device::Cpu)
+    Tensor::from_vec(flat, (b, d), &test_device())
         .unwrap()
         .to_dtype(dtype)
         .unwrap()
@@ -126,7 +140,7 @@ fn gram_and_dxd_forms_agree_in_value_and_gradient_when_batch_below_dim() {
     let mut rng = vicreg_core::SeededRng::new(11);
     let (b, d) = (6, 40);
     let vals: Vec<f64> = (0..b * d).map(|_| rng.normal()).collect();
-    let z = Var::from_tensor(&Tensor::from_vec(vals, (b, d), &Device::Cpu).unwrap()).unwrap();
+    let z = Var::from_tensor(&Tensor::from_vec(vals, (b, d), &test_device()).unwrap()).unwrap();
     let c1 = covariance(z.as_tensor(), CovarianceForm::Dxd).unwrap();
     let c2 = covariance(z.as_tensor(), CovarianceForm::Gram).unwrap();
     assert!((scalar(&c1) - scalar(&c2)).abs() < 1e-10 * scalar(&c1).abs());
@@ -214,7 +228,7 @@ fn normalization_variants() {
 #[test]
 fn bad_input_is_an_error_not_a_nan() {
     let loss = VicRegLoss::new(VicRegConfig::default()).unwrap();
-    let dev = Device::Cpu;
+    let dev = test_device();
     let one = Tensor::zeros((1, 4), DType::F32, &dev).unwrap();
     let err = loss.terms(&one, &one).unwrap_err().to_string();
     assert!(err.contains("at least 2"), "{err}");

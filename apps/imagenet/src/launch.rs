@@ -8,6 +8,17 @@
 //!   that `mpirun` starts several times refuses to run (the copies would
 //!   train independently and overwrite each other's run directory).
 //!
+//! GPUs ([`Launch::from_env_with_device`]): under an MPI launcher `--device
+//! cuda` (no ordinal) becomes `cuda:<node-local rank>`, one process per GPU
+//! (the node-local rank comes from the launcher's environment, e.g. Open MPI's
+//! `OMPI_COMM_WORLD_LOCAL_RANK`, else from the ranks' host names gathered over
+//! MPI); `cuda:N` is kept as given. Built with the cargo feature `nccl`, a CUDA
+//! run exchanges its tensors with NCCL ([`vicreg_core::collective::NcclCollective`]):
+//! rank 0 makes the NCCL id, MPI broadcasts it, and MPI stays up for the
+//! bootstrap and for aborting the job (an NCCL operation past
+//! `collective-timeout` returns an error, which [`Launch::finish`] turns into
+//! `MPI_Abort`). One process without a launcher needs neither MPI nor NCCL.
+//!
 //! `batch-size` is the global batch: every rank loads `batch-size / world`
 //! pairs per step. Synchronized BatchNorm (`sync-bn`, default on when
 //! world > 1, as the official code converts every BatchNorm) makes every
@@ -28,8 +39,97 @@ pub fn launcher_world_size() -> Option<usize> {
         .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
 }
 
+/// Environment variables by which launchers announce the node-local rank
+/// (Open MPI, MPICH/Intel MPI, Slurm, torchrun-style), in that order.
+#[cfg(any(feature = "mpi", test))]
+const LOCAL_RANK_VARS: [&str; 4] = [
+    "OMPI_COMM_WORLD_LOCAL_RANK",
+    "MPI_LOCALRANKID",
+    "SLURM_LOCALID",
+    "LOCAL_RANK",
+];
+
+/// The node-local rank announced by the launcher, looking variables up with
+/// `get` (`std::env::var(..).ok()` in the app).
+#[cfg(any(feature = "mpi", test))]
+pub fn local_rank_from_env(get: impl Fn(&str) -> Option<String>) -> Option<usize> {
+    LOCAL_RANK_VARS
+        .iter()
+        .find_map(|v| get(v)?.trim().parse().ok())
+}
+
+/// The node-local rank of `rank` given every rank's host key (rank order):
+/// how many lower ranks run on the same host.
+#[cfg(any(feature = "mpi", test))]
+pub fn local_rank_from_hosts(hosts: &[u64], rank: usize) -> usize {
+    hosts
+        .iter()
+        .take(rank)
+        .filter(|&&h| Some(&h) == hosts.get(rank))
+        .count()
+}
+
+/// A key of this machine's host name (FNV-1a of `/proc/sys/kernel/hostname`,
+/// else of `$HOSTNAME`; 0 when neither is readable).
+#[cfg(feature = "mpi")]
+fn host_key() -> u64 {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| vicreg_core::hash_str(h.trim()))
+        .unwrap_or(0)
+}
+
+/// `key` as four exact 16-bit chunks, the form in which host keys travel
+/// through the f32 collectives.
+#[cfg(any(feature = "mpi", test))]
+pub fn key_to_f32(key: u64) -> [f32; 4] {
+    std::array::from_fn(|i| ((key >> (16 * i)) & 0xffff) as f32)
+}
+
+/// The keys of a gathered `(world * 4)` vector of [`key_to_f32`] chunks.
+#[cfg(any(feature = "mpi", test))]
+pub fn keys_from_f32(v: &[f32]) -> Vec<u64> {
+    v.chunks(4)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u64, |k, (i, &x)| k | ((x as u64) << (16 * i)))
+        })
+        .collect()
+}
+
+/// What `--device` asks for: `None` for the CPU, `Some(None)` for `cuda`
+/// (any GPU), `Some(Some(n))` for `cuda:n`. Errors name the bad value.
+pub fn cuda_request(device: &str) -> Result<Option<Option<usize>>> {
+    let d = device.trim().to_ascii_lowercase();
+    if d == "cpu" {
+        return Ok(None);
+    }
+    match d.strip_prefix("cuda") {
+        Some("") => Ok(Some(None)),
+        Some(rest) => match rest.strip_prefix(':').and_then(|n| n.parse().ok()) {
+            Some(n) => Ok(Some(Some(n))),
+            None => bail!("bad device {device:?}: expected cpu or cuda:N"),
+        },
+        None => bail!("bad device {device:?}: expected cpu or cuda:N"),
+    }
+}
+
+/// The device this rank trains on: `cuda` becomes `cuda:<local_rank>`
+/// (`cuda:0` without one), `cuda:N` and `cpu` stay.
+pub fn rank_device(device: &str, local_rank: Option<usize>) -> Result<String> {
+    Ok(match cuda_request(device)? {
+        None => "cpu".into(),
+        Some(Some(n)) => format!("cuda:{n}"),
+        Some(None) => format!("cuda:{}", local_rank.unwrap_or(0)),
+    })
+}
+
 /// This process's place in the run, and the MPI runtime when there is one.
 pub struct Launch {
+    // Declared first so that it is dropped (NCCL communicator destroyed)
+    // before the MPI runtime finalizes.
     collective: Arc<dyn Collective>,
     #[cfg(feature = "mpi")]
     mpi: Option<vicreg_core::collective::MpiRuntime>,
@@ -46,12 +146,23 @@ impl Launch {
     }
 
     /// MPI when started by an MPI launcher (see the [module docs](self)),
-    /// with `timeout_s` seconds as the deadline of every collective.
+    /// with `timeout_s` seconds as the deadline of every collective; the
+    /// tensors are taken to live on the CPU.
     pub fn from_env(timeout_s: f64) -> Result<Self> {
+        Self::from_env_with_device(timeout_s, &mut String::from("cpu"))
+    }
+
+    /// [`from_env`](Self::from_env) for a run on `device` (`cpu`, `cuda` or
+    /// `cuda:N`), which is rewritten to this rank's device (`cuda` becomes
+    /// `cuda:<node-local rank>` under a launcher, `cuda:0` alone). Built with
+    /// `nccl`, a CUDA run under a launcher exchanges tensors with NCCL.
+    pub fn from_env_with_device(timeout_s: f64, device: &mut String) -> Result<Self> {
         if !(timeout_s.is_finite() && timeout_s > 0.0) {
             bail!("collective-timeout must be a positive number of seconds, got {timeout_s}");
         }
+        let cuda = cuda_request(device)?;
         let Some(world) = launcher_world_size() else {
+            *device = rank_device(device, None)?;
             return Ok(Self::single());
         };
         #[cfg(feature = "mpi")]
@@ -61,8 +172,31 @@ impl Launch {
                 vicreg_core::collective::MpiRuntime::init(vicreg_core::collective::MpiOptions {
                     timeout: std::time::Duration::from_secs_f64(timeout_s),
                 })?;
+            let mpi = rt.collective();
+            let placed = match cuda {
+                None => Ok(("cpu".to_string(), None)),
+                Some(_) => local_rank(mpi.as_ref())
+                    .and_then(|local| Ok((rank_device(device, Some(local))?, Some(local)))),
+            };
+            let (dev, local) = match placed {
+                Ok(p) => p,
+                Err(e) => rt.abort(1, &format!("error: {e:#}")),
+            };
+            *device = dev;
+            #[cfg(feature = "nccl")]
+            if cuda.is_some() {
+                let nccl = match nccl_group(mpi.as_ref(), device, local, timeout_s) {
+                    Ok(c) => c,
+                    Err(e) => rt.abort(1, &format!("error: {e:#}")),
+                };
+                return Ok(Self {
+                    collective: Arc::new(nccl),
+                    mpi: Some(rt),
+                });
+            }
+            let _ = local;
             Ok(Self {
-                collective: rt.collective(),
+                collective: mpi,
                 mpi: Some(rt),
             })
         }
@@ -75,6 +209,8 @@ impl Launch {
                      `cargo build --release -p imagenet --features mpi` (needs Open MPI: libopenmpi-dev)"
                 );
             }
+            let _ = cuda;
+            *device = rank_device(device, None)?;
             Ok(Self::single())
         }
     }
@@ -106,6 +242,51 @@ impl Launch {
     }
 }
 
+/// This rank's node-local rank: from the launcher's environment, else from
+/// every rank's host key gathered over `group`.
+#[cfg(feature = "mpi")]
+fn local_rank(group: &dyn Collective) -> Result<usize> {
+    if let Some(l) = local_rank_from_env(|v| std::env::var(v).ok()) {
+        return Ok(l);
+    }
+    let mine = candle_core::Tensor::new(&key_to_f32(host_key()), &candle_core::Device::Cpu)?;
+    let all = group.all_gather(&mine)?.to_vec1::<f32>()?;
+    Ok(local_rank_from_hosts(&keys_from_f32(&all), group.rank()))
+}
+
+/// The NCCL communicator of the MPI world `mpi`, on `device` (`cuda:N`):
+/// rank 0's fresh id is broadcast over MPI, every rank joins with it.
+#[cfg(feature = "nccl")]
+fn nccl_group(
+    mpi: &dyn Collective,
+    device: &str,
+    local: Option<usize>,
+    timeout_s: f64,
+) -> Result<vicreg_core::collective::NcclCollective> {
+    use anyhow::Context;
+    use vicreg_core::collective::{NcclCollective, NcclIdBytes, NCCL_ID_BYTES};
+    let (rank, world) = (mpi.rank(), mpi.world_size());
+    let ordinal = cuda_request(device)?
+        .flatten()
+        .context("the NCCL backend needs a CUDA device")?;
+    let mine = if rank == 0 {
+        NcclIdBytes::unique()?
+    } else {
+        NcclIdBytes([0; NCCL_ID_BYTES])
+    };
+    let id = mine.broadcast(mpi)?;
+    let timeout = std::time::Duration::from_secs_f64(timeout_s);
+    let nccl =
+        NcclCollective::new_with_timeout(rank, world, ordinal, id, timeout).with_context(|| {
+            format!(
+                "rank {rank} of {world} (node-local rank {}) on cuda:{ordinal}: does this node \
+                 have a GPU per process?",
+                local.map_or("unknown".into(), |l| l.to_string())
+            )
+        })?;
+    Ok(nccl)
+}
+
 /// Pairs per rank and micro-batch: `batch / (world * accumulate)`, which must
 /// be a whole number.
 pub fn micro_batch(batch: usize, world: usize, accumulate: usize) -> Result<usize> {
@@ -128,6 +309,7 @@ pub fn sync_bn(sync_bn: Option<bool>, world: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vicreg_core::hash_str;
 
     #[test]
     fn micro_batch_divides_the_global_batch() {
@@ -135,6 +317,84 @@ mod tests {
         assert_eq!(micro_batch(8, 1, 1).unwrap(), 8);
         let e = micro_batch(10, 4, 1).unwrap_err().to_string();
         assert!(e.contains("batch-size 10") && e.contains("(4)"), "{e}");
+    }
+
+    #[test]
+    fn local_rank_comes_from_the_launchers_variables() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(local_rank_from_env(env(&[])), None);
+        assert_eq!(
+            local_rank_from_env(env(&[("OMPI_COMM_WORLD_LOCAL_RANK", "3")])),
+            Some(3)
+        );
+        assert_eq!(
+            local_rank_from_env(env(&[("MPI_LOCALRANKID", " 1 ")])),
+            Some(1)
+        );
+        // Open MPI's variable wins; an unreadable one is skipped.
+        assert_eq!(
+            local_rank_from_env(env(&[
+                ("SLURM_LOCALID", "5"),
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "2")
+            ])),
+            Some(2)
+        );
+        assert_eq!(
+            local_rank_from_env(env(&[
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "x"),
+                ("LOCAL_RANK", "4")
+            ])),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn local_rank_counts_lower_ranks_on_the_same_host() {
+        // Ranks 0, 2, 3 on host 7; ranks 1, 4 on host 9.
+        let hosts = [7, 9, 7, 7, 9];
+        let local: Vec<usize> = (0..5).map(|r| local_rank_from_hosts(&hosts, r)).collect();
+        assert_eq!(local, [0, 0, 1, 2, 1]);
+    }
+
+    #[test]
+    fn host_keys_survive_the_f32_trip() {
+        let keys = [0u64, u64::MAX, hash_str("node-17"), 0x0001_0002_0003_0004];
+        let flat: Vec<f32> = keys.iter().flat_map(|&k| key_to_f32(k)).collect();
+        assert_eq!(keys_from_f32(&flat), keys);
+    }
+
+    #[test]
+    fn cuda_without_ordinal_takes_the_local_rank() {
+        assert_eq!(rank_device("cuda", Some(3)).unwrap(), "cuda:3");
+        assert_eq!(rank_device("CUDA", None).unwrap(), "cuda:0");
+        assert_eq!(rank_device("cuda:1", Some(3)).unwrap(), "cuda:1");
+        assert_eq!(rank_device(" cpu", Some(2)).unwrap(), "cpu");
+        for bad in ["gpu", "cuda:x", "cuda1"] {
+            let e = rank_device(bad, None).unwrap_err().to_string();
+            assert!(
+                e.contains("expected cpu or cuda:N") && e.contains(bad),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_process_resolves_its_device_without_mpi() {
+        if launcher_world_size().is_some() {
+            return; // the test binary itself runs under a launcher
+        }
+        let mut d = String::from("cuda");
+        let l = Launch::from_env_with_device(60.0, &mut d).unwrap();
+        assert_eq!((l.rank(), l.world(), d.as_str()), (0, 1, "cuda:0"));
+        let mut d = String::from("cpu");
+        assert!(Launch::from_env_with_device(0.0, &mut d).is_err());
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub struct ResnetArgs {
     /// Use candle's stock conv2d / BatchNorm instead of the custom ops (for before/after figures).
     #[arg(long)]
     pub stock_ops: bool,
+    /// Device of the model and the views: cpu or cuda:N (CUDA needs a binary
+    /// built with `--features cuda`; the custom ops are CPU-only, so candle's
+    /// own kernels run there).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     #[command(flatten)]
     pub timing: Timing,
 }

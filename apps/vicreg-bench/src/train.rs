@@ -3,6 +3,8 @@
 //! mode, so BatchNorm statistics are per view), the official VICReg loss
 //! (25 / 25 / 1), backward, SGD (lr 0.1, momentum 0.9, no weight decay) step,
 //! as `torch_vicreg_bench.py`. Inputs are generated once, before timing.
+//! On a CUDA device every phase ends with a device synchronisation, so that
+//! the phase and step times are those of the GPU work, not of its queueing.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,17 +45,18 @@ impl Phases {
     }
 }
 
-/// Builds the siamese model around `encoder`, then times `warmup + iters`
-/// steps on the two fixed views; returns the timings, the last loss and the
-/// per-phase medians (as text).
+/// Builds the siamese model around `encoder` (whose parameters live on
+/// `dev`), then times `warmup + iters` steps on the two fixed views; returns
+/// the timings, the last loss and the per-phase medians (as text).
 fn time_steps<E: Encoder>(
     store: &ParamStore,
     encoder: E,
     mlp: &str,
     views: (&E::Input, &E::Input),
     timing: &Timing,
+    dev: &Device,
 ) -> Result<(report::Timed, f32, String)> {
-    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let vb = store.var_builder(DType::F32, dev);
     let branch = Branch::new(encoder, &ExpanderConfig::with_mlp(mlp), vb.pp("projector"))?;
     let model = JointEmbedding::siamese(branch);
     let loss = VicRegLoss::new(VicRegConfig::official())?;
@@ -71,15 +74,21 @@ fn time_steps<E: Encoder>(
     let mut it = 0usize;
     let mut phases = Phases::default();
     let timed = report::time_it(timing.warmup, timing.iters, || {
-        // candle is eager: each phase's work is done when its call returns.
+        // candle is eager on the CPU: each phase's work is done when its call
+        // returns; CUDA kernels are queued, so the phase waits for them
+        // (`synchronize` is free on the CPU).
         let t = Instant::now();
         let out = model.forward_t(views.0, views.1, true)?;
+        dev.synchronize()?;
         let t1 = Instant::now();
         let l = loss.compute(&out.a.emb, &out.b.emb, &single)?;
+        dev.synchronize()?;
         let t2 = Instant::now();
         let grads = l.total.backward()?;
+        dev.synchronize()?;
         let t3 = Instant::now();
         opt.step(&grads, 0.1)?;
+        dev.synchronize()?;
         let t4 = Instant::now();
         if it >= timing.warmup {
             let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
@@ -98,15 +107,16 @@ fn time_steps<E: Encoder>(
     Ok((timed, last, phases.describe()))
 }
 
-fn randn(rng: &mut SeededRng, shape: &[usize], scale: f64) -> Result<Tensor> {
+fn randn(rng: &mut SeededRng, shape: &[usize], scale: f64, dev: &Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| (rng.normal() * scale) as f32).collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+    Ok(Tensor::from_vec(v, shape, dev)?)
 }
 
-/// `resnet18` / `resnet50`: random `(B, 3, S, S)` views.
+/// `resnet18` / `resnet50`: random `(B, 3, S, S)` views, on `--device`.
 pub fn run_resnet(arch: &str, a: &ResnetArgs) -> Result<f64> {
     a.timing.validate()?;
+    let dev = vicreg_core::parse_device(&a.device)?;
     encoders::ops::set_fast_ops(!a.stock_ops);
     let cfg = ResNetConfig::from_name(arch)?;
     let mlp = a.mlp.clone().unwrap_or_else(|| {
@@ -117,15 +127,15 @@ pub fn run_resnet(arch: &str, a: &ResnetArgs) -> Result<f64> {
         }
     });
     let store = ParamStore::new(a.timing.seed);
-    let encoder = ResNet::new(
-        &cfg,
-        store.var_builder(DType::F32, &Device::Cpu).pp("backbone"),
-    )?;
+    let encoder = ResNet::new(&cfg, store.var_builder(DType::F32, &dev).pp("backbone"))?;
     let repr = encoder.repr_dim();
     let mut rng = SeededRng::new(a.timing.seed + 1);
     let shape = [a.batch, 3, a.size, a.size];
-    let (v1, v2) = (randn(&mut rng, &shape, 1.0)?, randn(&mut rng, &shape, 1.0)?);
-    let (timed, last, phases) = time_steps(&store, encoder, &mlp, (&v1, &v2), &a.timing)?;
+    let (v1, v2) = (
+        randn(&mut rng, &shape, 1.0, &dev)?,
+        randn(&mut rng, &shape, 1.0, &dev)?,
+    );
+    let (timed, last, phases) = time_steps(&store, encoder, &mlp, (&v1, &v2), &a.timing, &dev)?;
     let (conv, stem) = flops::resnet_macs(&cfg, a.size)?;
     let mut dims = vec![repr];
     dims.extend(parse_mlp_spec(&mlp)?);
@@ -140,8 +150,13 @@ pub fn run_resnet(arch: &str, a: &ResnetArgs) -> Result<f64> {
         &timed,
         Some(work),
         &format!(
-            "expander={repr}-{mlp} params={params} ops={} loss={last:.6} {phases}",
-            if a.stock_ops { "stock" } else { "custom" }
+            "device={} expander={repr}-{mlp} params={params} ops={} loss={last:.6} {phases}",
+            a.device,
+            if a.stock_ops || !dev.is_cpu() {
+                "stock"
+            } else {
+                "custom"
+            }
         ),
     )
 }
@@ -159,8 +174,12 @@ pub fn run_audio(a: &AudioArgs) -> Result<f64> {
     let repr = encoder.repr_dim();
     let mut rng = SeededRng::new(a.timing.seed + 1);
     let shape = [a.batch, samples_per_clip];
-    let (v1, v2) = (randn(&mut rng, &shape, 0.1)?, randn(&mut rng, &shape, 0.1)?);
-    let (timed, last, phases) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing)?;
+    let cpu = Device::Cpu;
+    let (v1, v2) = (
+        randn(&mut rng, &shape, 0.1, &cpu)?,
+        randn(&mut rng, &shape, 0.1, &cpu)?,
+    );
+    let (timed, last, phases) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing, &cpu)?;
     let (conv, stem) = flops::resnet1d_macs(&cfg, samples_per_clip);
     let mut dims = vec![repr];
     dims.extend(parse_mlp_spec(&a.mlp)?);
@@ -200,7 +219,8 @@ pub fn run_text(a: &TextArgs) -> Result<f64> {
         .context("building the token batch")
     };
     let (v1, v2) = (batch()?, batch()?);
-    let (timed, last, phases) = time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing)?;
+    let (timed, last, phases) =
+        time_steps(&store, encoder, &a.mlp, (&v1, &v2), &a.timing, &Device::Cpu)?;
     let enc = flops::transformer_macs(
         cfg.num_hidden_layers,
         cfg.hidden_size,

@@ -3,13 +3,16 @@
 //! The loss and the engine only talk to the [`Collective`] trait. This crate
 //! ships [`SingleProcess`] (world size 1) and [`ThreadGroup`] (several ranks as
 //! threads of one process, used to test distributed semantics exactly);
-//! MPI (cargo feature `mpi`: [`MpiCollective`]) plugs in behind the same trait.
+//! MPI (cargo feature `mpi`: [`MpiCollective`]) plugs in behind the same trait,
+//! and so does NCCL for CUDA tensors (cargo feature `nccl`: `NcclCollective`,
+//! bootstrapped with an [`NcclIdBytes`] sent over another group).
 //! Synchronized BatchNorm ([`set_sync_batchnorm`], [`sync_batch_norm_train`])
 //! reduces BatchNorm statistics over a group with [`all_reduce_with_grad`].
 
 mod gather;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod nccl;
 mod reduce;
 mod sync_bn;
 mod sync_bn_cpu;
@@ -18,6 +21,9 @@ mod threads;
 pub use gather::gather_with_grad;
 #[cfg(feature = "mpi")]
 pub use mpi::{MpiCollective, MpiOptions, MpiRuntime};
+#[cfg(feature = "nccl")]
+pub use nccl::NcclCollective;
+pub use nccl::{nccl_placement, NcclIdBytes, NcclPlacement, NCCL_ID_BYTES};
 pub use reduce::all_reduce_with_grad;
 pub use sync_bn::{
     set_sync_batchnorm, sync_batch_norm_composed, sync_batch_norm_train, sync_batchnorm,
