@@ -207,7 +207,7 @@ for shape in "${shapes[@]}"; do
         note "        $tag step: candle ${c} ms, PyTorch (no TF32) ${t} ms, ratio $(python3 -c "print(f'{$c / $t:.2f}')")x"
     fi
     grep -h 'phases_ms\|^\[torch' "$work/candle-$tag.out" "$work/torch-$tag.out" 2>/dev/null |
-        cut -c1-300 | sed 's/^/        /' | tee -a "$summary" >/dev/null
+        cut -c1-600 | sed 's/^/        /' | tee -a "$summary" >/dev/null
 done
 # shellcheck disable=SC2086
 set -- ${shapes[0]}
