@@ -146,16 +146,11 @@ impl Launch {
     }
 
     /// MPI when started by an MPI launcher (see the [module docs](self)),
-    /// with `timeout_s` seconds as the deadline of every collective; the
-    /// tensors are taken to live on the CPU.
-    pub fn from_env(timeout_s: f64) -> Result<Self> {
-        Self::from_env_with_device(timeout_s, &mut String::from("cpu"))
-    }
-
-    /// [`from_env`](Self::from_env) for a run on `device` (`cpu`, `cuda` or
-    /// `cuda:N`), which is rewritten to this rank's device (`cuda` becomes
-    /// `cuda:<node-local rank>` under a launcher, `cuda:0` alone). Built with
-    /// `nccl`, a CUDA run under a launcher exchanges tensors with NCCL.
+    /// with `timeout_s` seconds as the deadline of every collective, for a
+    /// run on `device` (`cpu`, `cuda` or `cuda:N`), which is rewritten to
+    /// this rank's device (`cuda` becomes `cuda:<node-local rank>` under a
+    /// launcher, `cuda:0` alone). Built with `nccl`, a CUDA run under a
+    /// launcher exchanges tensors with NCCL.
     pub fn from_env_with_device(timeout_s: f64, device: &mut String) -> Result<Self> {
         if !(timeout_s.is_finite() && timeout_s > 0.0) {
             bail!("collective-timeout must be a positive number of seconds, got {timeout_s}");

@@ -120,7 +120,8 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
         launch::launcher_world_size().unwrap_or(1),
         cfg.accumulate,
     )?;
-    let launch = Launch::from_env(cfg.collective_timeout)?;
+    // Under a launcher, `--device cuda` becomes this rank's GPU (cuda:<local rank>).
+    let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
     cfg.sync_bn = Some(launch::sync_bn(cfg.sync_bn, launch.world()));
     let result = run_as(&cfg, &dir, resume, &launch);
     launch.finish(result)
