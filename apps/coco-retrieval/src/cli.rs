@@ -51,39 +51,52 @@ pub struct PretrainArgs {
     /// Karpathy split file (dataset_coco.json), absolute or relative to --data-dir.
     #[arg(long)]
     pub karpathy_split: Option<PathBuf>,
+    /// Run directory.
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
     /// resnet18/34/50/101/152/200 (optionally xN).
     #[arg(long)]
     pub image_arch: Option<String>,
+    /// Zero-initialise the last BN of every residual branch.
     #[arg(long)]
     pub zero_init_residual: Option<bool>,
+    /// Crop size of the image views, pixels.
     #[arg(long)]
     pub image_size: Option<u32>,
+    /// Image augmentation of pretraining.
     #[arg(long, value_enum)]
     pub augment: Option<ImageAugment>,
     /// transformer | gru | pretrained:<model dir or HF hub id>.
     #[arg(long)]
     pub text_encoder: Option<String>,
+    /// Transformer layers (from-scratch transformer).
     #[arg(long)]
     pub text_layers: Option<usize>,
+    /// Transformer hidden size / GRU state size (from scratch).
     #[arg(long)]
     pub text_hidden: Option<usize>,
+    /// Attention heads (from-scratch transformer).
     #[arg(long)]
     pub text_heads: Option<usize>,
+    /// Word-embedding width of the GRU.
     #[arg(long)]
     pub text_embed: Option<usize>,
+    /// Dropout of the from-scratch transformer.
     #[arg(long)]
     pub text_dropout: Option<f64>,
+    /// Target size of the WordPiece vocabulary trained on the training captions (from scratch).
     #[arg(long)]
     pub vocab_size: Option<usize>,
+    /// Tokens per caption after truncation/padding, special tokens included.
     #[arg(long)]
     pub max_len: Option<usize>,
     /// Expander widths of both branches.
     #[arg(long)]
     pub mlp: Option<String>,
+    /// Expander of the image branch (unset: `mlp`).
     #[arg(long)]
     pub mlp_image: Option<String>,
+    /// Expander of the text branch (unset: `mlp`).
     #[arg(long)]
     pub mlp_text: Option<String>,
     /// Keep the image encoder fixed (its expander still trains).
@@ -92,16 +105,22 @@ pub struct PretrainArgs {
     /// Keep the text encoder fixed (its expander still trains).
     #[arg(long)]
     pub freeze_text: bool,
+    /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Image-caption pairs per optimizer step.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values.
     #[arg(long)]
     pub base_lr: Option<f64>,
+    /// Weight decay.
     #[arg(long)]
     pub wd: Option<f64>,
+    /// lars, sgd or adamw.
     #[arg(long, value_enum)]
     pub optimizer: Option<Opt>,
+    /// Warmup epochs of the schedule.
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
     /// Loss: vicreg, barlow-twins or simclr (byol / simsiam are refused: they need weight sharing).
@@ -113,34 +132,49 @@ pub struct PretrainArgs {
     /// SimCLR temperature.
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// VICReg invariance coefficient.
     #[arg(long)]
     pub sim_coeff: Option<f64>,
+    /// Variance coefficient of the image branch.
     #[arg(long)]
     pub std_coeff_image: Option<f64>,
+    /// Variance coefficient of the text branch.
     #[arg(long)]
     pub std_coeff_text: Option<f64>,
+    /// Covariance coefficient of the image branch.
     #[arg(long)]
     pub cov_coeff_image: Option<f64>,
+    /// Covariance coefficient of the text branch.
     #[arg(long)]
     pub cov_coeff_text: Option<f64>,
+    /// mean (official code) or sum (paper) of the two variance terms.
     #[arg(long, value_enum)]
     pub variance_reduction: Option<VarRed>,
+    /// Embedding normalisation before the loss: none, standardize, l2.
     #[arg(long, value_enum)]
     pub normalization: Option<Norm>,
+    /// Loader worker threads.
     #[arg(long)]
     pub num_workers: Option<usize>,
+    /// Seed of initialisation, data order, caption choice and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Log a metrics line every this many steps.
     #[arg(long)]
     pub log_every: Option<usize>,
+    /// Also checkpoint every this many steps (0: only at epoch ends).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Clip the global gradient norm (unset: no clipping).
     #[arg(long)]
     pub clip_grad: Option<f64>,
+    /// Fail on the first unreadable image instead of skipping it.
     #[arg(long)]
     pub strict: bool,
+    /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// cpu or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -268,6 +302,7 @@ pub struct EvalArgs {
     /// Evaluate the same architecture at its random initialisation (baseline) instead of the trained weights.
     #[arg(long)]
     pub random_init: bool,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -286,6 +321,7 @@ pub struct RetrieveArgs {
     /// Number of results.
     #[arg(long, default_value_t = 5)]
     pub k: usize,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

@@ -57,68 +57,94 @@ pub struct PretrainArgs {
     /// ESC-50 root (meta/esc50.csv, audio/*.wav).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Run directory.
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
+    /// wave-spec (paper) or wave-wave.
     #[arg(long, value_enum)]
     pub pairing: Option<Pairing>,
     /// Rate clips are resampled to (e.g. 16000, 22050, 44100).
     #[arg(long)]
     pub sample_rate: Option<u32>,
+    /// Length of each view, seconds (ESC-50 clips are 5 s).
     #[arg(long)]
     pub clip_seconds: Option<f64>,
     /// Fold (1-5) left out of pretraining.
     #[arg(long)]
     pub test_fold: Option<u8>,
+    /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
     pub wave_arch: Option<WaveArch>,
+    /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
     #[arg(long)]
     pub spec_arch: Option<String>,
+    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
     #[arg(long)]
     pub n_mels: Option<usize>,
     /// Spectrogram hop in samples (default: a quarter of the FFT window).
     #[arg(long)]
     pub mel_hop: Option<usize>,
+    /// Expander widths of both branches, e.g. 8192-8192-8192.
     #[arg(long)]
     pub mlp: Option<String>,
+    /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Pairs per optimizer step.
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Peak learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Weight decay.
     #[arg(long)]
     pub wd: Option<f64>,
+    /// lars, sgd or adamw.
     #[arg(long, value_enum)]
     pub optimizer: Option<Opt>,
+    /// Warmup epochs of the schedule (linear from 0, then cosine).
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
+    /// Invariance coefficient.
     #[arg(long)]
     pub sim_coeff: Option<f64>,
+    /// Variance coefficient (both branches unless `std-coeff-b` is set).
     #[arg(long)]
     pub std_coeff: Option<f64>,
+    /// Covariance coefficient (both branches unless `cov-coeff-b` is set).
     #[arg(long)]
     pub cov_coeff: Option<f64>,
+    /// Variance coefficient of branch B (the spectrogram branch for wave-spec).
     #[arg(long)]
     pub std_coeff_b: Option<f64>,
+    /// Covariance coefficient of branch B.
     #[arg(long)]
     pub cov_coeff_b: Option<f64>,
+    /// Loader worker threads.
     #[arg(long)]
     pub num_workers: Option<usize>,
+    /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Log a metrics line every this many steps.
     #[arg(long)]
     pub log_every: Option<usize>,
+    /// Also checkpoint every this many steps (0: only at epoch ends).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Clip the global gradient norm (unset: no clipping).
     #[arg(long)]
     pub clip_grad: Option<f64>,
+    /// Train a linear classifier on the detached wave representations alongside.
     #[arg(long)]
     pub online_probe: Option<bool>,
+    /// Fail on the first unreadable clip instead of skipping it.
     #[arg(long)]
     pub strict: bool,
+    /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// cpu or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
     /// Loss: vicreg, barlow-twins, simclr, byol or simsiam (byol/simsiam: --pairing wave-wave).
@@ -240,8 +266,10 @@ pub struct ProbeArgs {
     /// Probe peak learning rate (SGD momentum 0.9, cosine; features standardised).
     #[arg(long, default_value_t = 0.02)]
     pub probe_lr: f64,
+    /// Probe weight decay.
     #[arg(long, default_value_t = 1e-6)]
     pub probe_wd: f64,
+    /// Probe mini-batch size (feature vectors per step).
     #[arg(long, default_value_t = 256)]
     pub probe_batch_size: usize,
 }
@@ -282,10 +310,13 @@ pub struct EvalArgs {
     /// Clips per feature-extraction batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Loader worker threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
+    /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -295,42 +326,57 @@ pub struct SupervisedArgs {
     /// Encoder / audio settings: a pretraining config.toml (default: the paper's).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// ESC-50 root (`meta/esc50.csv` + `audio/*.wav`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Run directory.
     #[arg(long)]
     pub exp_dir: PathBuf,
+    /// folds: 5-fold cross-validation; split: folds 1-4 train, fold 5 test.
     #[arg(long, value_enum, default_value = "split")]
     pub protocol: Protocol,
     /// Which encoder to train (the paper's supervised row: spec).
     #[arg(long, value_enum, default_value = "spec")]
     pub branch: BranchSel,
+    /// Epochs.
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
+    /// Labelled clips per optimizer step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Peak learning rate (SGD momentum 0.9, cosine) of encoder and head.
     #[arg(long, default_value_t = 0.05)]
     pub lr: f64,
+    /// Weight decay.
     #[arg(long, default_value_t = 5e-4)]
     pub wd: f64,
+    /// Rate the clips are resampled to, Hz.
     #[arg(long)]
     pub sample_rate: Option<u32>,
+    /// Length of each view, seconds (ESC-50 clips are 5 s).
     #[arg(long)]
     pub clip_seconds: Option<f64>,
+    /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
     pub wave_arch: Option<WaveArch>,
+    /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
     #[arg(long)]
     pub spec_arch: Option<String>,
+    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
     #[arg(long)]
     pub n_mels: Option<usize>,
     #[command(flatten)]
     pub probe: ProbeArgs,
+    /// Loader worker threads.
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
+    /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -385,6 +431,7 @@ pub struct ClassifyArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
