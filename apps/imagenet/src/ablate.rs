@@ -107,6 +107,33 @@ impl Default for EvalSection {
     }
 }
 
+impl DataSection {
+    /// Checks every key's range (the error names the key).
+    pub fn validate(&self) -> Result<()> {
+        use crate::config::limits::*;
+        check_int("num-classes", self.num_classes, &(1..=10))?;
+        check_int("train-per-class", self.train_per_class, &PER_CLASS)?;
+        check_int("val-per-class", self.val_per_class, &PER_CLASS)?;
+        check_int("image-size", self.image_size, &IMAGE_SIZE)
+    }
+}
+
+impl EvalSection {
+    /// Checks every key's range (the error names the key).
+    pub fn validate(&self) -> Result<()> {
+        use crate::config::limits::*;
+        check_int("probe-epochs", self.probe_epochs, &EPOCHS)?;
+        check_float("probe-lr", self.probe_lr, FloatRange::NON_NEGATIVE)?;
+        check_int("probe-batch-size", self.probe_batch_size, &BATCH_SIZE)?;
+        check_int("knn-k", self.knn_k, &KNN_K)?;
+        check_float(
+            "knn-temperature",
+            self.knn_temperature,
+            FloatRange::POSITIVE,
+        )
+    }
+}
+
 fn section<T: serde::de::DeserializeOwned>(grid: &GridFile, name: &str) -> Result<T> {
     toml::Value::Table(grid.section(name))
         .try_into()
@@ -237,7 +264,12 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
 pub fn run(args: AblateArgs) -> Result<()> {
     let grid = GridFile::load(&args.grid, &SECTIONS)?;
     let data_cfg: DataSection = section(&grid, "data")?;
+    data_cfg
+        .validate()
+        .with_context(|| format!("{}: [data]", grid.path.display()))?;
     let eval: EvalSection = section(&grid, "eval")?;
+    eval.validate()
+        .with_context(|| format!("{}: [eval]", grid.path.display()))?;
     let synth = SynthImageConfig {
         seed: data_cfg.seed,
         image_size: data_cfg.image_size,

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
 use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
-use crate::config::{parse_device, AugPreset, PretrainConfig};
+use crate::config::{limits, parse_device, AugPreset, PretrainConfig};
 use crate::{ablate, data, demo, embed, evaluate, pretrain};
 
 /// Siamese VICReg on images: pretraining and evaluation.
@@ -41,6 +41,12 @@ pub enum Command {
     MakeData(MakeDataArgs),
     /// Runs a grid of pretraining configurations (TOML) with evaluation; writes summary.md/csv/svg.
     Ablate(ablate::AblateArgs),
+    /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
+    CheckConfig {
+        /// The TOML file (the keys of `pretrain --config`).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// Flags of `make-data`.
@@ -50,14 +56,14 @@ pub struct MakeDataArgs {
     /// existing complete set with the same settings is kept.
     #[arg(long)]
     pub out: PathBuf,
-    /// Training images per class (10 classes).
-    #[arg(long, default_value_t = 300)]
+    /// Training images per class (10 classes). Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::PER_CLASS), default_value_t = 300)]
     pub train_per_class: usize,
-    /// Validation images per class.
-    #[arg(long, default_value_t = 50)]
+    /// Validation images per class. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::PER_CLASS), default_value_t = 50)]
     pub val_per_class: usize,
-    /// Side of the images in pixels.
-    #[arg(long, default_value_t = 64)]
+    /// Side of the images in pixels. Range 1..=4096.
+    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE), default_value_t = 64)]
     pub image_size: u32,
     /// Seed of the generator.
     #[arg(long, default_value_t = 0)]
@@ -88,26 +94,26 @@ pub struct PretrainArgs {
     /// Expander widths, e.g. 8192-8192-8192.
     #[arg(long)]
     pub mlp: Option<String>,
-    /// Number of epochs.
-    #[arg(long)]
+    /// Number of epochs. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS))]
     pub epochs: Option<usize>,
-    /// Global batch size in pairs (split over MPI ranks).
-    #[arg(long)]
+    /// Global batch size in pairs (split over MPI ranks). Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE))]
     pub batch_size: Option<usize>,
-    /// Base learning rate (peak = base-lr x batch-size / 256); unset: the paper's small-batch values.
-    #[arg(long)]
+    /// Base learning rate (peak = base-lr x batch-size / 256); unset: the paper's small-batch values. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub base_lr: Option<f64>,
-    /// Weight decay.
-    #[arg(long)]
+    /// Weight decay. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub wd: Option<f64>,
-    /// Invariance coefficient (lambda, official 25).
-    #[arg(long)]
+    /// Invariance coefficient (lambda, official 25). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub sim_coeff: Option<f64>,
-    /// Variance coefficient (mu, official 25).
-    #[arg(long)]
+    /// Variance coefficient (mu, official 25). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub std_coeff: Option<f64>,
-    /// Covariance coefficient (nu, official 1).
-    #[arg(long)]
+    /// Covariance coefficient (nu, official 1). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub cov_coeff: Option<f64>,
     /// Combine the two branches' variance terms by mean (official code) or sum (paper).
     #[arg(long, value_enum)]
@@ -118,32 +124,32 @@ pub struct PretrainArgs {
     /// Optimizer (official: lars).
     #[arg(long, value_enum)]
     pub optimizer: Option<Opt>,
-    /// Linear warm-up epochs before the cosine decay.
-    #[arg(long)]
+    /// Linear warm-up epochs before the cosine decay. Range 0..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WARMUP_EPOCHS))]
     pub warmup_epochs: Option<usize>,
-    /// Loader worker threads.
-    #[arg(long)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS))]
     pub num_workers: Option<usize>,
     /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Crop size in pixels; unset: 224 for image folders, 32 for IDX and the built-in set.
-    #[arg(long)]
+    /// Crop size in pixels; unset: 224 for image folders, 32 for IDX and the built-in set. Range 1..=4096.
+    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Two-view augmentation preset.
     #[arg(long, value_enum)]
     pub augment: Option<AugPreset>,
-    /// Write a metrics.jsonl step record every this many steps.
-    #[arg(long)]
+    /// Write a metrics.jsonl step record every this many steps. Range 1..=1000000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::LOG_EVERY))]
     pub log_every: Option<usize>,
-    /// Also checkpoint every this many steps (0: only at epoch ends).
-    #[arg(long)]
+    /// Also checkpoint every this many steps (0: only at epoch ends). Range 0..=1000000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::CHECKPOINT_EVERY))]
     pub checkpoint_every: Option<usize>,
-    /// Clip the global gradient norm to this value (unset: no clipping).
-    #[arg(long)]
+    /// Clip the global gradient norm to this value (unset: no clipping). Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive)]
     pub clip_grad: Option<f64>,
-    /// Micro-batches accumulated per optimizer step.
-    #[arg(long)]
+    /// Micro-batches accumulated per optimizer step. Range 1..=4096.
+    #[arg(long, value_parser = limits::int::<usize>(limits::ACCUMULATE))]
     pub accumulate: Option<usize>,
     /// Train a linear classifier on detached representations alongside (needs labels).
     #[arg(long)]
@@ -160,20 +166,20 @@ pub struct PretrainArgs {
     /// Loss: vicreg, barlow-twins, simclr, byol or simsiam.
     #[arg(long, value_parser = parse_loss)]
     pub loss: Option<LossKind>,
-    /// Barlow Twins off-diagonal weight.
-    #[arg(long)]
+    /// Barlow Twins off-diagonal weight. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub barlow_lambda: Option<f64>,
-    /// SimCLR temperature.
-    #[arg(long)]
+    /// SimCLR temperature. Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive)]
     pub temperature: Option<f64>,
     /// byol/simsiam: predictor on the online branch (true|false).
     #[arg(long)]
     pub predictor: Option<bool>,
-    /// byol/simsiam: predictor hidden width.
-    #[arg(long)]
+    /// byol/simsiam: predictor hidden width. Range 1..=65536.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
     pub predictor_hidden: Option<usize>,
-    /// byol: EMA momentum at step 0.
-    #[arg(long)]
+    /// byol: EMA momentum at step 0. In [0, 1].
+    #[arg(long, value_parser = limits::unit_interval)]
     pub momentum_base: Option<f64>,
     /// byol/simsiam: stop-gradient on the target (true|false).
     #[arg(long)]
@@ -190,8 +196,8 @@ pub struct PretrainArgs {
     /// Synchronized BatchNorm over all processes (true|false; default: true when several).
     #[arg(long)]
     pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before the MPI job is aborted (default 600).
-    #[arg(long)]
+    /// Seconds a collective may take before the MPI job is aborted (default 600). Seconds in (0, 604800].
+    #[arg(long, value_parser = |s: &str| limits::COLLECTIVE_TIMEOUT.parse(s))]
     pub collective_timeout: Option<f64>,
 }
 
@@ -338,35 +344,35 @@ pub struct LinearEvalArgs {
     /// freeze: linear probe on frozen features; finetune: backbone trained too (semi-supervised protocol).
     #[arg(long, value_enum, default_value = "freeze")]
     pub weights: Weights,
-    /// Percentage of labelled training images per class (100, 10, 1, ...).
-    #[arg(long, default_value_t = 100.0)]
+    /// Percentage of labelled training images per class (100, 10, 1, ...). In (0, 100].
+    #[arg(long, value_parser = |s: &str| limits::PERCENT.parse(s), default_value_t = 100.0)]
     pub train_percent: f64,
     /// File of training image names to use instead of --train-percent (official subset lists).
     #[arg(long)]
     pub train_subset: Option<PathBuf>,
-    /// Training epochs of the classifier.
-    #[arg(long, default_value_t = 100)]
+    /// Training epochs of the classifier. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS), default_value_t = 100)]
     pub epochs: usize,
-    /// Learning rate of the linear head.
-    #[arg(long, default_value_t = 0.02)]
+    /// Learning rate of the linear head. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.02)]
     pub lr_head: f64,
-    /// Learning rate of the backbone (finetune only).
-    #[arg(long, default_value_t = 0.0)]
+    /// Learning rate of the backbone (finetune only). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.0)]
     pub lr_backbone: f64,
-    /// Weight decay.
-    #[arg(long, default_value_t = 1e-6)]
+    /// Weight decay. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 1e-6)]
     pub wd: f64,
-    /// Batch size.
-    #[arg(long, default_value_t = 256)]
+    /// Batch size. Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 256)]
     pub batch_size: usize,
-    /// Crop size (default: 224 for folders, 32 for IDX).
-    #[arg(long)]
+    /// Crop size (default: 224 for folders, 32 for IDX). Range 1..=4096.
+    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Where results go (default: next to --pretrained).
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
-    /// Loader worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
     pub num_workers: usize,
     /// Seed of the head initialisation, data order and subsets.
     #[arg(long, default_value_t = 0)]
@@ -387,20 +393,20 @@ pub struct KnnEvalArgs {
     /// Backbone architecture (default: the pretraining run's, else resnet50).
     #[arg(long)]
     pub arch: Option<String>,
-    /// Neighbour counts.
-    #[arg(long, value_delimiter = ',', default_value = "20,200")]
+    /// Neighbour counts. Range 1..=100000 each.
+    #[arg(long, value_parser = limits::int::<usize>(limits::KNN_K), value_delimiter = ',', default_value = "20,200")]
     pub k: Vec<usize>,
-    /// Temperature of the similarity weighting (InstDisc / DINO k-NN).
-    #[arg(long, default_value_t = 0.07)]
+    /// Temperature of the similarity weighting (InstDisc / DINO k-NN). Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive, default_value_t = 0.07)]
     pub temperature: f64,
-    /// Crop size (default: 224 for folders, 32 for IDX).
-    #[arg(long)]
+    /// Crop size (default: 224 for folders, 32 for IDX). Range 1..=4096.
+    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Where results go (default: next to --pretrained).
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
-    /// Loader worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
     pub num_workers: usize,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -412,17 +418,22 @@ pub struct EmbedArgs {
     /// Folder of images (searched recursively).
     #[arg(long)]
     pub images: PathBuf,
+    /// Backbone weights: a run directory, its <arch>-encoder.safetensors, or an official .pth. Omit for random init.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
+    /// Backbone architecture (default: the pretraining run's, else resnet50).
     #[arg(long)]
     pub arch: Option<String>,
     /// Output safetensors file (the file list goes to <out>.files.txt).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 224)]
+    /// Crop size in pixels (centre crop after resizing). Range 1..=4096.
+    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE), default_value_t = 224)]
     pub image_size: u32,
-    #[arg(long, default_value_t = 2)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
     pub num_workers: usize,
+    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -453,6 +464,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Ablate(a)) => ablate::run(a),
+        Some(Command::CheckConfig { config }) => {
+            let mut cfg = PretrainConfig::from_toml_file(&config)?;
+            cfg.resolve(cfg.image_size.unwrap_or(224));
+            cfg.validate()
+                .with_context(|| format!("{}: invalid pretraining config", config.display()))?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
         Some(Command::Pretrain(a)) => {
             let (cfg, resume) = a.into_config()?;
             pretrain::run(cfg, resume)
