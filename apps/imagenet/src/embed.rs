@@ -28,24 +28,60 @@ impl ImageSource for FileList {
     }
 }
 
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    for e in entries {
-        let p = e
-            .with_context(|| format!("reading {}", dir.display()))?
-            .path();
-        if p.is_dir() {
-            collect_images(&p, out)?;
-        } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-            matches!(
-                x.to_ascii_lowercase().as_str(),
-                "jpg" | "jpeg" | "png" | "bmp" | "webp"
-            )
-        }) {
-            out.push(p);
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+        matches!(
+            x.to_ascii_lowercase().as_str(),
+            "jpg" | "jpeg" | "png" | "bmp" | "webp"
+        )
+    })
+}
+
+/// The image files under `dir`, following symbolic links, sorted by path.
+/// A link back to one of its own ancestors (a loop) is skipped with a warning;
+/// a file reachable through several links or paths is listed once (under the
+/// first path in sorted walk order). Any other unreadable entry is an error
+/// naming it.
+pub fn collect_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    // canonical path -> (listed path, whether it is a link)
+    let mut seen: HashMap<PathBuf, (PathBuf, bool)> = HashMap::new();
+    let walk = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                if let Some(ancestor) = e.loop_ancestor() {
+                    eprintln!(
+                        "warning: {}: symbolic link loop back to {}; not followed",
+                        e.path().unwrap_or(dir).display(),
+                        ancestor.display()
+                    );
+                    continue;
+                }
+                let at = e.path().unwrap_or(dir).display().to_string();
+                return Err(anyhow::Error::new(e).context(format!("reading {at}")));
+            }
+        };
+        if entry.file_type().is_dir() || !is_image(entry.path()) {
+            continue;
+        }
+        let real = std::fs::canonicalize(entry.path())
+            .with_context(|| format!("resolving {}", entry.path().display()))?;
+        let link = entry.path_is_symlink();
+        match seen.get(&real) {
+            // Keep the path that is not a link when there is one.
+            Some(&(_, false)) => {}
+            Some(&(_, true)) if link => {}
+            _ => {
+                seen.insert(real, (entry.into_path(), link));
+            }
         }
     }
-    Ok(())
+    let mut out: Vec<PathBuf> = seen.into_values().map(|(p, _)| p).collect();
+    out.sort();
+    Ok(out)
 }
 
 /// Writes `out` (safetensors with `embeddings` (N, D) f32) and `out` + `.files.txt`
@@ -59,9 +95,7 @@ pub fn run(
     out: &Path,
     device: &Device,
 ) -> Result<(usize, usize)> {
-    let mut files = Vec::new();
-    collect_images(images, &mut files)?;
-    files.sort();
+    let files = collect_images(images)?;
     if files.is_empty() {
         bail!(
             "{}: no .jpg/.jpeg/.png/.bmp/.webp images found",
