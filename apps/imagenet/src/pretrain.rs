@@ -13,7 +13,7 @@ use vicreg_core::engine::TrainSummary;
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
 use crate::launch::{self, Launch};
-use crate::source::{collate, ImagePairs, LabelledPairs};
+use crate::source::{collate, ImagePairs, LabelledPairs, SkipLog, SKIPPED_FILE};
 use crate::variants;
 
 /// The two-view augmentation for `preset` at crop size `size`.
@@ -37,6 +37,9 @@ pub struct PretrainOutcome {
     pub seconds: f64,
     /// Pairs seen per second over this invocation.
     pub pairs_per_s: f64,
+    /// Images skipped as unreadable by this process in this invocation (all
+    /// epochs; each is listed in `<exp-dir>/skipped.txt`).
+    pub skipped: usize,
 }
 
 /// Runs pretraining with a fully resolved `cfg` on `source` in this process alone.
@@ -89,7 +92,10 @@ pub fn pretrain_on_group(
         move |items| collate(items, &dev),
     )
     .with_context(|| format!("{n_images} training images"))?;
-    let mut pairs = ImagePairs { loader };
+    let mut pairs = ImagePairs {
+        loader,
+        skips: SkipLog::new(Some(&cfg.exp_dir), collective.rank()),
+    };
 
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
@@ -104,6 +110,7 @@ pub fn pretrain_on_group(
         summary,
         seconds,
         pairs_per_s,
+        skipped: pairs.skips.total(),
     })
 }
 
@@ -155,6 +162,13 @@ fn run_as(
     let out = pretrain_on_group(cfg, source, resume, launch.collective())?;
     if !rank0 {
         return Ok(());
+    }
+    if out.skipped > 0 {
+        eprintln!(
+            "skipped {} unreadable images in total (listed in {})",
+            out.skipped,
+            cfg.exp_dir.join(SKIPPED_FILE).display()
+        );
     }
     println!(
         "done: {} steps in {:.1} s ({:.1} pairs/s); encoder weights: {}",

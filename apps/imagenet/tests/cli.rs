@@ -334,3 +334,118 @@ fn make_data_writes_the_builtin_set_once() {
     assert!(s.contains("already complete"), "{s}");
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// Runs `cmd` to completion, killing it (and failing) after `secs` seconds.
+fn run_within(cmd: &mut Command, secs: u64) -> Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            child.kill().unwrap();
+            panic!("{cmd:?} still running after {secs} s (hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn embed_walk_survives_symlink_loops_and_lists_linked_files_once() {
+    use std::os::unix::fs::symlink;
+    let root = tmp("embed-links");
+    let images = root.join("images");
+    std::fs::create_dir_all(images.join("a")).unwrap();
+    std::fs::create_dir_all(images.join("b")).unwrap();
+    let img = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 7]));
+    img.save(images.join("a/one.png")).unwrap();
+    img.save(images.join("b/two.png")).unwrap();
+    // A loop back to the root, and one file reachable through two more links.
+    symlink("..", images.join("a/loop")).unwrap();
+    symlink("../a/one.png", images.join("b/link-to-one.png")).unwrap();
+    symlink("a/one.png", images.join("also-one.png")).unwrap();
+    let out = root.join("emb.safetensors");
+    let o = run_within(
+        bin()
+            .args([
+                "embed",
+                "--arch",
+                "resnet18",
+                "--image-size",
+                "32",
+                "--num-workers",
+                "1",
+            ])
+            .arg("--images")
+            .arg(&images)
+            .arg("--out")
+            .arg(&out),
+        300,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "embed failed:\n{err}");
+    assert!(err.contains("loop"), "the loop is not reported:\n{err}");
+    let list = std::fs::read_to_string(root.join("emb.safetensors.files.txt")).unwrap();
+    let files: Vec<&str> = list.lines().collect();
+    assert_eq!(
+        files,
+        vec![
+            images.join("a/one.png").to_str().unwrap(),
+            images.join("b/two.png").to_str().unwrap()
+        ],
+        "each real file once, sorted, under its own path"
+    );
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("wrote 2 x 512 embeddings"), "{s}");
+}
+
+#[test]
+fn pretrain_reports_every_epochs_skips_and_lists_them_in_the_run_dir() {
+    let root = tmp("skips");
+    let data = root.join("data");
+    tiny_data(&data);
+    let class = std::fs::read_dir(data.join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    // Four bad files: 16 training files fill four batches of 4 (none dropped).
+    for i in 0..4 {
+        std::fs::write(
+            class.join(format!("zz-not-an-image-{i}.png")),
+            b"text, not a PNG",
+        )
+        .unwrap();
+    }
+    let exp = root.join("run");
+    let out = pretrain(&data, &exp, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for epoch in 0..2 {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("epoch {epoch}: skipped ")))
+            .unwrap_or_else(|| panic!("no skip line for epoch {epoch}:\n{err}"));
+        assert!(line.contains(" files (first: "), "{line}");
+        assert!(line.contains("zz-not-an-image-"), "{line}");
+        assert!(line.contains("skipped.txt"), "{line}");
+    }
+    assert!(err.contains("unreadable images in total"), "{err}");
+    let list = std::fs::read_to_string(exp.join("skipped.txt")).unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    for i in 0..4 {
+        let name = format!("zz-not-an-image-{i}.png");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(&name)).count(),
+            1,
+            "{name} listed once over both epochs:\n{list}"
+        );
+    }
+    assert_eq!(lines.len(), 4, "{list}");
+}
