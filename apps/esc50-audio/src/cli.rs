@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
 use vicreg_core::loss::LossKind;
 use vicreg_core::optim::OptimizerKind;
 
-use crate::config::{Pairing, PretrainConfig, WaveArch};
+use crate::config::{limits, Pairing, PretrainConfig, WaveArch};
 use crate::data::Protocol;
 use crate::evaluate::{self, EvalOptions, InitKind};
 use crate::model::BranchSel;
@@ -43,6 +43,12 @@ pub enum Command {
     },
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
+    /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
+    CheckConfig {
+        /// The TOML file (the keys of `pretrain --config`).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// Flags of `pretrain`; each overrides the same key of `--config`.
@@ -63,14 +69,14 @@ pub struct PretrainArgs {
     /// wave-spec (paper) or wave-wave.
     #[arg(long, value_enum)]
     pub pairing: Option<Pairing>,
-    /// Rate clips are resampled to (e.g. 16000, 22050, 44100).
-    #[arg(long)]
+    /// Rate clips are resampled to (e.g. 16000, 22050, 44100). Range 4000..=768000 Hz.
+    #[arg(long, value_parser = limits::int::<u32>(limits::SAMPLE_RATE))]
     pub sample_rate: Option<u32>,
-    /// Length of each view, seconds (ESC-50 clips are 5 s).
-    #[arg(long)]
+    /// Length of each view, seconds (ESC-50 clips are 5 s). Seconds in (0, 600].
+    #[arg(long, value_parser = |s: &str| limits::CLIP_SECONDS.parse(s))]
     pub clip_seconds: Option<f64>,
-    /// Fold (1-5) left out of pretraining.
-    #[arg(long)]
+    /// Fold (1-5) left out of pretraining. Range 1..=5.
+    #[arg(long, value_parser = limits::int::<u8>(limits::FOLD))]
     pub test_fold: Option<u8>,
     /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
@@ -78,62 +84,62 @@ pub struct PretrainArgs {
     /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
     #[arg(long)]
     pub spec_arch: Option<String>,
-    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
-    #[arg(long)]
+    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.
+    #[arg(long, value_parser = limits::int::<usize>(limits::N_MELS))]
     pub n_mels: Option<usize>,
-    /// Spectrogram hop in samples (default: a quarter of the FFT window).
-    #[arg(long)]
+    /// Spectrogram hop in samples (default: a quarter of the FFT window). Range 1..=1000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::MEL_HOP))]
     pub mel_hop: Option<usize>,
     /// Expander widths of both branches, e.g. 8192-8192-8192.
     #[arg(long)]
     pub mlp: Option<String>,
-    /// Epochs.
-    #[arg(long)]
+    /// Epochs. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS))]
     pub epochs: Option<usize>,
-    /// Pairs per optimizer step.
-    #[arg(long)]
+    /// Pairs per optimizer step. Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE))]
     pub batch_size: Option<usize>,
-    /// Peak learning rate.
-    #[arg(long)]
+    /// Peak learning rate. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub lr: Option<f64>,
-    /// Weight decay.
-    #[arg(long)]
+    /// Weight decay. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub wd: Option<f64>,
     /// lars, sgd or adamw.
     #[arg(long, value_enum)]
     pub optimizer: Option<Opt>,
-    /// Warmup epochs of the schedule (linear from 0, then cosine).
-    #[arg(long)]
+    /// Warmup epochs of the schedule (linear from 0, then cosine). Range 0..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WARMUP_EPOCHS))]
     pub warmup_epochs: Option<usize>,
-    /// Invariance coefficient.
-    #[arg(long)]
+    /// Invariance coefficient. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub sim_coeff: Option<f64>,
-    /// Variance coefficient (both branches unless `std-coeff-b` is set).
-    #[arg(long)]
+    /// Variance coefficient (both branches unless `std-coeff-b` is set). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub std_coeff: Option<f64>,
-    /// Covariance coefficient (both branches unless `cov-coeff-b` is set).
-    #[arg(long)]
+    /// Covariance coefficient (both branches unless `cov-coeff-b` is set). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub cov_coeff: Option<f64>,
-    /// Variance coefficient of branch B (the spectrogram branch for wave-spec).
-    #[arg(long)]
+    /// Variance coefficient of branch B (the spectrogram branch for wave-spec). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub std_coeff_b: Option<f64>,
-    /// Covariance coefficient of branch B.
-    #[arg(long)]
+    /// Covariance coefficient of branch B. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub cov_coeff_b: Option<f64>,
-    /// Loader worker threads.
-    #[arg(long)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS))]
     pub num_workers: Option<usize>,
     /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Log a metrics line every this many steps.
-    #[arg(long)]
+    /// Log a metrics line every this many steps. Range 1..=1000000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::LOG_EVERY))]
     pub log_every: Option<usize>,
-    /// Also checkpoint every this many steps (0: only at epoch ends).
-    #[arg(long)]
+    /// Also checkpoint every this many steps (0: only at epoch ends). Range 0..=1000000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::CHECKPOINT_EVERY))]
     pub checkpoint_every: Option<usize>,
-    /// Clip the global gradient norm (unset: no clipping).
-    #[arg(long)]
+    /// Clip the global gradient norm (unset: no clipping). Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive)]
     pub clip_grad: Option<f64>,
     /// Train a linear classifier on the detached wave representations alongside.
     #[arg(long)]
@@ -150,20 +156,20 @@ pub struct PretrainArgs {
     /// Loss: vicreg, barlow-twins, simclr, byol or simsiam (byol/simsiam: --pairing wave-wave).
     #[arg(long, value_parser = parse_loss)]
     pub loss: Option<LossKind>,
-    /// Barlow Twins off-diagonal weight.
-    #[arg(long)]
+    /// Barlow Twins off-diagonal weight. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub barlow_lambda: Option<f64>,
-    /// SimCLR temperature.
-    #[arg(long)]
+    /// SimCLR temperature. Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive)]
     pub temperature: Option<f64>,
     /// byol/simsiam: predictor on the online branch (true|false).
     #[arg(long)]
     pub predictor: Option<bool>,
-    /// byol/simsiam: predictor hidden width.
-    #[arg(long)]
+    /// byol/simsiam: predictor hidden width. Range 1..=65536.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
     pub predictor_hidden: Option<usize>,
-    /// byol: EMA momentum at step 0.
-    #[arg(long)]
+    /// byol: EMA momentum at step 0. In [0, 1].
+    #[arg(long, value_parser = limits::unit_interval)]
     pub momentum_base: Option<f64>,
     /// byol/simsiam: stop-gradient on the target (true|false).
     #[arg(long)]
@@ -260,17 +266,17 @@ impl PretrainArgs {
 /// Linear-probe settings shared by `eval` and `supervised`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProbeArgs {
-    /// Probe epochs.
-    #[arg(long, default_value_t = 100)]
+    /// Probe epochs. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS), default_value_t = 100)]
     pub probe_epochs: usize,
-    /// Probe peak learning rate (SGD momentum 0.9, cosine; features standardised).
-    #[arg(long, default_value_t = 0.02)]
+    /// Probe peak learning rate (SGD momentum 0.9, cosine; features standardised). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.02)]
     pub probe_lr: f64,
-    /// Probe weight decay.
-    #[arg(long, default_value_t = 1e-6)]
+    /// Probe weight decay. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 1e-6)]
     pub probe_wd: f64,
-    /// Probe mini-batch size (feature vectors per step).
-    #[arg(long, default_value_t = 256)]
+    /// Probe mini-batch size (feature vectors per step). Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 256)]
     pub probe_batch_size: usize,
 }
 
@@ -307,11 +313,11 @@ pub struct EvalArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Clips per feature-extraction batch.
-    #[arg(long, default_value_t = 32)]
+    /// Clips per feature-extraction batch. Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 32)]
     pub batch_size: usize,
-    /// Loader worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
     pub num_workers: usize,
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
@@ -338,23 +344,23 @@ pub struct SupervisedArgs {
     /// Which encoder to train (the paper's supervised row: spec).
     #[arg(long, value_enum, default_value = "spec")]
     pub branch: BranchSel,
-    /// Epochs.
-    #[arg(long, default_value_t = 100)]
+    /// Epochs. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS), default_value_t = 100)]
     pub epochs: usize,
-    /// Labelled clips per optimizer step.
-    #[arg(long, default_value_t = 64)]
+    /// Labelled clips per optimizer step. Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 64)]
     pub batch_size: usize,
-    /// Peak learning rate (SGD momentum 0.9, cosine) of encoder and head.
-    #[arg(long, default_value_t = 0.05)]
+    /// Peak learning rate (SGD momentum 0.9, cosine) of encoder and head. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.05)]
     pub lr: f64,
-    /// Weight decay.
-    #[arg(long, default_value_t = 5e-4)]
+    /// Weight decay. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 5e-4)]
     pub wd: f64,
-    /// Rate the clips are resampled to, Hz.
-    #[arg(long)]
+    /// Rate the clips are resampled to, Hz. Range 4000..=768000 Hz.
+    #[arg(long, value_parser = limits::int::<u32>(limits::SAMPLE_RATE))]
     pub sample_rate: Option<u32>,
-    /// Length of each view, seconds (ESC-50 clips are 5 s).
-    #[arg(long)]
+    /// Length of each view, seconds (ESC-50 clips are 5 s). Seconds in (0, 600].
+    #[arg(long, value_parser = |s: &str| limits::CLIP_SECONDS.parse(s))]
     pub clip_seconds: Option<f64>,
     /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
@@ -362,13 +368,13 @@ pub struct SupervisedArgs {
     /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
     #[arg(long)]
     pub spec_arch: Option<String>,
-    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
-    #[arg(long)]
+    /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.
+    #[arg(long, value_parser = limits::int::<usize>(limits::N_MELS))]
     pub n_mels: Option<usize>,
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Loader worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
     pub num_workers: usize,
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
@@ -440,6 +446,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => demo::run(demo::DemoArgs::default()),
         Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::CheckConfig { config }) => {
+            let mut cfg = PretrainConfig::from_toml_file(&config)?;
+            cfg.resolve();
+            cfg.validate()
+                .with_context(|| format!("{}: invalid esc50-audio config", config.display()))?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
         Some(Command::Pretrain(a)) => {
             let (cfg, resume) = a.into_config()?;
             pretrain::run(cfg, resume)

@@ -210,8 +210,59 @@ impl PretrainConfig {
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))
+        let cfg: Self = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        cfg.validate_ranges()
+            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Checks every numeric key against the bounds of its flag (see [`limits`]);
+    /// the error names the key.
+    pub fn validate_ranges(&self) -> Result<()> {
+        use limits::*;
+        check_int("sample-rate", self.sample_rate, &SAMPLE_RATE)?;
+        check_float("clip-seconds", self.clip_seconds, CLIP_SECONDS)?;
+        if let Some(v) = self.test_fold {
+            check_int("test-fold", v, &FOLD)?;
+        }
+        if let Some(v) = self.n_mels {
+            check_int("n-mels", v, &N_MELS)?;
+        }
+        if let Some(v) = self.mel_hop {
+            check_int("mel-hop", v, &MEL_HOP)?;
+        }
+        check_int("epochs", self.epochs, &EPOCHS)?;
+        check_int("batch-size", self.batch_size, &BATCH_SIZE)?;
+        check_float("lr", self.lr, FloatRange::NON_NEGATIVE)?;
+        check_float("wd", self.wd, FloatRange::NON_NEGATIVE)?;
+        check_int("warmup-epochs", self.warmup_epochs, &WARMUP_EPOCHS)?;
+        check_float("sim-coeff", self.sim_coeff, FloatRange::NON_NEGATIVE)?;
+        check_float("std-coeff", self.std_coeff, FloatRange::NON_NEGATIVE)?;
+        check_float("cov-coeff", self.cov_coeff, FloatRange::NON_NEGATIVE)?;
+        if let Some(v) = self.std_coeff_b {
+            check_float("std-coeff-b", v, FloatRange::NON_NEGATIVE)?;
+        }
+        if let Some(v) = self.cov_coeff_b {
+            check_float("cov-coeff-b", v, FloatRange::NON_NEGATIVE)?;
+        }
+        check_int("num-workers", self.num_workers, &NUM_WORKERS)?;
+        check_int("log-every", self.log_every, &LOG_EVERY)?;
+        check_int("checkpoint-every", self.checkpoint_every, &CHECKPOINT_EVERY)?;
+        if let Some(v) = self.clip_grad {
+            check_float("clip-grad", v, FloatRange::POSITIVE)?;
+        }
+        check_float(
+            "barlow-lambda",
+            self.barlow_lambda,
+            FloatRange::NON_NEGATIVE,
+        )?;
+        check_float("temperature", self.temperature, FloatRange::POSITIVE)?;
+        if let Some(v) = self.predictor_hidden {
+            check_int("predictor-hidden", v, &WIDTH)?;
+        }
+        check_float("momentum-base", self.momentum_base, FloatRange::UNIT)?;
+        Ok(())
     }
 
     /// The configuration of a run directory (`<dir>/config.toml`).
@@ -306,14 +357,12 @@ impl PretrainConfig {
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
+        self.validate_ranges()?;
         if self.batch_size < 2 || self.epochs == 0 {
             bail!("batch-size must be at least 2 and epochs at least 1");
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("lr must be > 0, got {}", self.lr);
-        }
-        if self.sample_rate < 4_000 {
-            bail!("sample-rate {} Hz is below 4000 Hz", self.sample_rate);
         }
         if !(self.clip_seconds.is_finite() && self.clip_seconds > 0.0) {
             bail!("clip-seconds must be > 0, got {}", self.clip_seconds);
@@ -383,5 +432,164 @@ mod tests {
         assert!(text.contains("pairing = \"wave-wave\""), "{text}");
         let back: PretrainConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, c);
+    }
+}
+
+/// Allowed values of the numeric flags and config keys: the command line
+/// parsers and [`PretrainConfig::validate`] use the same bounds.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    use anyhow::{bail, Result};
+
+    /// Epochs (any training loop).
+    pub const EPOCHS: RangeInclusive<u64> = 1..=100_000;
+    /// Warm-up epochs.
+    pub const WARMUP_EPOCHS: RangeInclusive<u64> = 0..=100_000;
+    /// Batch sizes (items per step).
+    pub const BATCH_SIZE: RangeInclusive<u64> = 1..=1_048_576;
+    /// Loader worker threads.
+    pub const NUM_WORKERS: RangeInclusive<u64> = 0..=256;
+    /// Steps between metrics records.
+    pub const LOG_EVERY: RangeInclusive<u64> = 1..=1_000_000_000;
+    /// Steps between extra checkpoints (0: only at epoch ends).
+    pub const CHECKPOINT_EVERY: RangeInclusive<u64> = 0..=1_000_000_000;
+    /// Hidden width of a predictor MLP.
+    pub const WIDTH: RangeInclusive<u64> = 1..=65_536;
+    /// Model sample rates, Hz (below 4 kHz the log-mel front end degenerates).
+    pub const SAMPLE_RATE: RangeInclusive<u64> = 4_000..=768_000;
+    /// ESC-50 folds.
+    pub const FOLD: RangeInclusive<u64> = 1..=5;
+    /// Mel bands.
+    pub const N_MELS: RangeInclusive<u64> = 1..=1024;
+    /// Spectrogram hop, samples.
+    pub const MEL_HOP: RangeInclusive<u64> = 1..=1_000_000;
+    /// Clip length, seconds: `(0, 600]`.
+    pub const CLIP_SECONDS: FloatRange = FloatRange::above(0.0, 600.0);
+
+    /// A set of finite floats: `min` (inclusive or not) up to `max` (inclusive;
+    /// infinite: no upper bound). NaN and infinities are never in it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct FloatRange {
+        /// Lower bound.
+        pub min: f64,
+        /// Whether `min` itself is allowed.
+        pub min_inclusive: bool,
+        /// Upper bound (inclusive); `f64::INFINITY`: none.
+        pub max: f64,
+    }
+
+    impl FloatRange {
+        /// Finite and `>= 0` (learning rates, weight decay, loss coefficients).
+        pub const NON_NEGATIVE: Self = Self {
+            min: 0.0,
+            min_inclusive: true,
+            max: f64::INFINITY,
+        };
+        /// Finite and `> 0` (temperatures, gradient-clip norms).
+        pub const POSITIVE: Self = Self {
+            min: 0.0,
+            min_inclusive: false,
+            max: f64::INFINITY,
+        };
+        /// `[0, 1]` (momentum).
+        pub const UNIT: Self = Self {
+            min: 0.0,
+            min_inclusive: true,
+            max: 1.0,
+        };
+
+        /// `(min, max]`.
+        pub const fn above(min: f64, max: f64) -> Self {
+            Self {
+                min,
+                min_inclusive: false,
+                max,
+            }
+        }
+
+        /// Whether `v` is allowed.
+        pub fn contains(&self, v: f64) -> bool {
+            v.is_finite()
+                && (if self.min_inclusive {
+                    v >= self.min
+                } else {
+                    v > self.min
+                })
+                && v <= self.max
+        }
+
+        /// The allowed values in words, e.g. `a finite number in (0, 600]`.
+        pub fn describe(&self) -> String {
+            let op = if self.min_inclusive { ">=" } else { ">" };
+            if self.max.is_infinite() {
+                format!("a finite number {op} {}", self.min)
+            } else {
+                let open = if self.min_inclusive { '[' } else { '(' };
+                format!("a finite number in {open}{}, {}]", self.min, self.max)
+            }
+        }
+
+        /// Parses `s` as an allowed value (the message names the range).
+        pub fn parse(&self, s: &str) -> std::result::Result<f64, String> {
+            let v: f64 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{s}` is not a number; expected {}", self.describe()))?;
+            if self.contains(v) {
+                Ok(v)
+            } else {
+                Err(format!("{v} is out of range; expected {}", self.describe()))
+            }
+        }
+    }
+
+    /// Parser of a finite float `>= 0`.
+    pub fn finite_non_negative(s: &str) -> std::result::Result<f64, String> {
+        FloatRange::NON_NEGATIVE.parse(s)
+    }
+
+    /// Parser of a finite float `> 0`.
+    pub fn finite_positive(s: &str) -> std::result::Result<f64, String> {
+        FloatRange::POSITIVE.parse(s)
+    }
+
+    /// Parser of a float in `[0, 1]`.
+    pub fn unit_interval(s: &str) -> std::result::Result<f64, String> {
+        FloatRange::UNIT.parse(s)
+    }
+
+    /// Clap parser of an integer flag of type `T` restricted to `r`.
+    pub fn int<T>(r: RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<T>
+    where
+        T: TryFrom<u64> + Clone + Send + Sync + 'static,
+        <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+    {
+        clap::builder::RangedU64ValueParser::<T>::new().range(r)
+    }
+
+    /// Fails naming `key` when the integer `v` is outside `r`.
+    pub fn check_int<T: TryInto<u64> + Copy + std::fmt::Display>(
+        key: &str,
+        v: T,
+        r: &RangeInclusive<u64>,
+    ) -> Result<()> {
+        match v.try_into() {
+            Ok(x) if r.contains(&x) => Ok(()),
+            _ => bail!(
+                "`{key}` = {v} is out of range; allowed {}..={}",
+                r.start(),
+                r.end()
+            ),
+        }
+    }
+
+    /// Fails naming `key` when the float `v` is not in `r` (NaN, infinite, out of range).
+    pub fn check_float(key: &str, v: f64, r: FloatRange) -> Result<()> {
+        if r.contains(v) {
+            Ok(())
+        } else {
+            bail!("`{key}` = {v} is out of range; expected {}", r.describe())
+        }
     }
 }
