@@ -12,7 +12,7 @@ use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, PretrainConfig};
 use crate::data;
-use crate::source::{collate, LabelledWavePairs, WavePairs};
+use crate::source::{collate, LabelledWavePairs, SkipLog, WavePairs, SKIPPED_FILE};
 use crate::variants;
 
 /// Name of the file listing the clips a run was pretrained on (one per line).
@@ -24,6 +24,9 @@ pub struct PretrainOutcome {
     pub summary: TrainSummary,
     /// Wall-clock seconds of this invocation.
     pub seconds: f64,
+    /// Clips skipped as unreadable in this invocation (all epochs; each is
+    /// listed in `<exp-dir>/skipped.txt`).
+    pub skipped: usize,
 }
 
 /// The folds pretraining reads: all but `test_fold`, or all five.
@@ -74,7 +77,10 @@ pub fn pretrain_on(
             cfg.batch_size
         );
     }
-    let mut pairs = WavePairs { loader };
+    let mut pairs = WavePairs {
+        loader,
+        skips: SkipLog::new(Some(&cfg.exp_dir), 0),
+    };
 
     let train_cfg = cfg.train(resume, num_classes);
     std::fs::create_dir_all(&cfg.exp_dir)
@@ -86,6 +92,7 @@ pub fn pretrain_on(
     Ok(PretrainOutcome {
         summary,
         seconds: start.elapsed().as_secs_f64(),
+        skipped: pairs.skips.total(),
     })
 }
 
@@ -142,6 +149,13 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     let index = data::open_index(&dir)?;
     announce(&cfg, &index)?;
     let out = pretrain_on(&cfg, index, resume)?;
+    if out.skipped > 0 {
+        eprintln!(
+            "skipped {} unreadable clips in total (listed in {})",
+            out.skipped,
+            cfg.exp_dir.join(SKIPPED_FILE).display()
+        );
+    }
     println!(
         "done: {} steps in {:.1} s; encoder weights: {}",
         out.summary.global_step,

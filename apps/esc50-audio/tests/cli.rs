@@ -403,7 +403,11 @@ fn clear_errors_for_bad_data() {
             .arg("--exp-dir")
             .arg(root.join("e")),
     );
-    assert!(err.contains("fold 7"), "{err}");
+    // Refused at parse time, naming the flag and the allowed folds.
+    assert!(
+        err.contains("--test-fold") && err.contains("1..=5"),
+        "{err}"
+    );
     let err = fails(
         bin()
             .args(["eval"])
@@ -412,4 +416,47 @@ fn clear_errors_for_bad_data() {
     );
     assert!(err.contains("config.toml"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_text_file_named_wav_is_named_in_stderr_and_in_skipped_txt_every_epoch() {
+    let root = tmp("notwav");
+    let data = root.join("data");
+    let fold_of = tiny_data(&data);
+    let mut clips: Vec<&String> = fold_of.keys().collect();
+    clips.sort();
+    let victim = clips[0].clone();
+    std::fs::write(
+        data.join("audio").join(&victim),
+        b"just some text, no RIFF header",
+    )
+    .unwrap();
+    let exp = root.join("run");
+    let mut c = bin();
+    // TINY with 2 epochs.
+    let mut args = TINY.to_vec();
+    let epochs = args.iter().position(|a| *a == "--epochs").unwrap() + 1;
+    args[epochs] = "2";
+    c.arg("pretrain")
+        .args(&args)
+        .args(["--quiet", "--pairing", "wave-wave"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--exp-dir")
+        .arg(&exp);
+    let out = run(&mut c);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked at"), "{err}");
+    for epoch in 0..2 {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("epoch {epoch}: skipped ")))
+            .unwrap_or_else(|| panic!("no skip line for epoch {epoch}:\n{err}"));
+        assert!(line.contains(&victim), "{victim} not named: {line}");
+        assert!(line.contains("skipped.txt"), "{line}");
+    }
+    assert!(err.contains("unreadable clips in total"), "{err}");
+    let list = std::fs::read_to_string(exp.join("skipped.txt")).unwrap();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains(&victim), "{list}");
 }
