@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
-use crate::config::{parse_device, ImageAugment, PretrainConfig};
+use crate::config::{limits, parse_device, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
 
 /// Image-text VICReg (non-shared image and text encoders) and cross-modal retrieval on COCO captions.
@@ -34,6 +34,12 @@ pub enum Command {
     },
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
+    /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
+    CheckConfig {
+        /// The TOML file (the keys of `pretrain --config`).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// Flags of `pretrain`; each overrides the same key of `--config`.
@@ -60,8 +66,8 @@ pub struct PretrainArgs {
     /// Zero-initialise the last BN of every residual branch.
     #[arg(long)]
     pub zero_init_residual: Option<bool>,
-    /// Crop size of the image views, pixels.
-    #[arg(long)]
+    /// Crop size of the image views, pixels. Range 16..=4096.
+    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Image augmentation of pretraining.
     #[arg(long, value_enum)]
@@ -69,26 +75,26 @@ pub struct PretrainArgs {
     /// transformer | gru | pretrained:<model dir or HF hub id>.
     #[arg(long)]
     pub text_encoder: Option<String>,
-    /// Transformer layers (from-scratch transformer).
-    #[arg(long)]
+    /// Transformer layers (from-scratch transformer). Range 1..=64.
+    #[arg(long, value_parser = limits::int::<usize>(limits::TEXT_LAYERS))]
     pub text_layers: Option<usize>,
-    /// Transformer hidden size / GRU state size (from scratch).
-    #[arg(long)]
+    /// Transformer hidden size / GRU state size (from scratch). Range 1..=65536.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
     pub text_hidden: Option<usize>,
-    /// Attention heads (from-scratch transformer).
-    #[arg(long)]
+    /// Attention heads (from-scratch transformer). Range 1..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::TEXT_HEADS))]
     pub text_heads: Option<usize>,
-    /// Word-embedding width of the GRU.
-    #[arg(long)]
+    /// Word-embedding width of the GRU. Range 1..=65536.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
     pub text_embed: Option<usize>,
-    /// Dropout of the from-scratch transformer.
-    #[arg(long)]
+    /// Dropout of the from-scratch transformer. In [0, 1].
+    #[arg(long, value_parser = limits::unit_interval)]
     pub text_dropout: Option<f64>,
-    /// Target size of the WordPiece vocabulary trained on the training captions (from scratch).
-    #[arg(long)]
+    /// Target size of the WordPiece vocabulary trained on the training captions (from scratch). Range 8..=1000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::VOCAB_SIZE))]
     pub vocab_size: Option<usize>,
-    /// Tokens per caption after truncation/padding, special tokens included.
-    #[arg(long)]
+    /// Tokens per caption after truncation/padding, special tokens included. Range 3..=4096.
+    #[arg(long, value_parser = limits::int::<usize>(limits::MAX_LEN))]
     pub max_len: Option<usize>,
     /// Expander widths of both branches.
     #[arg(long)]
@@ -105,47 +111,47 @@ pub struct PretrainArgs {
     /// Keep the text encoder fixed (its expander still trains).
     #[arg(long)]
     pub freeze_text: bool,
-    /// Epochs.
-    #[arg(long)]
+    /// Epochs. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS))]
     pub epochs: Option<usize>,
-    /// Image-caption pairs per optimizer step.
-    #[arg(long)]
+    /// Image-caption pairs per optimizer step. Range 1..=1048576.
+    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE))]
     pub batch_size: Option<usize>,
-    /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values.
-    #[arg(long)]
+    /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub base_lr: Option<f64>,
-    /// Weight decay.
-    #[arg(long)]
+    /// Weight decay. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub wd: Option<f64>,
     /// lars, sgd or adamw.
     #[arg(long, value_enum)]
     pub optimizer: Option<Opt>,
-    /// Warmup epochs of the schedule.
-    #[arg(long)]
+    /// Warmup epochs of the schedule. Range 0..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::WARMUP_EPOCHS))]
     pub warmup_epochs: Option<usize>,
     /// Loss: vicreg, barlow-twins or simclr (byol / simsiam are refused: they need weight sharing).
     #[arg(long, value_parser = parse_loss)]
     pub loss: Option<LossKind>,
-    /// Barlow Twins off-diagonal weight.
-    #[arg(long)]
+    /// Barlow Twins off-diagonal weight. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub barlow_lambda: Option<f64>,
-    /// SimCLR temperature.
-    #[arg(long)]
+    /// SimCLR temperature. Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive)]
     pub temperature: Option<f64>,
-    /// VICReg invariance coefficient.
-    #[arg(long)]
+    /// VICReg invariance coefficient. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub sim_coeff: Option<f64>,
-    /// Variance coefficient of the image branch.
-    #[arg(long)]
+    /// Variance coefficient of the image branch. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub std_coeff_image: Option<f64>,
-    /// Variance coefficient of the text branch.
-    #[arg(long)]
+    /// Variance coefficient of the text branch. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub std_coeff_text: Option<f64>,
-    /// Covariance coefficient of the image branch.
-    #[arg(long)]
+    /// Covariance coefficient of the image branch. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub cov_coeff_image: Option<f64>,
-    /// Covariance coefficient of the text branch.
-    #[arg(long)]
+    /// Covariance coefficient of the text branch. Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
     pub cov_coeff_text: Option<f64>,
     /// mean (official code) or sum (paper) of the two variance terms.
     #[arg(long, value_enum)]
@@ -153,20 +159,20 @@ pub struct PretrainArgs {
     /// Embedding normalisation before the loss: none, standardize, l2.
     #[arg(long, value_enum)]
     pub normalization: Option<Norm>,
-    /// Loader worker threads.
-    #[arg(long)]
+    /// Loader worker threads. Range 0..=256.
+    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS))]
     pub num_workers: Option<usize>,
     /// Seed of initialisation, data order, caption choice and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Log a metrics line every this many steps.
-    #[arg(long)]
+    /// Log a metrics line every this many steps. Range 1..=1000000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::LOG_EVERY))]
     pub log_every: Option<usize>,
-    /// Also checkpoint every this many steps (0: only at epoch ends).
-    #[arg(long)]
+    /// Also checkpoint every this many steps (0: only at epoch ends). Range 0..=1000000000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::CHECKPOINT_EVERY))]
     pub checkpoint_every: Option<usize>,
-    /// Clip the global gradient norm (unset: no clipping).
-    #[arg(long)]
+    /// Clip the global gradient norm (unset: no clipping). Finite, > 0.
+    #[arg(long, value_parser = limits::finite_positive)]
     pub clip_grad: Option<f64>,
     /// Fail on the first unreadable image instead of skipping it.
     #[arg(long)]
@@ -318,8 +324,8 @@ pub struct RetrieveArgs {
     /// An image file: the nearest test captions are listed.
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// Number of results.
-    #[arg(long, default_value_t = 5)]
+    /// Number of results. Range 1..=100000.
+    #[arg(long, value_parser = limits::int::<usize>(limits::TOP_K), default_value_t = 5)]
     pub k: usize,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -330,6 +336,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => demo::run(demo::DemoArgs::default()),
         Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::CheckConfig { config }) => {
+            let mut cfg = PretrainConfig::from_toml_file(&config)?;
+            cfg.resolve();
+            cfg.validate()
+                .with_context(|| format!("{}: invalid coco-retrieval config", config.display()))?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
         Some(Command::Pretrain(a)) => {
             let (cfg, resume) = a.into_config()?;
             pretrain::run(cfg, resume)
@@ -367,9 +381,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Retrieve(a)) => {
-            if a.k == 0 {
-                bail!("--k must be at least 1");
-            }
             let device = parse_device(&a.device)?;
             let run = model::load_run(&a.exp_dir, true, &device)?;
             let (index, built) =

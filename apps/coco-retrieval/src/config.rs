@@ -182,8 +182,66 @@ impl PretrainConfig {
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("{}: invalid coco-retrieval config", path.display()))
+        let cfg: Self = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid coco-retrieval config", path.display()))?;
+        cfg.validate_ranges()
+            .with_context(|| format!("{}: invalid coco-retrieval config", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Checks every numeric key against the bounds of its flag (see [`limits`]);
+    /// the error names the key.
+    pub fn validate_ranges(&self) -> Result<()> {
+        use limits::*;
+        check_int("image-size", self.image_size, &IMAGE_SIZE)?;
+        check_int("text-layers", self.text_layers, &TEXT_LAYERS)?;
+        check_int("text-hidden", self.text_hidden, &WIDTH)?;
+        check_int("text-heads", self.text_heads, &TEXT_HEADS)?;
+        check_int("text-embed", self.text_embed, &WIDTH)?;
+        check_float("text-dropout", self.text_dropout, FloatRange::UNIT)?;
+        check_int("vocab-size", self.vocab_size, &VOCAB_SIZE)?;
+        check_int("max-len", self.max_len, &MAX_LEN)?;
+        check_int("epochs", self.epochs, &EPOCHS)?;
+        check_int("batch-size", self.batch_size, &BATCH_SIZE)?;
+        if let Some(v) = self.base_lr {
+            check_float("base-lr", v, FloatRange::NON_NEGATIVE)?;
+        }
+        check_float("wd", self.wd, FloatRange::NON_NEGATIVE)?;
+        check_int("warmup-epochs", self.warmup_epochs, &WARMUP_EPOCHS)?;
+        check_float(
+            "barlow-lambda",
+            self.barlow_lambda,
+            FloatRange::NON_NEGATIVE,
+        )?;
+        check_float("temperature", self.temperature, FloatRange::POSITIVE)?;
+        check_float("sim-coeff", self.sim_coeff, FloatRange::NON_NEGATIVE)?;
+        check_float(
+            "std-coeff-image",
+            self.std_coeff_image,
+            FloatRange::NON_NEGATIVE,
+        )?;
+        check_float(
+            "std-coeff-text",
+            self.std_coeff_text,
+            FloatRange::NON_NEGATIVE,
+        )?;
+        check_float(
+            "cov-coeff-image",
+            self.cov_coeff_image,
+            FloatRange::NON_NEGATIVE,
+        )?;
+        check_float(
+            "cov-coeff-text",
+            self.cov_coeff_text,
+            FloatRange::NON_NEGATIVE,
+        )?;
+        check_int("num-workers", self.num_workers, &NUM_WORKERS)?;
+        check_int("log-every", self.log_every, &LOG_EVERY)?;
+        check_int("checkpoint-every", self.checkpoint_every, &CHECKPOINT_EVERY)?;
+        if let Some(v) = self.clip_grad {
+            check_float("clip-grad", v, FloatRange::POSITIVE)?;
+        }
+        Ok(())
     }
 
     /// The configuration a run directory was trained with (`<exp-dir>/config.toml`).
@@ -278,6 +336,7 @@ impl PretrainConfig {
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
+        self.validate_ranges()?;
         if self.batch_size < 2 || self.epochs == 0 {
             bail!("batch-size must be at least 2 and epochs at least 1");
         }
@@ -314,4 +373,156 @@ impl PretrainConfig {
 /// Parses `cpu` or `cuda:N` (`cuda` = `cuda:0`).
 pub fn parse_device(s: &str) -> Result<candle_core::Device> {
     Ok(vicreg_core::parse_device(s)?)
+}
+
+/// Allowed values of the numeric flags and config keys: the command line
+/// parsers and [`PretrainConfig::validate`] use the same bounds.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    use anyhow::{bail, Result};
+
+    /// Epochs (any training loop).
+    pub const EPOCHS: RangeInclusive<u64> = 1..=100_000;
+    /// Warm-up epochs.
+    pub const WARMUP_EPOCHS: RangeInclusive<u64> = 0..=100_000;
+    /// Batch sizes (items per step).
+    pub const BATCH_SIZE: RangeInclusive<u64> = 1..=1_048_576;
+    /// Loader worker threads.
+    pub const NUM_WORKERS: RangeInclusive<u64> = 0..=256;
+    /// Steps between metrics records.
+    pub const LOG_EVERY: RangeInclusive<u64> = 1..=1_000_000_000;
+    /// Steps between extra checkpoints (0: only at epoch ends).
+    pub const CHECKPOINT_EVERY: RangeInclusive<u64> = 0..=1_000_000_000;
+    /// Widths of the text encoder (hidden size, GRU state, word embedding).
+    pub const WIDTH: RangeInclusive<u64> = 1..=65_536;
+    /// Crop side in pixels (a ResNet needs at least 16).
+    pub const IMAGE_SIZE: RangeInclusive<u64> = 16..=4096;
+    /// Transformer layers.
+    pub const TEXT_LAYERS: RangeInclusive<u64> = 1..=64;
+    /// Attention heads.
+    pub const TEXT_HEADS: RangeInclusive<u64> = 1..=256;
+    /// WordPiece vocabulary size.
+    pub const VOCAB_SIZE: RangeInclusive<u64> = 8..=1_000_000;
+    /// Tokens per caption ([CLS] + at least one word + [SEP]).
+    pub const MAX_LEN: RangeInclusive<u64> = 3..=4096;
+    /// Retrieval results.
+    pub const TOP_K: RangeInclusive<u64> = 1..=100_000;
+
+    /// A set of finite floats: `min` (inclusive or not) up to `max` (inclusive;
+    /// infinite: no upper bound). NaN and infinities are never in it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct FloatRange {
+        /// Lower bound.
+        pub min: f64,
+        /// Whether `min` itself is allowed.
+        pub min_inclusive: bool,
+        /// Upper bound (inclusive); `f64::INFINITY`: none.
+        pub max: f64,
+    }
+
+    impl FloatRange {
+        /// Finite and `>= 0` (learning rates, weight decay, loss coefficients).
+        pub const NON_NEGATIVE: Self = Self {
+            min: 0.0,
+            min_inclusive: true,
+            max: f64::INFINITY,
+        };
+        /// Finite and `> 0` (temperatures, gradient-clip norms).
+        pub const POSITIVE: Self = Self {
+            min: 0.0,
+            min_inclusive: false,
+            max: f64::INFINITY,
+        };
+        /// `[0, 1]` (momentum).
+        pub const UNIT: Self = Self {
+            min: 0.0,
+            min_inclusive: true,
+            max: 1.0,
+        };
+
+        /// Whether `v` is allowed.
+        pub fn contains(&self, v: f64) -> bool {
+            v.is_finite()
+                && (if self.min_inclusive {
+                    v >= self.min
+                } else {
+                    v > self.min
+                })
+                && v <= self.max
+        }
+
+        /// The allowed values in words, e.g. `a finite number in (0, 600]`.
+        pub fn describe(&self) -> String {
+            let op = if self.min_inclusive { ">=" } else { ">" };
+            if self.max.is_infinite() {
+                format!("a finite number {op} {}", self.min)
+            } else {
+                let open = if self.min_inclusive { '[' } else { '(' };
+                format!("a finite number in {open}{}, {}]", self.min, self.max)
+            }
+        }
+
+        /// Parses `s` as an allowed value (the message names the range).
+        pub fn parse(&self, s: &str) -> std::result::Result<f64, String> {
+            let v: f64 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{s}` is not a number; expected {}", self.describe()))?;
+            if self.contains(v) {
+                Ok(v)
+            } else {
+                Err(format!("{v} is out of range; expected {}", self.describe()))
+            }
+        }
+    }
+
+    /// Parser of a finite float `>= 0`.
+    pub fn finite_non_negative(s: &str) -> std::result::Result<f64, String> {
+        FloatRange::NON_NEGATIVE.parse(s)
+    }
+
+    /// Parser of a finite float `> 0`.
+    pub fn finite_positive(s: &str) -> std::result::Result<f64, String> {
+        FloatRange::POSITIVE.parse(s)
+    }
+
+    /// Parser of a float in `[0, 1]`.
+    pub fn unit_interval(s: &str) -> std::result::Result<f64, String> {
+        FloatRange::UNIT.parse(s)
+    }
+
+    /// Clap parser of an integer flag of type `T` restricted to `r`.
+    pub fn int<T>(r: RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<T>
+    where
+        T: TryFrom<u64> + Clone + Send + Sync + 'static,
+        <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+    {
+        clap::builder::RangedU64ValueParser::<T>::new().range(r)
+    }
+
+    /// Fails naming `key` when the integer `v` is outside `r`.
+    pub fn check_int<T: TryInto<u64> + Copy + std::fmt::Display>(
+        key: &str,
+        v: T,
+        r: &RangeInclusive<u64>,
+    ) -> Result<()> {
+        match v.try_into() {
+            Ok(x) if r.contains(&x) => Ok(()),
+            _ => bail!(
+                "`{key}` = {v} is out of range; allowed {}..={}",
+                r.start(),
+                r.end()
+            ),
+        }
+    }
+
+    /// Fails naming `key` when the float `v` is not in `r` (NaN, infinite, out of range).
+    pub fn check_float(key: &str, v: f64, r: FloatRange) -> Result<()> {
+        if r.contains(v) {
+            Ok(())
+        } else {
+            bail!("`{key}` = {v} is out of range; expected {}", r.describe())
+        }
+    }
 }
