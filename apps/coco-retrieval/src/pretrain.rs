@@ -20,7 +20,7 @@ use vicreg_core::ParamStore;
 use crate::config::{parse_device, ImageAugment, PretrainConfig};
 use crate::data::{self, Part};
 use crate::model::{self, MODEL_FILE};
-use crate::source::CaptionPairs;
+use crate::source::{CaptionPairs, SkipLog, SKIPPED_FILE};
 use crate::text;
 
 /// The single image view of pretraining at crop size `size`.
@@ -52,6 +52,9 @@ pub struct PretrainOutcome {
     pub seconds: f64,
     /// Pairs seen per second over this invocation.
     pub pairs_per_s: f64,
+    /// Images skipped as unreadable in this invocation (all epochs; each is
+    /// listed in `<exp-dir>/skipped.txt`).
+    pub skipped: usize,
 }
 
 /// Runs pretraining with a resolved `cfg` on the captioned images `train`;
@@ -96,7 +99,10 @@ pub fn pretrain_on(
             cfg.batch_size
         );
     }
-    let mut pairs = CaptionPairs { loader };
+    let mut pairs = CaptionPairs {
+        loader,
+        skips: SkipLog::new(Some(&cfg.exp_dir), 0),
+    };
 
     let store = ParamStore::new(cfg.seed);
     let net = model::build(cfg, &prepared.arch, &store, &device)?;
@@ -148,6 +154,7 @@ pub fn pretrain_on(
         summary,
         seconds,
         pairs_per_s,
+        skipped: pairs.skips.total(),
     })
 }
 
@@ -173,6 +180,13 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
         cfg.exp_dir.display()
     );
     let out = pretrain_on(&cfg, train, resume)?;
+    if out.skipped > 0 {
+        eprintln!(
+            "skipped {} unreadable images in total (listed in {})",
+            out.skipped,
+            cfg.exp_dir.join(SKIPPED_FILE).display()
+        );
+    }
     println!(
         "done: {} steps in {:.1} s ({:.1} pairs/s); model: {}",
         out.summary.global_step,

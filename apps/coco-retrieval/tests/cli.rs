@@ -507,3 +507,34 @@ fn clear_errors_for_bad_input() {
     assert!(err.contains("config.toml"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn unreadable_training_images_are_named_every_epoch_and_listed_in_skipped_txt() {
+    let root = tmp("skips");
+    let data = root.join("data");
+    tiny_data(&data);
+    let mut imgs: Vec<PathBuf> = std::fs::read_dir(data.join("train2017"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    imgs.sort();
+    let victim = imgs[0].clone();
+    std::fs::write(&victim, b"not an image at all").unwrap();
+    let name = victim.file_name().unwrap().to_str().unwrap().to_string();
+    let exp = root.join("run");
+    let out = pretrain_cmd(&data, &exp, 2).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked at"), "{err}");
+    for epoch in 0..2 {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("epoch {epoch}: skipped ")))
+            .unwrap_or_else(|| panic!("no skip line for epoch {epoch}:\n{err}"));
+        assert!(line.contains(&name), "{name} not named: {line}");
+    }
+    assert!(err.contains("unreadable images in total"), "{err}");
+    let list = std::fs::read_to_string(exp.join("skipped.txt")).unwrap();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains(&name), "{list}");
+}
