@@ -57,6 +57,18 @@ pub struct PretrainArgs {
     /// Karpathy split file (dataset_coco.json), absolute or relative to --data-dir.
     #[arg(long)]
     pub karpathy_split: Option<PathBuf>,
+    /// Folder of training images, anywhere (with --train-captions; instead of --data-dir).
+    #[arg(long, requires = "train_captions")]
+    pub train_images: Option<PathBuf>,
+    /// COCO-format captions JSON of --train-images (images[] with file_name, annotations[]).
+    #[arg(long, requires = "train_images")]
+    pub train_captions: Option<PathBuf>,
+    /// Folder of test images, anywhere (with --val-captions; used by eval and retrieve).
+    #[arg(long, requires = "val_captions")]
+    pub val_images: Option<PathBuf>,
+    /// COCO-format captions JSON of --val-images.
+    #[arg(long, requires = "val_images")]
+    pub val_captions: Option<PathBuf>,
     /// Run directory.
     #[arg(long)]
     pub exp_dir: Option<PathBuf>,
@@ -262,6 +274,10 @@ impl PretrainArgs {
         set_opt!(
             data_dir,
             karpathy_split,
+            train_images,
+            train_captions,
+            val_images,
+            val_captions,
             mlp_image,
             mlp_text,
             base_lr,
@@ -352,16 +368,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let device = parse_device(&a.device)?;
             let run = model::load_run(&a.exp_dir, !a.random_init, &device)?;
             let e = if a.random_init {
-                let dir = run
-                    .cfg
-                    .data_dir
-                    .clone()
-                    .ok_or_else(|| anyhow::anyhow!("the run's config.toml has no data-dir"))?;
-                let test = crate::data::open(
-                    &dir,
-                    run.cfg.karpathy_split.as_deref(),
-                    crate::data::Part::Test,
-                )?;
+                let test = run.cfg.open_part(crate::data::Part::Test)?;
                 evaluate::evaluate(&evaluate::embed(&run, test, run.cfg.num_workers, &device)?)?
             } else {
                 let (index, _) =

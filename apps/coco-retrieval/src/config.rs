@@ -35,6 +35,14 @@ pub struct PretrainConfig {
     pub data_dir: Option<PathBuf>,
     /// Karpathy split file (`dataset_coco.json`); unset: train2017 for training, val2017 as the test set.
     pub karpathy_split: Option<PathBuf>,
+    /// Folder of the training images of `train-captions` (instead of `data-dir`'s layout).
+    pub train_images: Option<PathBuf>,
+    /// COCO-format captions JSON of the training images (`images[]` + `annotations[]`).
+    pub train_captions: Option<PathBuf>,
+    /// Folder of the test images of `val-captions` (instead of `data-dir`'s layout).
+    pub val_images: Option<PathBuf>,
+    /// COCO-format captions JSON of the test images.
+    pub val_captions: Option<PathBuf>,
     /// Run directory.
     pub exp_dir: PathBuf,
     /// Image backbone: resnet18/34/50/101/152/200, optionally `xN`.
@@ -131,6 +139,10 @@ impl Default for PretrainConfig {
         Self {
             data_dir: None,
             karpathy_split: None,
+            train_images: None,
+            train_captions: None,
+            val_images: None,
+            val_captions: None,
             exp_dir: PathBuf::from("runs/coco-retrieval"),
             image_arch: "resnet50".into(),
             zero_init_residual: true,
@@ -251,6 +263,55 @@ impl PretrainConfig {
             bail!("{}: not a coco-retrieval run directory (no config.toml; run `coco-retrieval pretrain` first)", exp_dir.display());
         }
         Self::from_toml_file(&p)
+    }
+
+    /// Opens `part` of the data: the COCO-format captions file and image folder
+    /// given for it (`train-captions` + `train-images`, `val-captions` +
+    /// `val-images`), else the `data-dir` layout (with `karpathy-split`).
+    /// Errors name the file or folder at fault.
+    pub fn open_part(&self, part: crate::data::Part) -> Result<datasets::coco::CocoCaptions> {
+        let (images, captions, names) = match part {
+            crate::data::Part::Train => (
+                &self.train_images,
+                &self.train_captions,
+                ("train-images", "train-captions"),
+            ),
+            crate::data::Part::Test => (
+                &self.val_images,
+                &self.val_captions,
+                ("val-images", "val-captions"),
+            ),
+        };
+        match (images, captions) {
+            (Some(images), Some(captions)) => {
+                if !images.is_dir() {
+                    bail!("{}: {} is not a directory", images.display(), names.0);
+                }
+                datasets::coco::CocoCaptions::load_annotations(captions, images).with_context(
+                    || {
+                        format!(
+                            "reading COCO captions {} (images in {})",
+                            captions.display(),
+                            images.display()
+                        )
+                    },
+                )
+            }
+            (None, None) => {
+                let dir = self.data_dir.as_deref().with_context(|| {
+                    format!(
+                        "no data: give --data-dir (a COCO 2017 tree) or --{} with --{}",
+                        names.0, names.1
+                    )
+                })?;
+                crate::data::open(dir, self.karpathy_split.as_deref(), part)
+            }
+            _ => bail!(
+                "{} and {} go together (a folder and its captions JSON)",
+                names.0,
+                names.1
+            ),
+        }
     }
 
     /// The base learning rate actually used.

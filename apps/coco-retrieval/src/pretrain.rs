@@ -18,7 +18,7 @@ use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
 
 use crate::config::{parse_device, ImageAugment, PretrainConfig};
-use crate::data::{self, Part};
+use crate::data::Part;
 use crate::model::{self, MODEL_FILE};
 use crate::source::{CaptionPairs, SkipLog, SKIPPED_FILE};
 use crate::text;
@@ -160,17 +160,24 @@ pub fn pretrain_on(
 
 /// `coco-retrieval pretrain` on `cfg.data_dir`.
 pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
-    let dir = cfg.data_dir.clone().context(
-        "pretrain needs --data-dir (run `coco-retrieval` with no arguments for the built-in demo)",
-    )?;
+    if cfg.data_dir.is_none() && cfg.train_captions.is_none() {
+        anyhow::bail!(
+            "pretrain needs --data-dir or --train-images with --train-captions (run `coco-retrieval` with no arguments for the built-in demo)"
+        );
+    }
     cfg.resolve();
     cfg.validate()?;
-    let train = data::open(&dir, cfg.karpathy_split.as_deref(), Part::Train)?;
+    let train = cfg.open_part(Part::Train)?;
+    let from = match (&cfg.train_captions, &cfg.data_dir) {
+        (Some(c), _) => c.display().to_string(),
+        (None, Some(d)) => d.display().to_string(),
+        (None, None) => String::new(),
+    };
     eprintln!(
         "pretraining {} + {} text encoder on {} ({} images, {} captions), crops {} px, batch {}, base lr {}, {} epochs -> {}",
         cfg.image_arch,
         cfg.text_encoder,
-        dir.display(),
+        from,
         train.len(),
         train.num_captions(),
         cfg.image_size,

@@ -23,6 +23,10 @@ enum Kind {
 const KEYS: &[(&str, Kind)] = &[
     ("data-dir", Kind::Text),
     ("karpathy-split", Kind::Text),
+    ("train-images", Kind::Text),
+    ("train-captions", Kind::Text),
+    ("val-images", Kind::Text),
+    ("val-captions", Kind::Text),
     ("exp-dir", Kind::Text),
     ("image-arch", Kind::Text),
     ("zero-init-residual", Kind::Bool),

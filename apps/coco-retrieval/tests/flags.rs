@@ -135,3 +135,134 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Copies every file of `from` into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn coco_format_sets_anywhere_via_image_and_caption_flags() {
+    use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
+    let root = tmp("anywhere");
+    let gen = root.join("gen");
+    generate_synth_coco(&gen, &SynthCaptionsConfig::tiny()).unwrap();
+    // The same sets, scattered outside any COCO tree.
+    let train_imgs = root.join("photos/train-set");
+    let val_imgs = root.join("elsewhere/test-pics");
+    copy_dir(&gen.join("train2017"), &train_imgs);
+    copy_dir(&gen.join("val2017"), &val_imgs);
+    let train_json = root.join("train-caps.json");
+    let val_json = root.join("elsewhere/val-caps.json");
+    std::fs::copy(gen.join("annotations/captions_train2017.json"), &train_json).unwrap();
+    std::fs::copy(gen.join("annotations/captions_val2017.json"), &val_json).unwrap();
+    let exp = root.join("run");
+    let model: &[&str] = &[
+        "pretrain",
+        "--image-arch",
+        "resnet18",
+        "--image-size",
+        "24",
+        "--text-hidden",
+        "32",
+        "--text-layers",
+        "1",
+        "--text-heads",
+        "2",
+        "--mlp",
+        "64-64",
+        "--quiet",
+        "--num-workers",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--max-len",
+        "20",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+    ];
+    let out = bin()
+        .args(model)
+        .arg("--train-images")
+        .arg(&train_imgs)
+        .arg("--train-captions")
+        .arg(&train_json)
+        .arg("--val-images")
+        .arg(&val_imgs)
+        .arg("--val-captions")
+        .arg(&val_json)
+        .arg("--exp-dir")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("(24 images, 120 captions)"), "{err}");
+    let cfg = std::fs::read_to_string(exp.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("train-images") && cfg.contains("val-captions"),
+        "{cfg}"
+    );
+    // The test set of the run's config is the given one (8 images, 40 captions).
+    let out = bin()
+        .args(["eval", "--random-init", "--exp-dir"])
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.contains("| 8 images |"), "{s}");
+
+    // Only one of a pair, a missing folder, a bad captions file: refused with the names.
+    let err = refused(&[
+        "pretrain",
+        "--train-images",
+        train_imgs.to_str().unwrap(),
+        "--exp-dir",
+        exp.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--train-captions"), "{err}");
+    let missing = root.join("no-such-folder");
+    let err = refused(
+        &[
+            model,
+            &[
+                "--train-images",
+                missing.to_str().unwrap(),
+                "--train-captions",
+                train_json.to_str().unwrap(),
+                "--exp-dir",
+                root.join("e2").to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    let bad = root.join("bad.json");
+    std::fs::write(&bad, "{\"images\": [").unwrap();
+    let err = refused(
+        &[
+            model,
+            &[
+                "--train-images",
+                train_imgs.to_str().unwrap(),
+                "--train-captions",
+                bad.to_str().unwrap(),
+                "--exp-dir",
+                root.join("e3").to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(err.contains(bad.to_str().unwrap()), "{err}");
+}
