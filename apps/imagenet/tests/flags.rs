@@ -141,7 +141,10 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
             vec!["pretrain", "--config", f, "--data-dir", "/nonexistent-data"],
         ] {
             let err = refused(&args);
-            assert!(err.contains(&format!("`{key}`")), "{args:?}: key not named:\n{err}");
+            assert!(
+                err.contains(&format!("`{key}`")),
+                "{args:?}: key not named:\n{err}"
+            );
             assert!(err.contains(f), "{args:?}: file not named:\n{err}");
         }
     }
@@ -153,7 +156,11 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
         .arg(&good)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
 }
 
@@ -168,8 +175,18 @@ fn ablate_grid_sections_are_range_checked() {
     .unwrap();
     let g = grid.to_str().unwrap();
     let exp = d.join("exp");
-    let err = refused(&["ablate", "--grid", g, "--exp-dir", exp.to_str().unwrap(), "--dry-run"]);
-    assert!(err.contains("`knn-temperature`") && err.contains(g), "{err}");
+    let err = refused(&[
+        "ablate",
+        "--grid",
+        g,
+        "--exp-dir",
+        exp.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert!(
+        err.contains("`knn-temperature`") && err.contains(g),
+        "{err}"
+    );
     std::fs::write(
         &grid,
         "[base]\nepochs = 1\nbase-lr = nan\n[[run]]\nname = \"a\"\n",
