@@ -23,4 +23,11 @@ pub trait Dataset: Send + Sync {
     /// Loads sample `index` (`0..len()`), drawing any randomness from `rng`.
     /// A corrupt or unreadable file returns an error naming the file.
     fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item>;
+
+    /// A human-readable name of sample `index` (usually its file path), used
+    /// in error messages; `None` when the dataset has none.
+    fn sample_name(&self, index: usize) -> Option<String> {
+        let _ = index;
+        None
+    }
 }

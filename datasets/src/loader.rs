@@ -15,8 +15,13 @@
 //! - Batches are built by worker threads (one batch per job, at most
 //!   `max(prefetch, num_workers)` batches in flight) and yielded in step order, so
 //!   the output is identical for any `num_workers` (0 = load in the calling thread).
+//! - A panic inside `Dataset::get` or the collate function (a bug, or a file
+//!   that a decoder cannot handle) is caught and yielded as an error naming the
+//!   sample index and, via [`Dataset::sample_name`], its file; it is never
+//!   skipped and never leaves the consumer waiting.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -209,11 +214,11 @@ impl<D: Dataset, B> BatchCtx<D, B> {
         let lo = step * bs;
         let hi = ((step + 1) * bs).min(self.indices.len());
         let n = self.dataset.len();
-        let mut items = Vec::with_capacity(hi - lo);
+        let mut items = Vec::with_capacity(hi.saturating_sub(lo));
         let mut skipped = Vec::new();
-        for &index in &self.indices[lo..hi] {
+        for &index in self.indices.get(lo..hi).unwrap_or(&[]) {
             let mut rng = SeededRng::derive(self.cfg.seed, &[self.epoch, index as u64]);
-            let mut result = self.dataset.get(index, &mut rng);
+            let mut result = self.get_caught(index, &mut rng);
             let mut k = 0usize;
             loop {
                 match result {
@@ -233,13 +238,50 @@ impl<D: Dataset, B> BatchCtx<D, B> {
                         let j = (index + k) % n;
                         let mut rng =
                             SeededRng::derive(self.cfg.seed, &[self.epoch, index as u64, k as u64]);
-                        result = self.dataset.get(j, &mut rng);
+                        result = self.get_caught(j, &mut rng);
                     }
                     Err(e) => return Err(e),
                 }
             }
         }
-        Ok(((self.collate)(items)?, skipped))
+        let collate = &self.collate;
+        let batch =
+            std::panic::catch_unwind(AssertUnwindSafe(|| collate(items))).map_err(|p| {
+                Error::Layout(format!(
+                    "collating batch {step} of epoch {} panicked: {}",
+                    self.epoch,
+                    panic_text(p.as_ref())
+                ))
+            })??;
+        Ok((batch, skipped))
+    }
+
+    /// `dataset.get(index)`, with a panic inside it turned into an error that
+    /// names the sample (and its file when the dataset can say). Not a sample
+    /// error: a panic is a bug or a hostile input, never silently skipped.
+    fn get_caught(&self, index: usize, rng: &mut SeededRng) -> Result<D::Item> {
+        let dataset = &self.dataset;
+        std::panic::catch_unwind(AssertUnwindSafe(|| dataset.get(index, rng))).unwrap_or_else(|p| {
+            let name = dataset
+                .sample_name(index)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            Err(Error::Layout(format!(
+                "loading sample {index}{name} panicked: {}",
+                panic_text(p.as_ref())
+            )))
+        })
+    }
+}
+
+/// The message of a caught panic payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_string()
     }
 }
 
@@ -283,7 +325,16 @@ impl<B: Send + 'static> EpochIter<B> {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let r = build(step);
+                        // `build` already converts panics of the dataset and the
+                        // collate function; this catches any other so that the
+                        // consumer always receives a result for `step`.
+                        let r = std::panic::catch_unwind(AssertUnwindSafe(|| build(step)))
+                            .unwrap_or_else(|p| {
+                                Err(Error::Layout(format!(
+                                    "loader worker panicked building batch {step}: {}",
+                                    panic_text(p.as_ref())
+                                )))
+                            });
                         if res_tx.send((step, r)).is_err() {
                             break;
                         }

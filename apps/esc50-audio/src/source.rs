@@ -32,6 +32,9 @@ impl Dataset for LabelledWavePairs {
             self.inner.target(index) as usize,
         ))
     }
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.inner.sample_name(index)
+    }
 }
 
 /// A collated batch: view 1 and view 2 (each `(B, clip_len)` waveforms) and labels.

@@ -29,6 +29,9 @@ impl<S: ImageSource> Dataset for LabelledPairs<S> {
             self.inner.source().label(index),
         ))
     }
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.inner.sample_name(index)
+    }
 }
 
 /// A collated batch: view 1, view 2 (each `(B, C, S, S)`) and labels.

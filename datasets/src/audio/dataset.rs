@@ -48,6 +48,11 @@ impl FoldSubset {
         let wave = load_wav(&self.index.audio_path(clip), self.sample_rate)?;
         Ok((wave, clip.target))
     }
+
+    fn name(&self, i: usize) -> Option<String> {
+        let clip = self.index.clips().get(*self.rows.get(i)?)?;
+        Some(self.index.audio_path(clip).display().to_string())
+    }
 }
 
 /// ESC-50 two-view pretraining: `Item = (view_a, view_b)`, two independently augmented
@@ -91,6 +96,10 @@ impl Dataset for Esc50Pretrain {
         let a = self.views.apply(&wave, rng);
         let b = self.views.apply(&wave, rng);
         Ok((a, b))
+    }
+
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.subset.name(index)
     }
 }
 
@@ -142,6 +151,10 @@ impl Dataset for Esc50Labelled {
     fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
         let (wave, target) = self.subset.load(index)?;
         Ok((self.views.apply(&wave, rng), target))
+    }
+
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.subset.name(index)
     }
 }
 

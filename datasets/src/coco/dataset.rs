@@ -89,6 +89,16 @@ impl<E: CaptionEncoder> Dataset for CocoPretrain<E> {
         let view = self.transform.apply(&img, rng)?;
         Ok((view, self.encoder.encode_caption(&e.captions[k])?))
     }
+
+    fn sample_name(&self, index: usize) -> Option<String> {
+        Some(
+            entry(&self.captions, index)
+                .ok()?
+                .path
+                .display()
+                .to_string(),
+        )
+    }
 }
 
 /// Retrieval evaluation: `Item = (image, all captions of the image)`; use a deterministic
@@ -136,6 +146,16 @@ impl<E: CaptionEncoder> Dataset for CocoEval<E> {
             .map(|c| self.encoder.encode_caption(c))
             .collect::<Result<_>>()?;
         Ok((view, caps))
+    }
+
+    fn sample_name(&self, index: usize) -> Option<String> {
+        Some(
+            entry(&self.captions, index)
+                .ok()?
+                .path
+                .display()
+                .to_string(),
+        )
     }
 }
 

@@ -39,6 +39,9 @@ impl<S: ImageSource> Dataset for TwoViewDataset<S> {
         let img = self.source.load(index)?;
         self.transform.apply(&img, rng)
     }
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.source.name(index)
+    }
 }
 
 /// Evaluation dataset: item = (transformed image, label).
@@ -71,6 +74,9 @@ impl<S: ImageSource> Dataset for LabelledImageDataset<S> {
     fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
         let img = self.source.load(index)?;
         Ok((self.transform.apply(&img, rng)?, self.source.label(index)))
+    }
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.source.name(index)
     }
 }
 

@@ -248,4 +248,7 @@ impl ImageSource for ImageFolder {
     fn load(&self, index: usize) -> Result<RgbImage> {
         load_rgb(&self.path(index))
     }
+    fn name(&self, index: usize) -> Option<String> {
+        (index < self.len()).then(|| self.path(index).display().to_string())
+    }
 }

@@ -29,4 +29,10 @@ pub trait ImageSource: Send + Sync {
     fn label(&self, index: usize) -> usize;
     /// Decodes image `index` to 8-bit RGB; errors name the file.
     fn load(&self, index: usize) -> Result<RgbImage>;
+    /// A name for image `index` in error messages (its file path); `None`
+    /// when the source has no per-image files (e.g. IDX).
+    fn name(&self, index: usize) -> Option<String> {
+        let _ = index;
+        None
+    }
 }
