@@ -138,6 +138,8 @@ pub fn train_loader(
             shuffle: true,
             // BatchNorm in train mode cannot use a batch of one.
             drop_last: n % batch_size == 1,
+            // Supervised baselines see every clip or fail naming the bad one.
+            policy: datasets::image::BadSamplePolicy::Strict,
             ..LoaderConfig::default()
         },
         move |items| collate_labelled_waveforms(items, &dev),

@@ -48,6 +48,88 @@ impl ImageSource for AnySource {
             AnySource::Idx(d) => d.load(index),
         }
     }
+    fn name(&self, index: usize) -> Option<String> {
+        match self {
+            AnySource::Folder(f) => f.name(index),
+            AnySource::Idx(d) => d.name(index),
+        }
+    }
+}
+
+impl AnySource {
+    /// Class names (folder names); `None` for IDX, whose classes are numbers.
+    pub fn class_names(&self) -> Option<&[String]> {
+        match self {
+            AnySource::Folder(f) => Some(f.classes()),
+            AnySource::Idx(_) => None,
+        }
+    }
+}
+
+/// An evaluation split relabelled onto the training split's classes: labels
+/// are train labels, `num_classes` is train's.
+pub struct OnTrainClasses {
+    inner: AnySource,
+    /// `map[val label] = train label`.
+    map: Vec<usize>,
+    classes: usize,
+}
+
+impl ImageSource for OnTrainClasses {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+    fn label(&self, index: usize) -> usize {
+        let l = self.inner.label(index);
+        self.map.get(l).copied().unwrap_or(l)
+    }
+    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
+        self.inner.load(index)
+    }
+    fn name(&self, index: usize) -> Option<String> {
+        self.inner.name(index)
+    }
+}
+
+/// Maps `val` onto the training classes: by folder name when both splits are
+/// folders (val may lack classes or order them differently; a val class that
+/// train lacks is an error naming it); IDX splits must have the same count.
+pub fn onto_train_classes(
+    val: AnySource,
+    train_names: Option<&[String]>,
+    train_classes: usize,
+) -> Result<OnTrainClasses> {
+    let map = match (&val, train_names) {
+        (AnySource::Folder(f), Some(names)) => f.class_map_onto(names)?,
+        _ => {
+            if val.num_classes() != train_classes {
+                bail!(
+                    "train has {train_classes} classes but val has {} (IDX labels are numbers and \
+                     cannot be matched by name)",
+                    val.num_classes()
+                );
+            }
+            (0..train_classes).collect()
+        }
+    };
+    let missing = train_classes.saturating_sub(map.len());
+    if missing > 0 {
+        if let AnySource::Folder(f) = &val {
+            eprintln!(
+                "{}: {missing} of the {train_classes} training classes have no val folder; \
+                 val labels are matched to train by class name",
+                f.split_dir().display()
+            );
+        }
+    }
+    Ok(OnTrainClasses {
+        inner: val,
+        map,
+        classes: train_classes,
+    })
 }
 
 /// Which format a data directory holds.
@@ -152,7 +234,9 @@ pub fn eval_transform(size: u32) -> Result<EvalTransform> {
 }
 
 /// Batches of `(images (B, 3, S, S), labels)` of a whole split in file order,
-/// decoded by `workers` threads.
+/// decoded by `workers` threads. A file that cannot be decoded stops the
+/// iteration with an error naming it: evaluation and `embed` never skip or
+/// substitute an image (row `i` of the features is always file `i`).
 pub fn eval_batches<S: ImageSource + 'static>(
     source: S,
     size: u32,
@@ -169,6 +253,7 @@ pub fn eval_batches<S: ImageSource + 'static>(
             num_workers: workers,
             shuffle: false,
             drop_last: false,
+            policy: BadSamplePolicy::Strict,
             ..LoaderConfig::default()
         },
         move |items| collate_labelled(items, &dev),
@@ -213,6 +298,9 @@ impl ImageSource for Subset {
     }
     fn load(&self, index: usize) -> datasets::Result<RgbImage> {
         self.inner.load(self.indices[index])
+    }
+    fn name(&self, index: usize) -> Option<String> {
+        self.inner.name(*self.indices.get(index)?)
     }
 }
 

@@ -26,6 +26,9 @@ impl ImageSource for FileList {
     fn load(&self, index: usize) -> datasets::Result<RgbImage> {
         load_rgb(&self.0[index])
     }
+    fn name(&self, index: usize) -> Option<String> {
+        self.0.get(index).map(|p| p.display().to_string())
+    }
 }
 
 fn is_image(p: &Path) -> bool {

@@ -83,14 +83,10 @@ pub fn split_features(
 ) -> Result<(Features, Features, usize)> {
     let train = data::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
+    let names = train.class_names().map(<[String]>::to_vec);
     let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
     let val = data::open_split(data_dir, "val", false)?;
-    if val.num_classes() != classes {
-        anyhow::bail!(
-            "train has {classes} classes but val has {}",
-            val.num_classes()
-        );
-    }
+    let val = data::onto_train_classes(val, names.as_deref(), classes)?;
     eprintln!(
         "extracting features: {} train images, {} val images",
         train.len(),
@@ -190,6 +186,7 @@ pub fn finetune_eval(
     let (net, store) = backbone_with_store(arch, pretrained, cfg.seed, device)?;
     let train = data::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
+    let names = train.class_names().map(<[String]>::to_vec);
     let train = data::labelled_subset(train, train_percent, subset_file, cfg.seed)?;
     let tcfg = if size == 224 {
         LinearTrainTransformConfig::default()
@@ -208,6 +205,8 @@ pub fn finetune_eval(
             num_workers: workers,
             seed: cfg.seed,
             drop_last: false,
+            // The probe sees every training image or fails naming the bad one.
+            policy: datasets::image::BadSamplePolicy::Strict,
             ..LoaderConfig::default()
         },
         move |items| collate_labelled(items, &dev),
@@ -232,6 +231,7 @@ pub fn finetune_eval(
     let vdev = device.clone();
     let mut val_batches = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
         let val = data::open_split(&val_dir, "val", false)
+            .and_then(|v| data::onto_train_classes(v, names.as_deref(), classes))
             .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
         let it = data::eval_batches(val, size, 128, workers, &vdev)
             .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;

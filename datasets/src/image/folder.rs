@@ -220,6 +220,37 @@ impl ImageFolder {
         &self.report
     }
 
+    /// For each of this split's classes, its label in `train_classes` (matched
+    /// by name): a val split may lack some of train's classes, or list them in
+    /// another order. A class that `train_classes` does not have is an error
+    /// naming it and this split's folder.
+    pub fn class_map_onto(&self, train_classes: &[String]) -> Result<Vec<usize>> {
+        let by_name: std::collections::HashMap<&str, usize> = train_classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let unknown: Vec<&str> = self
+            .classes
+            .iter()
+            .filter(|c| !by_name.contains_key(c.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::Layout(format!(
+                "{}: class folder(s) {} not among the {} training classes",
+                self.split_dir.display(),
+                unknown.join(", "),
+                train_classes.len()
+            )));
+        }
+        Ok(self
+            .classes
+            .iter()
+            .filter_map(|c| by_name.get(c.as_str()).copied())
+            .collect())
+    }
+
     /// Errors unless `other` has the same class list (e.g. train vs val).
     pub fn check_same_classes(&self, other: &ImageFolder) -> Result<()> {
         if self.classes != other.classes {
