@@ -10,6 +10,7 @@ mod dataset;
 mod error;
 pub mod image;
 pub mod loader;
+mod safe_path;
 pub mod synth_audio;
 pub mod synth_captions;
 pub mod synth_images;

@@ -65,7 +65,17 @@ impl Esc50Index {
         let classes = Self::class_names(&csv_path, &clips)?;
         let audio = root.join("audio");
         for c in &clips {
-            let p = audio.join(&c.filename);
+            if c.filename.contains(['/', '\\']) {
+                return Err(Error::bad_file(
+                    &csv_path,
+                    format!(
+                        "filename {:?}: must be a plain file name inside audio/ (no path separators)",
+                        c.filename
+                    ),
+                ));
+            }
+            let p = crate::safe_path::join_under(&audio, &c.filename)
+                .map_err(|m| Error::bad_file(&csv_path, format!("clip {m}")))?;
             if !p.is_file() {
                 return Err(Error::Layout(format!(
                     "{}: listed in {} but missing",

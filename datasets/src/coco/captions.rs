@@ -99,9 +99,12 @@ impl CocoCaptions {
                     format!("image id {} is listed twice in images[]", im.id),
                 ));
             }
+            let path = crate::safe_path::join_under(image_dir, &im.file_name).map_err(|m| {
+                Error::bad_file(json, format!("images[] entry of image id {}: {m}", im.id))
+            })?;
             entries.push(CocoImageEntry {
                 image_id: im.id,
-                path: image_dir.join(im.file_name),
+                path,
                 captions: Vec::new(),
             });
         }

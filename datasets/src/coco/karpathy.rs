@@ -90,6 +90,23 @@ impl CocoCaptions {
             if !split.contains(&im.split) {
                 continue;
             }
+            // Both names come from the split file: they must stay under `root`.
+            let checked = crate::safe_path::join_under(root, &im.filename).and_then(|_| {
+                if im.filepath.is_empty() {
+                    Ok(root.to_path_buf())
+                } else {
+                    crate::safe_path::join_under(root, &im.filepath)
+                }
+            });
+            if let Err(m) = checked {
+                return Err(Error::bad_file(
+                    split_file,
+                    format!(
+                        "images[{k}] (filepath {:?}, filename {:?}): {m}",
+                        im.filepath, im.filename
+                    ),
+                ));
+            }
             let path = resolve(root, im).ok_or_else(|| {
                 Error::Layout(format!(
                     "{}: image {} of {} is missing (also looked for its cocoid in train2017/, val2017/)",
