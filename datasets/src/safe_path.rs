@@ -31,9 +31,11 @@ pub fn join_under(root: &Path, rel: &str) -> std::result::Result<PathBuf, String
                     "file name {rel:?} contains `..` (names must stay under the data root)"
                 ))
             }
-            Component::RootDir | Component::Prefix(_) => return Err(format!(
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
                 "file name {rel:?} is an absolute path (names must be relative to the data root)"
-            )),
+            ))
+            }
         }
     }
     Ok(root.join(rel))

@@ -85,3 +85,41 @@ fn esc50_file_names_with_paths_are_refused() {
         assert!(e.contains("esc50.csv") && e.contains(bad), "{bad}: {e}");
     }
 }
+
+/// A wav header claiming an absurd sample rate or channel count is refused
+/// naming the file, before any resampling allocates by it.
+#[test]
+fn wav_headers_with_absurd_rates_or_channels_are_refused() {
+    let d = tmp("wav");
+    for (rate, channels, what) in [
+        (1_000_000_000u32, 1u16, "sample rate"),
+        (500, 1, "sample rate"),
+        (16_000, 200, "channels"),
+    ] {
+        let p = d.join(format!("r{rate}_c{channels}.wav"));
+        // A canonical 44-byte PCM header plus one frame of data.
+        let block = 2 * channels as u32;
+        let mut b = Vec::new();
+        b.extend_from_slice(b"RIFF");
+        b.extend_from_slice(&(36u32 + block).to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        b.extend_from_slice(&16u32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&channels.to_le_bytes());
+        b.extend_from_slice(&rate.to_le_bytes());
+        b.extend_from_slice(&(rate * block).to_le_bytes());
+        b.extend_from_slice(&(block as u16).to_le_bytes());
+        b.extend_from_slice(&16u16.to_le_bytes());
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&block.to_le_bytes());
+        b.extend(std::iter::repeat_n(0u8, block as usize));
+        std::fs::write(&p, &b).unwrap();
+        let e = err_text(datasets::audio::load_wav(&p, 16_000));
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        assert!(e.contains(&name), "{e}");
+        assert!(
+            e.contains(what) && e.contains("wav header declares"),
+            "{rate} {channels}: {e}"
+        );
+    }
+}

@@ -38,7 +38,16 @@ fn hound_err(path: &Path, e: hound::Error) -> Error {
     }
 }
 
-/// Decodes a whole wav file to a mono waveform at its own sample rate.
+/// Lowest sample rate a wav file may declare (Hz).
+pub const MIN_WAV_RATE: u32 = 1_000;
+/// Highest sample rate a wav file may declare (Hz): resampling a header that
+/// claims more would allocate by a number the file does not back.
+pub const MAX_WAV_RATE: u32 = 768_000;
+/// Most channels a wav file may declare.
+pub const MAX_WAV_CHANNELS: usize = 64;
+
+/// Decodes a whole wav file to a mono waveform at its own sample rate
+/// ([`MIN_WAV_RATE`]..=[`MAX_WAV_RATE`] Hz, at most [`MAX_WAV_CHANNELS`] channels).
 ///
 /// Integer samples of `b` bits are scaled by `1 / 2^(b-1)`; float samples are kept as is.
 /// A file with no samples, a corrupt header or truncated data returns [`Error::BadFile`]
@@ -50,10 +59,19 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
     if channels == 0 {
         return Err(Error::bad_file(path, "wav header declares 0 channels"));
     }
-    if spec.sample_rate == 0 {
+    if !(MIN_WAV_RATE..=MAX_WAV_RATE).contains(&spec.sample_rate) {
         return Err(Error::bad_file(
             path,
-            "wav header declares a sample rate of 0 Hz",
+            format!(
+                "wav header declares a sample rate of {} Hz, outside {MIN_WAV_RATE}..={MAX_WAV_RATE} Hz",
+                spec.sample_rate
+            ),
+        ));
+    }
+    if channels > MAX_WAV_CHANNELS {
+        return Err(Error::bad_file(
+            path,
+            format!("wav header declares {channels} channels, more than {MAX_WAV_CHANNELS}"),
         ));
     }
     let interleaved: Vec<f32> = match spec.sample_format {
