@@ -63,7 +63,7 @@ fn reads_plain_and_gz_pairs() {
         (3, 2, 4, 8)
     );
     assert_eq!(tr.labels(), &[7, 0, 2]);
-    assert_eq!(tr.gray(1), &pixels[8..16]);
+    assert_eq!(tr.gray(1), Some(&pixels[8..16]));
     let rgb = tr.load(1).unwrap();
     assert_eq!(rgb.dimensions(), (4, 2));
     assert_eq!(rgb.get_pixel(1, 0).0, [90, 90, 90]);
@@ -174,4 +174,65 @@ fn fashion_mnist_if_installed() {
         img.pixels().any(|p| p.0[0] > 100),
         "first test image is not blank"
     );
+}
+
+/// Dimension products that overflow, wrap to exactly 0 (so an empty payload
+/// would pass a size check), or exceed the size bound are refused by name,
+/// as are images with absurd sides: never a panic or a huge allocation.
+#[test]
+fn idx_headers_with_overflowing_or_absurd_dims_are_refused() {
+    use datasets::image::parse_idx;
+    let p = Path::new("hostile-images-idx3-ubyte");
+    // 2^32 * 2^32 * ... : on 64-bit the product of three u32::MAX overflows.
+    let overflow = idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]);
+    let msg = parse_idx(&overflow, 3, p).unwrap_err().to_string();
+    assert!(
+        msg.contains("hostile-images-idx3-ubyte") && msg.contains("corrupt header"),
+        "{msg}"
+    );
+    // (2^16)^4 = 2^64 wraps to exactly 0 with wrapping arithmetic, which
+    // would match an empty payload.
+    let wrap4 = idx_bytes(&[1 << 16, 1 << 16, 1 << 16, 1 << 16], &[]);
+    let msg = parse_idx(&wrap4, 4, p).unwrap_err().to_string();
+    assert!(msg.contains("corrupt header"), "{msg}");
+    // Larger than the file bound but no overflow.
+    let big = idx_bytes(&[1 << 20, 1 << 10, 1 << 10], &[0; 16]);
+    let msg = parse_idx(&big, 3, p).unwrap_err().to_string();
+    assert!(msg.contains("more than"), "{msg}");
+    // Header shorter than its dimension count.
+    let msg = parse_idx(&[0, 0, 8, 3, 0, 0], 3, p)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("truncated IDX header"), "{msg}");
+
+    // Sides beyond MAX_IDX_SIDE: 1 image of 1 x 65000 pixels.
+    let dir = tmp("wide");
+    write(
+        &dir.join("train-images-idx3-ubyte"),
+        &idx_bytes(&[1, 1, 65000], &vec![0; 65000]),
+        false,
+    );
+    write(
+        &dir.join("train-labels-idx1-ubyte"),
+        &idx_bytes(&[1], &[0]),
+        false,
+    );
+    let msg = IdxDataset::open(&dir, IdxSplit::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("train-images-idx3-ubyte") && msg.contains("at most 4096"),
+        "{msg}"
+    );
+    // An index past the end is an error, not a panic.
+    write(
+        &dir.join("train-images-idx3-ubyte"),
+        &idx_bytes(&[1, 2, 2], &[0; 4]),
+        false,
+    );
+    let ds = IdxDataset::open(&dir, IdxSplit::Train).unwrap();
+    assert!(ds.gray(1).is_none());
+    let msg = ds.load(5).unwrap_err().to_string();
+    assert!(msg.contains("out of range"), "{msg}");
+    std::fs::remove_dir_all(dir).unwrap();
 }

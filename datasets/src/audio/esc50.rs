@@ -3,7 +3,16 @@
 //! CSV header (exactly these columns, in this order):
 //! `filename,fold,target,category,esc10,src_file,take`. `fold` is 1..=5, `target`
 //! the class index (0-based, contiguous), `category` its name, `esc10` `True`/`False`.
+//!
+//! The CSV is read up to [`MAX_ESC50_CSV_BYTES`], and the targets are checked
+//! to be dense (`0..number of distinct targets`) before any table is sized by
+//! them, so a target of 4294967295 is an error naming the line, not a 100 GB
+//! allocation.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -12,6 +21,9 @@ use crate::{Error, Result};
 pub const ESC50_HEADER: [&str; 7] = [
     "filename", "fold", "target", "category", "esc10", "src_file", "take",
 ];
+
+/// The largest `meta/esc50.csv` read, in bytes (64 MiB; ESC-50's is 0.1 MB).
+pub const MAX_ESC50_CSV_BYTES: u64 = 64 << 20;
 
 /// Number of cross-validation folds in ESC-50.
 pub const ESC50_FOLDS: u8 = 5;
@@ -60,7 +72,16 @@ impl Esc50Index {
     /// the target numbering is [`Error::BadFile`].
     pub fn load(root: &Path) -> Result<Self> {
         let csv_path = root.join("meta").join("esc50.csv");
-        let text = std::fs::read(&csv_path).map_err(|e| Error::io(&csv_path, e))?;
+        let mut text = Vec::new();
+        std::fs::File::open(&csv_path)
+            .and_then(|f| f.take(MAX_ESC50_CSV_BYTES + 1).read_to_end(&mut text))
+            .map_err(|e| Error::io(&csv_path, e))?;
+        if text.len() as u64 > MAX_ESC50_CSV_BYTES {
+            return Err(Error::bad_file(
+                &csv_path,
+                format!("larger than {MAX_ESC50_CSV_BYTES} bytes: not an ESC-50 index"),
+            ));
+        }
         let clips = Self::parse_csv(&csv_path, &text)?;
         let classes = Self::class_names(&csv_path, &clips)?;
         let audio = root.join("audio");
@@ -108,7 +129,7 @@ impl Esc50Index {
             ));
         }
         let mut clips = Vec::new();
-        let mut names: std::collections::HashMap<u32, (String, u64)> = Default::default();
+        let mut names: BTreeMap<u32, (String, u64)> = BTreeMap::new();
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -147,6 +168,17 @@ impl Esc50Index {
             }
             let esc10 = parse_bool(field(4))
                 .ok_or_else(|| bad(format!("esc10 {:?} is not True/False", field(4))))?;
+            match names.get(&target) {
+                Some((name, first_line)) if *name != category => {
+                    return Err(bad(format!(
+                        "target {target} is named {category:?} here but {name:?} on line {first_line}"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    names.insert(target, (category.clone(), line));
+                }
+            }
             clips.push(Esc50Clip {
                 filename,
                 fold,
@@ -156,19 +188,6 @@ impl Esc50Index {
                 src_file: field(5).to_string(),
                 take: field(6).to_string(),
             });
-            let last = clips.last().unwrap();
-            match names.get(&last.target) {
-                Some((name, first_line)) if *name != last.category => {
-                    return Err(bad(format!(
-                        "target {} is named {:?} here but {:?} on line {first_line}",
-                        last.target, last.category, name
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    names.insert(last.target, (last.category.clone(), line));
-                }
-            }
         }
         if clips.is_empty() {
             return Err(Error::bad_file(path, "no clips listed"));
@@ -176,24 +195,28 @@ impl Esc50Index {
         Ok(clips)
     }
 
+    /// Class names indexed by target. The targets must be exactly
+    /// `0..k` for the `k` distinct targets; the check runs on the distinct
+    /// targets themselves, so nothing is sized by a target's value.
     fn class_names(path: &Path, clips: &[Esc50Clip]) -> Result<Vec<String>> {
-        let n = clips.iter().map(|c| c.target).max().unwrap_or(0) as usize + 1;
-        let mut names: Vec<Option<String>> = vec![None; n];
+        let mut names: BTreeMap<u32, &str> = BTreeMap::new();
         for c in clips {
-            names[c.target as usize].get_or_insert_with(|| c.category.clone());
+            names.entry(c.target).or_insert(&c.category);
         }
-        names
-            .into_iter()
-            .enumerate()
-            .map(|(t, name)| {
-                name.ok_or_else(|| {
-                    Error::bad_file(
-                        path,
-                        format!("no clip has target {t}: targets must be 0..{n}"),
-                    )
-                })
-            })
-            .collect()
+        let k = names.len();
+        for (expected, (&target, _)) in names.iter().enumerate() {
+            if target as usize != expected {
+                let largest = names.keys().next_back().copied().unwrap_or(target);
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "no clip has target {expected}: the {k} distinct targets must be 0..{k} \
+                         (the largest is {largest})"
+                    ),
+                ));
+            }
+        }
+        Ok(names.into_values().map(str::to_string).collect())
     }
 
     /// The dataset root.

@@ -12,5 +12,5 @@ pub use dataset::{
     collate_labelled_waveforms, collate_waveform_pairs, Esc50Labelled, Esc50Pretrain,
 };
 pub use esc50::{train_fold_list, Esc50Clip, Esc50Index, ESC50_FOLDS};
-pub use resample::{resample, resampled_len};
+pub use resample::{resample, resampled_len, MAX_RESAMPLED_LEN};
 pub use wav::{load_wav, read_wav, write_wav_mono16, Waveform};

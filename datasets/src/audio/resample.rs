@@ -20,14 +20,24 @@ thread_local! {
     static CACHE: RefCell<HashMap<(u32, u32), Fft<f32>>> = RefCell::new(HashMap::new());
 }
 
-/// Number of output samples for `n` input samples: `round(n * to / from)`.
+/// The most samples [`resample`] produces (2^31, 8 GiB of `f32`: 12 hours
+/// at 48 kHz); more is refused before anything is allocated.
+pub const MAX_RESAMPLED_LEN: usize = 1 << 31;
+
+/// Number of output samples for `n` input samples: `round(n * to / from)`,
+/// saturating at `usize::MAX`; 0 when `from` is 0.
 pub fn resampled_len(n: usize, from: u32, to: u32) -> usize {
-    ((n as u128 * to as u128 + from as u128 / 2) / from as u128) as usize
+    if from == 0 {
+        return 0;
+    }
+    let len = (n as u128 * to as u128 + from as u128 / 2) / from as u128;
+    usize::try_from(len).unwrap_or(usize::MAX)
 }
 
 /// Resamples a mono signal from `from` Hz to `to` Hz. The output has exactly
 /// [`resampled_len`]`(samples.len(), from, to)` samples; equal rates return a copy.
-/// A zero rate is an [`Error::Config`].
+/// A zero rate, or an output longer than [`MAX_RESAMPLED_LEN`], is an
+/// [`Error::Config`].
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     if from == 0 || to == 0 {
         return Err(Error::Config(format!(
@@ -38,6 +48,12 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
         return Ok(samples.to_vec());
     }
     let want = resampled_len(samples.len(), from, to);
+    if want > MAX_RESAMPLED_LEN {
+        return Err(Error::Config(format!(
+            "resampling {} samples {from} Hz -> {to} Hz gives {want} samples, more than {MAX_RESAMPLED_LEN}",
+            samples.len()
+        )));
+    }
     let input = InterleavedSlice::new(samples, 1, samples.len())
         .map_err(|e| Error::Config(format!("resampler input buffer: {e}")))?;
     let out = CACHE.with(|cache| -> Result<_> {

@@ -2,6 +2,13 @@
 //!
 //! Supported encodings: 8/16/24/32-bit integer PCM and 32-bit float, any number of
 //! channels (downmixed to mono by averaging the channels of each frame), any rate.
+//!
+//! Sizes in a header are never trusted for allocation: the rate and channel
+//! count are range-checked, and the sample buffer grows with the samples
+//! actually read (its first reservation is bounded by the file's size), so a
+//! header that claims 4 G samples in a 1 kB file costs 1 kB.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
@@ -74,6 +81,21 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
             format!("wav header declares {channels} channels, more than {MAX_WAV_CHANNELS}"),
         ));
     }
+    // The declared sample count bounds nothing: reserve at most what the file can hold.
+    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bytes_per_sample = u64::from(spec.bits_per_sample.div_ceil(8).max(1));
+    let declared = u64::from(reader.len()) * bytes_per_sample;
+    if declared > file_bytes {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "truncated wav file: the header declares {} samples ({declared} bytes) but the \
+                 file has {file_bytes} bytes",
+                reader.len()
+            ),
+        ));
+    }
+    let capacity = reader.len() as usize;
     let interleaved: Vec<f32> = match spec.sample_format {
         SampleFormat::Float => {
             if spec.bits_per_sample != 32 {
@@ -85,10 +107,11 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
                     ),
                 ));
             }
-            reader
-                .samples::<f32>()
-                .collect::<std::result::Result<Vec<f32>, _>>()
-                .map_err(|e| hound_err(path, e))?
+            let mut v = Vec::with_capacity(capacity);
+            for s in reader.samples::<f32>() {
+                v.push(s.map_err(|e| hound_err(path, e))?);
+            }
+            v
         }
         SampleFormat::Int => {
             let bits = spec.bits_per_sample;
@@ -101,11 +124,11 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
                 ));
             }
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|v| (v as f64 * scale) as f32))
-                .collect::<std::result::Result<Vec<f32>, _>>()
-                .map_err(|e| hound_err(path, e))?
+            let mut v = Vec::with_capacity(capacity);
+            for s in reader.samples::<i32>() {
+                v.push((s.map_err(|e| hound_err(path, e))? as f64 * scale) as f32);
+            }
+            v
         }
     };
     if interleaved.is_empty() {

@@ -14,4 +14,4 @@ pub use pipeline::{
     augment_view_u8, EvalTransform, EvalTransformConfig, LinearTrainTransform,
     LinearTrainTransformConfig, TwoViewTransform, VicregAugConfig, ViewConfig, ViewTransform,
 };
-pub use resize::{resized_crop, CropBox, Interpolation};
+pub use resize::{resize, resized_crop, CropBox, Interpolation, MAX_RESIZE_PIXELS};

@@ -223,6 +223,10 @@ fn vertical_pass_generic(
     out
 }
 
+/// The most output pixels [`resized_crop`] and [`resize`] produce (2^27,
+/// 384 MiB as RGB); a larger output is refused before anything is allocated.
+pub const MAX_RESIZE_PIXELS: u64 = 1 << 27;
+
 /// Crops `crop` out of `src` (exactly, as `PIL.Image.crop`) and resizes it to
 /// `out_w x out_h` with Pillow's resampler, without copying the crop first.
 /// Equivalent to torchvision's `resized_crop` on a PIL image.
@@ -231,7 +235,8 @@ fn vertical_pass_generic(
 /// except when `crop_h - out_h > 0` and `crop_h - out_h > 2 * (crop_w - out_w)`,
 /// where the vertical pass runs first (the u8 rounding between the passes makes
 /// the order observable). A pass whose size does not change is skipped (it
-/// would be the identity).
+/// would be the identity). An output of more than [`MAX_RESIZE_PIXELS`] is an
+/// [`Error::Config`].
 pub fn resized_crop(
     src: &RgbImage,
     crop: CropBox,
@@ -249,6 +254,12 @@ pub fn resized_crop(
     {
         return Err(Error::Config(format!(
             "resized_crop: crop {crop:?} -> {out_w}x{out_h} does not fit a {sw}x{sh} image"
+        )));
+    }
+    if out_w as u64 * out_h as u64 > MAX_RESIZE_PIXELS {
+        return Err(Error::Config(format!(
+            "resizing a {sw}x{sh} image to {out_w}x{out_h} pixels: more than {MAX_RESIZE_PIXELS} \
+             output pixels (an extreme aspect ratio or size)"
         )));
     }
     let stride = sw as usize * 3;
@@ -309,7 +320,11 @@ pub fn resized_crop(
             }
         }
     };
-    Ok(RgbImage::from_raw(out_w, out_h, out).expect("buffer size matches"))
+    RgbImage::from_raw(out_w, out_h, out).ok_or_else(|| {
+        Error::Config(format!(
+            "resized_crop: output buffer is not {out_w}x{out_h}"
+        ))
+    })
 }
 
 /// Resizes the whole image to `out_w x out_h` (`PIL.Image.resize`).

@@ -9,6 +9,16 @@ use super::ImageSource;
 use crate::augment::{ChwImage, TwoViewTransform, VicregAugConfig, ViewTransform};
 use crate::{Dataset, Error, Result};
 
+/// A transform's error on a file-backed sample names the file (as
+/// [`Error::BadFile`], so training may skip and report it like a corrupt file).
+fn name_transform_error(name: Option<String>, e: Error) -> Error {
+    match (name, e) {
+        (_, e @ (Error::BadFile { .. } | Error::Io { .. })) => e,
+        (Some(name), e) => Error::bad_file(name, format!("cannot transform the image: {e}")),
+        (None, e) => e,
+    }
+}
+
 /// Pretraining dataset: item = the two augmented views of image `index`.
 pub struct TwoViewDataset<S: ImageSource> {
     source: S,
@@ -37,7 +47,9 @@ impl<S: ImageSource> Dataset for TwoViewDataset<S> {
     }
     fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
         let img = self.source.load(index)?;
-        self.transform.apply(&img, rng)
+        self.transform
+            .apply(&img, rng)
+            .map_err(|e| name_transform_error(self.source.name(index), e))
     }
     fn sample_name(&self, index: usize) -> Option<String> {
         self.source.name(index)
@@ -73,7 +85,11 @@ impl<S: ImageSource> Dataset for LabelledImageDataset<S> {
     }
     fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
         let img = self.source.load(index)?;
-        Ok((self.transform.apply(&img, rng)?, self.source.label(index)))
+        let x = self
+            .transform
+            .apply(&img, rng)
+            .map_err(|e| name_transform_error(self.source.name(index), e))?;
+        Ok((x, self.source.label(index)))
     }
     fn sample_name(&self, index: usize) -> Option<String> {
         self.source.name(index)

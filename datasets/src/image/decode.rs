@@ -1,11 +1,66 @@
 //! Decoding image files to 8-bit RGB, with errors that name the file.
+//!
+//! Sizes are bounded before pixels are decoded: a file of at most
+//! [`MAX_IMAGE_FILE_BYTES`], a header declaring at most [`MAX_IMAGE_SIDE`]
+//! pixels per side and [`MAX_IMAGE_PIXELS`] in all, and an aspect ratio of at
+//! most [`MAX_ASPECT_RATIO`] (a 1 x 65000 strip would become a 256 x 16.6 M
+//! image, 12 GB, under the evaluation's resize of the shorter side).
 
-use std::io::Cursor;
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Cursor, Read};
 use std::path::Path;
 
-use image::{ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::{Error, Result};
+
+/// The largest image file read, in bytes (256 MiB).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
+/// The longest side an image may declare, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 32_768;
+/// The most pixels an image may declare (2^27, e.g. 11585 x 11585; 512 MiB as RGBA).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 27;
+/// The largest ratio of the longer to the shorter side.
+pub const MAX_ASPECT_RATIO: u32 = 64;
+
+/// Checks an image's declared size against the bounds above; the message names
+/// the size and the bound it breaks.
+pub fn check_image_size(width: u32, height: u32, path: &Path) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::bad_file(path, "image has zero width or height"));
+    }
+    let (long, short) = (width.max(height), width.min(height));
+    if long > MAX_IMAGE_SIDE || width as u64 * height as u64 > MAX_IMAGE_PIXELS {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "image of {width} x {height} pixels is too large (at most {MAX_IMAGE_SIDE} \
+                 per side and {MAX_IMAGE_PIXELS} pixels)"
+            ),
+        ));
+    }
+    if long as u64 > short as u64 * MAX_ASPECT_RATIO as u64 {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "image of {width} x {height} pixels has an aspect ratio beyond \
+                 {MAX_ASPECT_RATIO}:1 (refused: resizing its shorter side would blow up the longer)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_error(path: &Path, format: ImageFormat, e: ImageError) -> Error {
+    match e {
+        ImageError::Limits(l) => Error::bad_file(
+            path,
+            format!("{format:?} image exceeds the decoder's memory limit: {l}"),
+        ),
+        other => Error::bad_file(path, format!("corrupt {format:?} image: {other}")),
+    }
+}
 
 /// Decodes the bytes of an image file (JPEG, PNG, BMP or WebP, detected from
 /// the content) to RGB (grayscale is replicated, alpha dropped, as PIL's
@@ -15,7 +70,7 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::bad_file(path, "empty file, not an image"));
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
     let format = reader.format().ok_or_else(|| {
@@ -30,12 +85,23 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
             "truncated JPEG: no end-of-image marker (FF D9)",
         ));
     }
-    let img = reader
-        .decode()
-        .map_err(|e| Error::bad_file(path, format!("corrupt {format:?} image: {e}")))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(Error::bad_file(path, "image has zero width or height"));
-    }
+    // Only the memory bound while the header is read, so that the size check
+    // below gives its own message; then the strict side bounds for the decode.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS * 4);
+    reader.limits(limits.clone());
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| decode_error(path, format, e))?;
+    let (w, h) = decoder.dimensions();
+    check_image_size(w, h, path)?;
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    decoder
+        .set_limits(limits)
+        .map_err(|e| decode_error(path, format, e))?;
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, format, e))?;
+    check_image_size(img.width(), img.height(), path)?;
     Ok(img.into_rgb8())
 }
 
@@ -76,8 +142,18 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
         .any(|w| w == [0xFF, 0xD9])
 }
 
-/// Reads and decodes an image file to RGB.
+/// Reads and decodes an image file to RGB; a file over
+/// [`MAX_IMAGE_FILE_BYTES`] is refused before it is read.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(Error::bad_file(
+            path,
+            format!("file larger than {MAX_IMAGE_FILE_BYTES} bytes: not read as an image"),
+        ));
+    }
     decode_rgb(&bytes, path)
 }

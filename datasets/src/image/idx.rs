@@ -4,6 +4,13 @@
 //! Format: 2 zero bytes, a type byte (0x08 = unsigned byte, the only one
 //! accepted), the number of dimensions, each dimension as a big-endian u32,
 //! then the values row-major.
+//!
+//! Every size read from a file is bounded before it is used: at most
+//! [`MAX_IDX_BYTES`] per file (plain or after gunzip), at most
+//! [`MAX_IDX_SIDE`] rows and columns, and the product of the dimensions,
+//! computed with checked multiplication, must equal the payload's length.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -31,22 +38,49 @@ impl IdxSplit {
     }
 }
 
-/// Reads a whole file, gunzipping when its name ends with `.gz`.
+/// The largest IDX file accepted, in bytes, plain or after gunzip (4 GiB:
+/// ~70x Fashion-MNIST's training images).
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
+
+/// The largest number of rows or columns of an IDX image.
+pub const MAX_IDX_SIDE: usize = 4096;
+
+/// Reads a whole file, gunzipping when its name ends with `.gz`; at most
+/// [`MAX_IDX_BYTES`] either way.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let too_big = || {
+        Error::bad_file(
+            path,
+            format!("IDX file larger than {MAX_IDX_BYTES} bytes (plain or unzipped): refused"),
+        )
+    };
+    let mut out = Vec::new();
     if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::bad_file(path, format!("corrupt gzip data: {e}")))?;
-        Ok(out)
     } else {
-        Ok(raw)
+        file.take(MAX_IDX_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::io(path, e))?;
     }
+    if out.len() as u64 > MAX_IDX_BYTES {
+        return Err(too_big());
+    }
+    Ok(out)
 }
 
-/// Parses an IDX byte array of `ndims` dimensions; returns the dims and the data.
+/// Parses an IDX byte array of `ndims` dimensions (1 to 4); returns the
+/// dims and the data. The product of the dims, computed with checked
+/// multiplication, must equal the number of bytes after the header.
 pub fn parse_idx(bytes: &[u8], ndims: usize, path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+    if !(1..=4).contains(&ndims) {
+        return Err(Error::Config(format!(
+            "IDX files with {ndims} dimensions are not read (1 to 4)"
+        )));
+    }
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(Error::bad_file(path, "not an IDX file (bad magic number)"));
     }
@@ -66,23 +100,35 @@ pub fn parse_idx(bytes: &[u8], ndims: usize, path: &Path) -> Result<(Vec<usize>,
         ));
     }
     let header = 4 + 4 * ndims;
-    if bytes.len() < header {
+    let Some(payload) = bytes.get(header..) else {
         return Err(Error::bad_file(path, "truncated IDX header"));
-    }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+    };
+    let dims: Vec<usize> = bytes[4..header]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let n: usize = dims.iter().product();
-    if bytes.len() - header != n {
+    let n = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n as u64 <= MAX_IDX_BYTES);
+    let Some(n) = n else {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "IDX dimensions {dims:?} describe more than {MAX_IDX_BYTES} bytes: corrupt header"
+            ),
+        ));
+    };
+    if payload.len() != n {
         return Err(Error::bad_file(
             path,
             format!(
                 "IDX data size {} does not match dimensions {dims:?} ({n} bytes): truncated or corrupt",
-                bytes.len() - header
+                payload.len()
             ),
         ));
     }
-    Ok((dims, bytes[header..].to_vec()))
+    Ok((dims, payload.to_vec()))
 }
 
 /// Finds `<dir>/<stem>` or `<dir>/<stem>.gz`, also accepting a `.` before `idx`.
@@ -139,6 +185,15 @@ impl IdxDataset {
                 "IDX images have zero rows or columns",
             ));
         }
+        if dims[1] > MAX_IDX_SIDE || dims[2] > MAX_IDX_SIDE {
+            return Err(Error::bad_file(
+                images,
+                format!(
+                    "IDX images of {} x {} pixels: rows and columns must be at most {MAX_IDX_SIDE}",
+                    dims[1], dims[2]
+                ),
+            ));
+        }
         let num_classes = labels_v.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
         Ok(Self {
             count: dims[0],
@@ -168,10 +223,12 @@ impl IdxDataset {
         self.cols
     }
 
-    /// The raw grayscale pixels of image `index` (`rows * cols`, row-major).
-    pub fn gray(&self, index: usize) -> &[u8] {
+    /// The raw grayscale pixels of image `index` (`rows * cols`, row-major);
+    /// `None` when `index >= len()`.
+    pub fn gray(&self, index: usize) -> Option<&[u8]> {
         let n = self.rows * self.cols;
-        &self.pixels[index * n..(index + 1) * n]
+        self.pixels
+            .get(index.checked_mul(n)?..index.checked_add(1)?.checked_mul(n)?)
     }
 
     /// All labels.
@@ -192,11 +249,17 @@ impl ImageSource for IdxDataset {
     }
     /// The grayscale image replicated to 3 channels (PIL `convert("RGB")`).
     fn load(&self, index: usize) -> Result<RgbImage> {
-        let g = self.gray(index);
+        let Some(g) = self.gray(index) else {
+            return Err(Error::Layout(format!(
+                "IDX image index {index} out of range ({} images)",
+                self.count
+            )));
+        };
         let mut rgb = Vec::with_capacity(g.len() * 3);
         for &v in g {
             rgb.extend_from_slice(&[v, v, v]);
         }
-        Ok(RgbImage::from_raw(self.cols as u32, self.rows as u32, rgb).expect("size matches"))
+        RgbImage::from_raw(self.cols as u32, self.rows as u32, rgb)
+            .ok_or_else(|| Error::Layout(format!("IDX image {index}: pixel count mismatch")))
     }
 }

@@ -11,9 +11,12 @@ use image::RgbImage;
 use crate::Result;
 
 pub use datasets::{collate_labelled, collate_two_view, LabelledImageDataset, TwoViewDataset};
-pub use decode::{decode_rgb, load_rgb};
+pub use decode::{
+    check_image_size, decode_rgb, load_rgb, MAX_ASPECT_RATIO, MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE,
+};
 pub use folder::{BadSamplePolicy, FolderOptions, ImageFolder, IndexReport};
-pub use idx::{IdxDataset, IdxSplit};
+pub use idx::{parse_idx, IdxDataset, IdxSplit, MAX_IDX_BYTES, MAX_IDX_SIDE};
 
 /// An indexable collection of labelled RGB images (decoded on demand).
 pub trait ImageSource: Send + Sync {
