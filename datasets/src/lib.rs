@@ -2,6 +2,12 @@
 //!
 //! Dataset readers in their real on-disk formats, the VICReg augmentations, a
 //! deterministic multi-threaded loader, and generators of built-in synthetic data.
+//!
+//! Every reader here takes files it did not write: no `unwrap` / `expect`
+//! outside tests (denied below), every size read from a file bounded before it
+//! is allocated, and every failure an [`Error`] naming the file.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod audio;
 pub mod augment;

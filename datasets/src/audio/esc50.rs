@@ -9,8 +9,6 @@
 //! them, so a target of 4294967295 is an error naming the line, not a 100 GB
 //! allocation.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

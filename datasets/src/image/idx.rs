@@ -10,8 +10,6 @@
 //! [`MAX_IDX_SIDE`] rows and columns, and the product of the dimensions,
 //! computed with checked multiplication, must equal the payload's length.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
