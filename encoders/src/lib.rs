@@ -2,6 +2,8 @@
 //!
 //! Trainable encoders for vicreg-rs, each implementing [`vicreg_core::model::Encoder`].
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod error;
 pub use error::{Error, Result};
 

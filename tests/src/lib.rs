@@ -18,3 +18,5 @@ pub fn shared_dir() -> PathBuf {
 pub fn golden(name: &str) -> PathBuf {
     shared_dir().join("golden").join(name)
 }
+
+pub mod bad_input;

@@ -25,6 +25,8 @@
 //! # Ok::<(), vicreg_core::Error>(())
 //! ```
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod ablate;
 pub mod collective;
 mod device;

@@ -68,7 +68,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededBackend {
             .varmap
             .data()
             .lock()
-            .expect("param store lock poisoned");
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(v) = data.get(name) {
             if v.shape() != &s {
                 candle_core::bail!(
@@ -100,7 +100,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededBackend {
             .varmap
             .data()
             .lock()
-            .expect("param store lock poisoned");
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match data.get(name) {
             Some(v) => Ok(v.as_tensor().clone()),
             None => candle_core::bail!("parameter {name} does not exist"),
@@ -111,7 +111,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededBackend {
         self.varmap
             .data()
             .lock()
-            .expect("param store lock poisoned")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains_key(name)
     }
 }
@@ -150,7 +150,7 @@ impl ParamStore {
             .varmap
             .data()
             .lock()
-            .expect("param store lock poisoned");
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -174,7 +174,9 @@ impl ParamStore {
             .collect()
     }
 
-    /// Current values of all variables (a cheap copy-on-write snapshot).
+    /// Current values of all variables (deep copies: optimizers update variables in place).
+    // A copy fails only when the device cannot allocate; not a data path.
+    #[allow(clippy::expect_used)]
     pub fn tensors(&self) -> HashMap<String, Tensor> {
         self.named_vars()
             .into_iter()

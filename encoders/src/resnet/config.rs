@@ -174,21 +174,22 @@ impl ResNetConfig {
 
     /// Block type of this depth.
     pub fn block_kind(&self) -> Result<BlockKind> {
-        self.validate()?;
-        Ok(self.depth_entry().1)
+        Ok(self.depth_entry()?.1)
     }
 
     /// Blocks in each of the four stages.
     pub fn stage_blocks(&self) -> Result<[usize; 4]> {
-        self.validate()?;
-        Ok(self.depth_entry().2)
+        Ok(self.depth_entry()?.2)
     }
 
-    fn depth_entry(&self) -> (usize, BlockKind, [usize; 4]) {
-        *DEPTHS
+    /// The table row of this depth, after [`validate`](Self::validate).
+    fn depth_entry(&self) -> Result<(usize, BlockKind, [usize; 4])> {
+        self.validate()?;
+        DEPTHS
             .iter()
             .find(|(d, _, _)| *d == self.depth)
-            .expect("depth validated")
+            .copied()
+            .ok_or_else(|| Error::config(format!("ResNet depth {} does not exist", self.depth)))
     }
 
     /// Channels of the stem output (`64 * width`).

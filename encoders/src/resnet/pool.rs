@@ -82,7 +82,7 @@ fn max_pool_axis(
             Some(a) => a.maximum(&tap)?,
         });
     }
-    Ok(acc.expect("kernel >= 1"))
+    acc.ok_or_else(|| candle_core::Error::Msg("max_pool2d: kernel size 0".into()))
 }
 
 /// Global average pooling: `(N, C, H, W)` -> `(N, C)`, the mean over H and W

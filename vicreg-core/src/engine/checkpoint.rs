@@ -70,7 +70,9 @@ pub fn data_hash(bytes: &[u8]) -> u64 {
     let mut h = mix64(bytes.len() as u64);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("chunk of 8"));
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let w = u64::from_le_bytes(b);
         h = mix64(h ^ w);
     }
     let rest = chunks.remainder();
@@ -114,7 +116,13 @@ pub fn checkpoint_bytes(
     let mut bytes = safetensors::tensor::serialize(views, Some(info))
         .map_err(|e| Error::invalid(format!("checkpoint serialization: {e}")))?;
     // Patch the hash of the data section into the header (same length, so no offset moves).
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let mut len = [0u8; 8];
+    len.copy_from_slice(
+        bytes
+            .get(..8)
+            .ok_or_else(|| Error::invalid("checkpoint: serialized header too short"))?,
+    );
+    let n = u64::from_le_bytes(len) as usize;
     let hash = format!("{:016x}", data_hash(&bytes[8 + n..]));
     let needle = format!("\"{HASH_KEY}\":\"{HASH_PLACEHOLDER}\"");
     let header = &bytes[8..8 + n];

@@ -87,7 +87,7 @@ pub fn retrieval_from_scores(scores: &Tensor, caption_image: &[usize]) -> Result
             .filter(|(_, &img)| img == i)
             .map(|(c, _)| row.iter().filter(|&&v| v > row[c]).count())
             .min()
-            .expect("every image has a caption");
+            .ok_or_else(|| Error::invalid(format!("retrieval: image {i} has no caption")))?;
         for (hit, k) in i2t.iter_mut().zip(ks) {
             *hit += (rank < k) as usize;
         }
