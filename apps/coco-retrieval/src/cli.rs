@@ -324,6 +324,9 @@ pub struct EvalArgs {
     /// Evaluate the same architecture at its random initialisation (baseline) instead of the trained weights.
     #[arg(long)]
     pub random_init: bool,
+    /// With trained weights, also report the baselines in the same table and results file: the same model at random initialisation, and chance (true|false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub baselines: bool,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -367,24 +370,49 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Eval(a)) => {
             let device = parse_device(&a.device)?;
             let run = model::load_run(&a.exp_dir, !a.random_init, &device)?;
-            let e = if a.random_init {
+            let name = format!("{} + {}", run.cfg.image_arch, run.cfg.text_encoder);
+            if a.random_init {
                 let test = run.cfg.open_part(crate::data::Part::Test)?;
-                evaluate::evaluate(&evaluate::embed(&run, test, run.cfg.num_workers, &device)?)?
-            } else {
-                let (index, _) =
-                    evaluate::run_index(&run, &a.exp_dir, run.cfg.num_workers, &device)?;
-                let e = evaluate::evaluate(&index)?;
-                let p = evaluate::save(&a.exp_dir, &e)?;
-                eprintln!("results written to {}", p.display());
-                e
-            };
-            let name = format!(
-                "{} + {}{}",
-                run.cfg.image_arch,
-                run.cfg.text_encoder,
-                if a.random_init { " (random init)" } else { "" }
-            );
-            print!("{}", evaluate::table(&[(name, &e)]));
+                let e = evaluate::evaluate(&evaluate::embed(
+                    &run,
+                    test,
+                    run.cfg.num_workers,
+                    &device,
+                )?)?;
+                print!(
+                    "{}",
+                    evaluate::table(&[(format!("{name} (random init)"), &e)])
+                );
+                return Ok(());
+            }
+            let (index, _) = evaluate::run_index(&run, &a.exp_dir, run.cfg.num_workers, &device)?;
+            let e = evaluate::evaluate(&index)?;
+            let mut base: Vec<(String, evaluate::Evaluation)> = Vec::new();
+            if a.baselines {
+                eprintln!("baseline: the same model at random initialisation");
+                let rnd = model::load_run(&a.exp_dir, false, &device)?;
+                let test = rnd.cfg.open_part(crate::data::Part::Test)?;
+                base.push((
+                    format!("{name} (random init)"),
+                    evaluate::evaluate(&evaluate::embed(
+                        &rnd,
+                        test,
+                        rnd.cfg.num_workers,
+                        &device,
+                    )?)?,
+                ));
+                base.push((
+                    "chance".into(),
+                    evaluate::chance_evaluation(&index.meta.caption_image, index.meta.images.len()),
+                ));
+            }
+            let refs: Vec<(String, &evaluate::Evaluation)> =
+                base.iter().map(|(n, e)| (n.clone(), e)).collect();
+            let p = evaluate::save(&a.exp_dir, &e, &refs)?;
+            eprintln!("results written to {}", p.display());
+            let mut rows = vec![(name, &e)];
+            rows.extend(refs);
+            print!("{}", evaluate::table(&rows));
             Ok(())
         }
         Some(Command::Retrieve(a)) => {

@@ -1,6 +1,15 @@
-//! Opening the captioned images a user points at: a COCO 2017 tree
-//! (`annotations/captions_{train,val}2017.json`, `train2017/`, `val2017/`),
-//! optionally with the Karpathy split file, and the built-in synthetic set.
+//! Opening the captioned images a user points at. `--data-dir` may hold:
+//! - a COCO 2017 tree (`annotations/captions_{train,val}2017.json`,
+//!   `train2017/`, `val2017/`), optionally with a Karpathy split file;
+//! - a Karpathy-style split file `dataset_*.json` (`images[].filepath` /
+//!   `filename` / `split` / `sentences`), found by itself when it is the only
+//!   one, images under `filepath/`, `images/` or the root;
+//! - any other COCO-format pair `annotations/captions_train*.json` +
+//!   `annotations/captions_{val,test}*.json`, images in a flat `images/`
+//!   folder, else in the folder named like the file (`captions_val2014.json`
+//!   -> `val2014/`), else in the root.
+//!
+//! `--train-images` / `--train-captions` (and `val-`) name the files directly.
 
 use std::path::{Path, PathBuf};
 
@@ -44,18 +53,102 @@ pub fn open(data_dir: &Path, karpathy: Option<&Path>, part: Part) -> Result<Coco
             let ann = data_dir
                 .join("annotations")
                 .join(format!("captions_{}2017.json", split.name()));
-            if !ann.is_file() {
+            if ann.is_file() {
+                CocoCaptions::load_2017(data_dir, split)
+                    .with_context(|| format!("reading COCO captions {}", ann.display()))?
+            } else if let Some(split_file) = single_karpathy_file(data_dir)? {
+                return open(data_dir, Some(&split_file), part);
+            } else if let Some((json, images)) = other_coco_pair(data_dir, part)? {
+                CocoCaptions::load_annotations(&json, &images).with_context(|| {
+                    format!(
+                        "reading COCO captions {} (images in {})",
+                        json.display(),
+                        images.display()
+                    )
+                })?
+            } else {
                 bail!(
-                    "{}: annotations file missing (expected the COCO 2017 layout: annotations/captions_train2017.json, \
-                     annotations/captions_val2017.json, train2017/, val2017/)",
+                    "{}: annotations file missing; expected a COCO 2017 tree (annotations/captions_train2017.json, \
+                     annotations/captions_val2017.json, train2017/, val2017/), a Karpathy split file dataset_*.json, \
+                     or annotations/captions_train*.json with annotations/captions_val*.json (or _test*) and an images/ folder; \
+                     or give --train-images/--train-captions and --val-images/--val-captions",
                     ann.display()
                 );
             }
-            CocoCaptions::load_2017(data_dir, split)
-                .with_context(|| format!("reading COCO captions {}", ann.display()))?
         }
     };
     Ok(c)
+}
+
+/// The one `dataset_*.json` in `dir` (a Karpathy-style split file), if exactly one exists.
+fn single_karpathy_file(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("dataset_") && name.ends_with(".json") && p.is_file() {
+            found.push(p);
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => bail!(
+            "{}: several Karpathy split files ({}); name one with --karpathy-split",
+            dir.display(),
+            found
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `annotations/captions_<prefix>*.json` for `part` (train: `train`; test: `val`,
+/// else `test`) and its image folder; `None` when there is no such file.
+fn other_coco_pair(dir: &Path, part: Part) -> Result<Option<(PathBuf, PathBuf)>> {
+    let ann = dir.join("annotations");
+    if !ann.is_dir() {
+        return Ok(None);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&ann)
+        .with_context(|| format!("listing {}", ann.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("captions_") && n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let prefixes: &[&str] = match part {
+        Part::Train => &["train"],
+        Part::Test => &["val", "test"],
+    };
+    for prefix in prefixes {
+        let hits: Vec<&String> = names
+            .iter()
+            .filter(|n| n["captions_".len()..].starts_with(prefix))
+            .collect();
+        match hits.as_slice() {
+            [] => continue,
+            [one] => {
+                let stem = one["captions_".len()..one.len() - ".json".len()].to_string();
+                let images = [dir.join("images"), dir.join(&stem)]
+                    .into_iter()
+                    .find(|p| p.is_dir())
+                    .unwrap_or_else(|| dir.to_path_buf());
+                return Ok(Some((ann.join(one.as_str()), images)));
+            }
+            many => {
+                bail!(
+                "{}: several caption files for the {prefix} part ({}); name one with --{}-captions",
+                ann.display(),
+                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                if part == Part::Train { "train" } else { "val" }
+            )
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A split file given relative to the data directory is found there too.

@@ -159,13 +159,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let trained = model::load_run(&exp_dir, true, &device)?;
     let (index, _) = evaluate::run_index(&trained, &exp_dir, cfg.num_workers, &device)?;
     let e_trained = evaluate::evaluate(&index)?;
-    evaluate::save(&exp_dir, &e_trained)?;
     let random = model::load_run(&exp_dir, false, &device)?;
     let test = data::open(&data_dir, None, Part::Test)?;
     let e_random = evaluate::evaluate(&evaluate::embed(&random, test, cfg.num_workers, &device)?)?;
+    let e_chance = evaluate::chance_evaluation(&index.meta.caption_image, index.meta.images.len());
+    let enc = format!("{} + {}", cfg.image_arch, cfg.text_encoder);
+    evaluate::save(
+        &exp_dir,
+        &e_trained,
+        &[
+            (format!("random init ({enc})"), &e_random),
+            ("chance".to_string(), &e_chance),
+        ],
+    )?;
     let eval_s = t_eval.elapsed().as_secs_f64();
 
-    let enc = format!("{} + {}", cfg.image_arch, cfg.text_encoder);
     println!();
     println!(
         "Image-text VICReg on built-in captioned shapes: retrieval on {} held-out images / {} captions (chance R@1: {:.1}% t2i, {:.1}% i2t)",
@@ -178,7 +186,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "{}",
         evaluate::table(&[
             (format!("{} ({enc})", cfg.loss), &e_trained),
-            (format!("random init ({enc})"), &e_random)
+            (format!("random init ({enc})"), &e_random),
+            ("chance".to_string(), &e_chance)
         ])
     );
     println!();

@@ -1,17 +1,18 @@
 //! `esc50-audio classify`: top-5 classes of wav files with a run directory's
 //! encoders and saved linear head. Files of any rate and channel count are
-//! downmixed to mono, resampled to the run's rate and centre-cropped or
-//! zero-padded to its clip length.
+//! downmixed to mono, resampled to the run's rate and shown to the encoders
+//! the way the head's features were made (its `view`: the whole file, the mean
+//! over windows that hold sound, or one centred crop).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
-use datasets::audio::augment::center_crop_or_pad;
+use candle_core::Device;
 use datasets::audio::load_wav;
 use serde::Serialize;
 
 use crate::config::{parse_device, PretrainConfig};
+use crate::data::{EvalPlan, MAX_EVAL_SECONDS};
 use crate::head::Head;
 use crate::model::{BranchSel, Encoders};
 
@@ -38,15 +39,20 @@ pub fn run(
     let cfg = PretrainConfig::of_run(exp)?;
     let (head, meta) = Head::load(exp, branch)?;
     let enc = Encoders::load(exp, &cfg, meta.branch, &device)?;
-    let len = cfg.clip_len();
+    let plan = EvalPlan {
+        view: meta.view,
+        full_len: (MAX_EVAL_SECONDS * cfg.sample_rate as f64) as usize,
+        window_len: cfg.clip_len(),
+        activity: cfg.activity(),
+        sample_rate: cfg.sample_rate,
+    };
     let mut out = Vec::new();
     for f in files {
         let wave = load_wav(f, cfg.sample_rate)
             .with_context(|| format!("cannot classify {}", f.display()))?;
-        let clip = center_crop_or_pad(&wave, len);
-        let x = Tensor::from_vec(clip, (1, len), &device)?;
+        let x = plan.input_of(&wave, &device)?;
         let p: Vec<f32> = head
-            .probabilities(&enc.forward(&x)?)?
+            .probabilities(&enc.forward_eval(&x)?)?
             .squeeze(0)?
             .to_vec1()?;
         let mut order: Vec<usize> = (0..p.len()).collect();

@@ -11,10 +11,12 @@ use vicreg_core::optim::OptimizerKind;
 
 use crate::config::{limits, Pairing, PretrainConfig, WaveArch};
 use crate::data::Protocol;
-use crate::evaluate::{self, EvalOptions, InitKind};
+use crate::evaluate::{self, EvalOptions, InitKind, ProbeSettings};
 use crate::model::BranchSel;
 use crate::supervised::{self, SupervisedOptions};
 use crate::{classify, demo, pretrain};
+use datasets::audio::{CropPolicy, EvalView};
+use encoders::audio::TimePool;
 
 /// VICReg on raw audio (ESC-50 layout): pretraining, linear evaluation,
 /// supervised baseline and classification of wav files.
@@ -75,6 +77,30 @@ pub struct PretrainArgs {
     /// Length of each view, seconds (ESC-50 clips are 5 s). Seconds in (0, 600].
     #[arg(long, value_parser = |s: &str| limits::CLIP_SECONDS.parse(s))]
     pub clip_seconds: Option<f64>,
+    /// Probability per training view of a random speed change (pitch and tempo). In [0, 1].
+    #[arg(long, value_parser = limits::unit_interval)]
+    pub speed_prob: Option<f64>,
+    /// Speed factor range, `lo,hi` (log-uniform), each in (0, 4].
+    #[arg(long, value_parser = parse_speed_range)]
+    pub speed_range: Option<(f64, f64)>,
+    /// Probability per training view of mixing in another clip as background. In [0, 1].
+    #[arg(long, value_parser = limits::unit_interval)]
+    pub mix_prob: Option<f64>,
+    /// Largest pole of the low-pass colouring the added noise (0: white). In [0, 0.999].
+    #[arg(long, value_parser = |s: &str| limits::NOISE_COLOUR.parse(s))]
+    pub noise_colour: Option<f64>,
+    /// How the encoders pool over time: mean-max (mean + max over frames, default) or mean.
+    #[arg(long)]
+    pub time_pool: Option<TimePool>,
+    /// Where training crops go: active (around sound, default) or uniform (anywhere).
+    #[arg(long)]
+    pub crop: Option<CropPolicy>,
+    /// Active crops: a 20 ms frame holds sound when within this many dB of the loudest (default -30). In [-120, 0].
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| limits::ACTIVE_DB.parse(s))]
+    pub active_db: Option<f64>,
+    /// What evaluation shows the frozen encoders: full (the whole clip, default), windows (mean over windows that hold sound) or center (one centred crop).
+    #[arg(long)]
+    pub eval_view: Option<EvalView>,
     /// Fold (1-5) left out of pretraining. Range 1..=5.
     #[arg(long, value_parser = limits::int::<u8>(limits::FOLD))]
     pub test_fold: Option<u8>,
@@ -257,6 +283,30 @@ impl PretrainArgs {
                 Opt::Adamw => OptimizerKind::Adamw,
             };
         }
+        if let Some(v) = self.speed_prob {
+            c.speed_prob = v;
+        }
+        if let Some(v) = self.speed_range {
+            c.speed_range = v;
+        }
+        if let Some(v) = self.mix_prob {
+            c.mix_prob = v;
+        }
+        if let Some(v) = self.noise_colour {
+            c.noise_colour = v;
+        }
+        if let Some(v) = self.time_pool {
+            c.time_pool = v;
+        }
+        if let Some(v) = self.crop {
+            c.crop = v;
+        }
+        if let Some(v) = self.active_db {
+            c.active_db = v;
+        }
+        if let Some(v) = self.eval_view {
+            c.eval_view = v;
+        }
         c.strict |= self.strict;
         c.quiet |= self.quiet;
         Ok((c, self.resume))
@@ -272,24 +322,61 @@ pub struct ProbeArgs {
     /// Probe peak learning rate (SGD momentum 0.9, cosine; features standardised). Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.02)]
     pub probe_lr: f64,
-    /// Probe weight decay. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 1e-6)]
-    pub probe_wd: f64,
+    /// Probe weight decay: `auto` (default: chosen among 1e-6 .. 0.1 on a held-out 20% of the training clips, at least 1000 steps) or a finite number >= 0.
+    #[arg(long, value_parser = parse_probe_wd, default_value = "auto")]
+    pub probe_wd: ProbeWd,
     /// Probe mini-batch size (feature vectors per step). Range 1..=1048576.
     #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 256)]
     pub probe_batch_size: usize,
 }
 
+/// Parses `lo,hi` speed factors, each in (0, 4], lo <= hi.
+pub fn parse_speed_range(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: expected lo,hi (e.g. 0.8,1.25)"))?;
+    let lo = limits::SPEED.parse(a)?;
+    let hi = limits::SPEED.parse(b)?;
+    if lo > hi {
+        return Err(format!("`{s}`: lo must be <= hi"));
+    }
+    Ok((lo, hi))
+}
+
+/// `--probe-wd`: chosen on held-out training data, or fixed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ProbeWd {
+    /// Chosen on a held-out part of the training clips.
+    Auto,
+    /// This value.
+    Fixed(f64),
+}
+
+/// Parses `auto` or a finite weight decay >= 0.
+pub fn parse_probe_wd(s: &str) -> std::result::Result<ProbeWd, String> {
+    if s.trim() == "auto" {
+        return Ok(ProbeWd::Auto);
+    }
+    limits::finite_non_negative(s).map(ProbeWd::Fixed)
+}
+
 impl ProbeArgs {
-    /// The core's probe configuration.
-    pub fn config(&self, seed: u64) -> LinearProbeConfig {
-        LinearProbeConfig {
-            epochs: self.probe_epochs,
-            lr: self.probe_lr,
-            weight_decay: self.probe_wd,
-            batch_size: self.probe_batch_size,
-            optimizer: ProbeOptimizer::Sgd,
-            seed,
+    /// The probe settings.
+    pub fn config(&self, seed: u64) -> ProbeSettings {
+        let (weight_decay, select_wd) = match self.probe_wd {
+            ProbeWd::Auto => (1e-6, true),
+            ProbeWd::Fixed(v) => (v, false),
+        };
+        ProbeSettings {
+            cfg: LinearProbeConfig {
+                epochs: self.probe_epochs,
+                lr: self.probe_lr,
+                weight_decay,
+                batch_size: self.probe_batch_size,
+                optimizer: ProbeOptimizer::Sgd,
+                seed,
+            },
+            select_wd,
         }
     }
 }
@@ -308,6 +395,12 @@ pub struct EvalArgs {
     /// pretrained, or random (the same architecture randomly initialised).
     #[arg(long, value_enum, default_value = "pretrained")]
     pub init: InitKind,
+    /// What the encoders see of a clip: full (the whole clip), windows (mean over windows that hold sound) or center (one centred crop); default: the run's eval-view.
+    #[arg(long)]
+    pub view: Option<EvalView>,
+    /// With pretrained encoders, also evaluate the baselines (random-init encoders, log-mel statistics, chance) and print them in one table (true|false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub baselines: bool,
     /// Data directory (default: the run's).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -371,6 +464,9 @@ pub struct SupervisedArgs {
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.
     #[arg(long, value_parser = limits::int::<usize>(limits::N_MELS))]
     pub n_mels: Option<usize>,
+    /// What the encoder sees of a test clip: full, windows or center (default: the config's eval-view).
+    #[arg(long)]
+    pub view: Option<EvalView>,
     #[command(flatten)]
     pub probe: ProbeArgs,
     /// Loader worker threads. Range 0..=256.
@@ -417,6 +513,7 @@ impl SupervisedArgs {
             lr: self.lr,
             wd: self.wd,
             probe: self.probe.config(self.seed),
+            view: self.view,
             workers: self.num_workers,
         };
         Ok((c, o))
@@ -464,12 +561,15 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 branches: a.branch.clone(),
                 init: a.init,
                 probe: a.probe.config(a.seed),
+                view: a.view,
+                baselines: a.baselines,
                 data_dir: a.data_dir.clone(),
                 batch_size: a.batch_size,
                 workers: a.num_workers,
                 device: a.device.clone(),
             };
-            for r in evaluate::run(&a.exp_dir, &opts)? {
+            let reports = evaluate::run(&a.exp_dir, &opts)?;
+            for r in &reports {
                 let title = format!(
                     "linear probe on frozen {} representations ({:?} encoders, {:?} protocol): mean top-1 {:.2}%",
                     r.branch.name(),
@@ -477,14 +577,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     a.protocol,
                     r.mean_top1
                 );
-                evaluate::print_report(&title, &r);
+                evaluate::print_report(&title, r);
                 println!(
                     "results: {}",
                     a.exp_dir
-                        .join(evaluate::results_name("eval", a.protocol, r.branch, a.init))
+                        .join(evaluate::results_name(
+                            "eval", a.protocol, r.branch, a.init, r.view
+                        ))
                         .display()
                 );
             }
+            evaluate::print_summary(&reports);
             Ok(())
         }
         Some(Command::Supervised(a)) => {
@@ -506,7 +609,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     "supervised",
                     opts.protocol,
                     opts.branch,
-                    InitKind::Pretrained
+                    InitKind::Pretrained,
+                    r.view
                 ))
                 .display()
             );

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig};
+use datasets::audio::{ActivityConfig, AudioViewConfig, CropPolicy, EvalView};
+use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig, TimePool};
 use encoders::resnet::ResNetConfig;
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
@@ -24,6 +25,9 @@ pub enum Pairing {
     WaveSpec,
     /// Two augmented waveform views through one shared 1-D ResNet (`wave`).
     WaveWave,
+    /// Two augmented views, each as a log-mel spectrogram, through one shared
+    /// 2-D ResNet (`spec`): the usual setting of audio SSL (COLA, BYOL-A).
+    SpecSpec,
 }
 
 impl Pairing {
@@ -32,6 +36,7 @@ impl Pairing {
         match self {
             Pairing::WaveSpec => &["wave", "spec"],
             Pairing::WaveWave => &["wave"],
+            Pairing::SpecSpec => &["spec"],
         }
     }
 }
@@ -84,6 +89,29 @@ pub struct PretrainConfig {
     pub sample_rate: u32,
     /// Length of each view, seconds (ESC-50 clips are 5 s).
     pub clip_seconds: f64,
+    /// Where training crops go: `active` (a window around sound: real clips are
+    /// often padded with silence) or `uniform` (anywhere in the clip).
+    pub crop: CropPolicy,
+    /// Active crops: a 20 ms frame holds sound when its RMS is within this many dB
+    /// of the clip's loudest frame (and above digital silence). In [-120, 0].
+    pub active_db: f64,
+    /// Probability, per training view, of a random speed change (resampling by
+    /// a factor in `speed-range`: pitch and tempo move together), so the views
+    /// of a clip do not share its exact pitch. In [0, 1].
+    pub speed_prob: f64,
+    /// Speed factors `[lo, hi]` (log-uniform), 0 < lo <= hi <= 4.
+    pub speed_range: (f64, f64),
+    /// Probability, per training view, of mixing in another training clip as
+    /// background (-20 to -6 dB below the view): the views of a clip then share
+    /// its sound but not its background. In [0, 1].
+    pub mix_prob: f64,
+    /// Largest pole of the low-pass that colours the added noise (0: white
+    /// noise; each noisy view draws a pole in [0, noise-colour]). In [0, 0.999].
+    pub noise_colour: f64,
+    /// What `eval`, `supervised` and `classify` show the frozen encoders of a
+    /// clip: `full` (the whole clip at once), `windows` (the mean over
+    /// training-length windows that hold sound) or `center` (one centred crop).
+    pub eval_view: EvalView,
     /// Fold held out from pretraining (1..=5); unset: pretrain on all five folds.
     pub test_fold: Option<u8>,
     /// The 1-D waveform encoder.
@@ -92,6 +120,11 @@ pub struct PretrainConfig {
     pub spec_arch: String,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
     pub n_mels: Option<usize>,
+    /// How both encoders pool their last feature map over time: `mean-max`
+    /// (mean + max over frames: short sounds in long, padded clips keep their
+    /// peak) or `mean`. A config file without this key was written before it
+    /// existed and means `mean`.
+    pub time_pool: TimePool,
     /// Hop between spectrogram frames in samples (unset: a quarter of the ~46 ms FFT window).
     pub mel_hop: Option<usize>,
     /// Expander widths of both branches, e.g. 8192-8192-8192.
@@ -166,10 +199,18 @@ impl Default for PretrainConfig {
             pairing: Pairing::WaveSpec,
             sample_rate: 44_100,
             clip_seconds: 5.0,
+            crop: CropPolicy::Active,
+            active_db: -30.0,
+            speed_prob: 0.0,
+            speed_range: (0.8, 1.25),
+            mix_prob: 0.0,
+            noise_colour: 0.0,
+            eval_view: EvalView::Full,
             test_fold: None,
             wave_arch: WaveArch::Resnet18,
             spec_arch: "resnet18".into(),
             n_mels: None,
+            time_pool: TimePool::MeanMax,
             mel_hop: None,
             mlp: "8192-8192-8192".into(),
             epochs: 100,
@@ -210,8 +251,14 @@ impl PretrainConfig {
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let cfg: Self = toml::from_str(&text)
+        let mut cfg: Self = toml::from_str(&text)
             .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        // Run directories written before `time-pool` existed used mean pooling.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            if !table.contains_key("time-pool") {
+                cfg.time_pool = TimePool::Mean;
+            }
+        }
         cfg.validate_ranges()
             .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
         Ok(cfg)
@@ -223,6 +270,16 @@ impl PretrainConfig {
         use limits::*;
         check_int("sample-rate", self.sample_rate, &SAMPLE_RATE)?;
         check_float("clip-seconds", self.clip_seconds, CLIP_SECONDS)?;
+        check_float("active-db", self.active_db, ACTIVE_DB)?;
+        check_float("mix-prob", self.mix_prob, FloatRange::UNIT)?;
+        check_float("speed-prob", self.speed_prob, FloatRange::UNIT)?;
+        let (lo, hi) = self.speed_range;
+        check_float("speed-range", lo, SPEED)?;
+        check_float("speed-range", hi, SPEED)?;
+        if lo > hi {
+            bail!("`speed-range` = [{lo}, {hi}]: lo must be <= hi");
+        }
+        check_float("noise-colour", self.noise_colour, NOISE_COLOUR)?;
         if let Some(v) = self.test_fold {
             check_int("test-fold", v, &FOLD)?;
         }
@@ -286,6 +343,25 @@ impl PretrainConfig {
         (self.clip_seconds * self.sample_rate as f64).round() as usize
     }
 
+    /// What counts as sound (20 ms frames at the model's rate, `active-db`).
+    pub fn activity(&self) -> ActivityConfig {
+        ActivityConfig::for_rate(self.sample_rate, self.active_db)
+    }
+
+    /// The augmentation of one training view: `clip-seconds` crops placed by
+    /// `crop`, then the default gain / noise / shift.
+    pub fn train_views(&self) -> AudioViewConfig {
+        AudioViewConfig {
+            crop: self.crop,
+            activity: self.activity(),
+            mix_prob: self.mix_prob,
+            noise_colour_max: self.noise_colour,
+            speed_prob: self.speed_prob,
+            speed: self.speed_range,
+            ..AudioViewConfig::with_clip_len(self.clip_len())
+        }
+    }
+
     /// The log-mel front end for this sample rate: the paper's 44.1 kHz
     /// settings (2048-point FFT, hop 512) scaled to keep a ~46 ms window and a
     /// quarter-window hop at other rates.
@@ -311,6 +387,7 @@ impl PretrainConfig {
         Ok(SpectrogramEncoderConfig {
             mel: self.mel(),
             resnet,
+            time_pool: self.time_pool,
             ..SpectrogramEncoderConfig::esc50()
         })
     }
@@ -384,7 +461,7 @@ impl PretrainConfig {
         if self.mel_hop == Some(0) {
             bail!("mel-hop must be at least 1 sample");
         }
-        if self.pairing == Pairing::WaveSpec {
+        if self.pairing != Pairing::WaveWave {
             self.spec_encoder()?.resnet.validate()?;
         }
         crate::variants::validate(self)?;
@@ -417,6 +494,29 @@ mod tests {
         let t = c.train(false, 50);
         assert!((t.base_lr * t.batch_size as f64 / 256.0 - 5e-4).abs() < 1e-12);
         assert_eq!(t.optimizer, OptimizerKind::Adamw);
+    }
+
+    #[test]
+    fn a_config_written_before_time_pool_existed_keeps_mean_pooling() {
+        let dir = std::env::temp_dir().join(format!("esc50-oldcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.toml");
+        // The keys of a run written before `time-pool`, `crop` and `eval-view` existed.
+        std::fs::write(
+            &old,
+            "pairing = \"wave-spec\"\nsample-rate = 8000\nclip-seconds = 1.0\n",
+        )
+        .unwrap();
+        let c = PretrainConfig::from_toml_file(&old).unwrap();
+        assert_eq!(c.time_pool, TimePool::Mean);
+        assert_eq!(c.crop, CropPolicy::Active);
+        let new = dir.join("new.toml");
+        std::fs::write(&new, toml::to_string(&PretrainConfig::default()).unwrap()).unwrap();
+        assert_eq!(
+            PretrainConfig::from_toml_file(&new).unwrap().time_pool,
+            TimePool::MeanMax
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -466,6 +566,20 @@ pub mod limits {
     pub const MEL_HOP: RangeInclusive<u64> = 1..=1_000_000;
     /// Clip length, seconds: `(0, 600]`.
     pub const CLIP_SECONDS: FloatRange = FloatRange::above(0.0, 600.0);
+    /// Speed factors: `(0, 4]`.
+    pub const SPEED: FloatRange = FloatRange::above(0.0, 4.0);
+    /// Noise colouring pole: `[0, 0.999]`.
+    pub const NOISE_COLOUR: FloatRange = FloatRange {
+        min: 0.0,
+        min_inclusive: true,
+        max: 0.999,
+    };
+    /// Activity threshold, dB below the loudest frame: `[-120, 0]`.
+    pub const ACTIVE_DB: FloatRange = FloatRange {
+        min: -120.0,
+        min_inclusive: true,
+        max: 0.0,
+    };
 
     /// A set of finite floats: `min` (inclusive or not) up to `max` (inclusive;
     /// infinite: no upper bound). NaN and infinities are never in it.

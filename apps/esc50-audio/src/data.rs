@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::audio::{
-    collate_labelled_waveforms, train_fold_list, AudioViewConfig, Esc50Index, Esc50Labelled,
-    ESC50_FOLDS,
+    collate_labelled_waveforms, collate_windowed, train_fold_list, wav_seconds, ActivityConfig,
+    AudioViewConfig, Esc50Index, Esc50Labelled, Esc50Windows, EvalView, ESC50_FOLDS,
 };
 use datasets::loader::{Loader, LoaderConfig};
 use serde::Serialize;
@@ -80,32 +80,155 @@ pub fn clip_names(index: &Esc50Index, folds: &[u8]) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Centred, unaugmented clips of `folds` with their targets, in index order:
-/// batches of `((B, clip_len) waveforms, labels)`.
+/// The longest clip evaluation shows an encoder whole, seconds (longer clips
+/// are centre-cropped to it, with a note on stderr).
+pub const MAX_EVAL_SECONDS: f64 = 60.0;
+
+/// How evaluation turns every clip of a data set into encoder input: the view,
+/// the length every clip is padded or cropped to (`full_len`: the longest clip
+/// of the set, at least one training window) and the training window.
+#[derive(Clone, Debug)]
+pub struct EvalPlan {
+    /// The view.
+    pub view: EvalView,
+    /// Samples each clip is centre-padded / cropped to before `full` or `windows`.
+    pub full_len: usize,
+    /// Samples of a training view (`center` crops and `windows` use it).
+    pub window_len: usize,
+    /// What counts as sound (`windows`).
+    pub activity: ActivityConfig,
+    /// Model sample rate, Hz.
+    pub sample_rate: u32,
+}
+
+impl EvalPlan {
+    /// The plan of `view` for the clips of `index` under run config `cfg`
+    /// (reads every wav header once to find the longest clip).
+    pub fn new(
+        cfg: &crate::config::PretrainConfig,
+        index: &Esc50Index,
+        view: EvalView,
+    ) -> Result<Self> {
+        let window_len = cfg.clip_len();
+        let mut longest = 0.0f64;
+        if view != EvalView::Center {
+            for c in index.clips() {
+                longest = longest.max(wav_seconds(&index.audio_path(c))?);
+            }
+        }
+        if longest > MAX_EVAL_SECONDS {
+            eprintln!(
+                "note: the longest clip is {longest:.1} s; evaluation shows encoders at most {MAX_EVAL_SECONDS} s (centred)"
+            );
+            longest = MAX_EVAL_SECONDS;
+        }
+        let full_len = ((longest * cfg.sample_rate as f64).ceil() as usize).max(window_len);
+        Ok(Self {
+            view,
+            full_len,
+            window_len,
+            activity: cfg.activity(),
+            sample_rate: cfg.sample_rate,
+        })
+    }
+
+    /// The encoder input of one decoded clip (`classify`): a `(1, L)` clip or
+    /// `(W, window_len)` windows with `(1, W)` weights.
+    pub fn input_of(&self, wave: &[f32], device: &Device) -> Result<EvalInput> {
+        use datasets::audio::augment::center_crop_or_pad;
+        Ok(match self.view {
+            EvalView::Center => {
+                let x = center_crop_or_pad(wave, self.window_len);
+                EvalInput::Clips(Tensor::from_vec(x, (1, self.window_len), device)?)
+            }
+            EvalView::Full => {
+                let len = wave
+                    .len()
+                    .clamp(self.window_len, self.full_len.max(self.window_len));
+                let x = center_crop_or_pad(wave, len);
+                EvalInput::Clips(Tensor::from_vec(x, (1, len), device)?)
+            }
+            EvalView::Windows => {
+                let (w, wt) = self.activity.eval_windows(wave, self.window_len);
+                let n = w.len();
+                EvalInput::Windows(
+                    Tensor::from_vec(w.concat(), (n, self.window_len), device)?,
+                    Tensor::from_vec(wt, (1, n), device)?,
+                )
+            }
+        })
+    }
+}
+
+/// A batch as evaluation feeds it to frozen encoders.
+#[derive(Clone, Debug)]
+pub enum EvalInput {
+    /// `(B, L)` waveforms (`full` and `center` views).
+    Clips(Tensor),
+    /// `(B * W, window_len)` windows, clip after clip, and `(B, W)` 0/1 weights
+    /// (`windows` view: a clip's representation is the weighted mean of its windows').
+    Windows(Tensor, Tensor),
+}
+
+/// Labelled evaluation batches: `(input, labels)` in index order.
+pub type EvalBatches = Box<dyn Iterator<Item = vicreg_core::Result<(EvalInput, Vec<usize>)>>>;
+
+/// Labelled evaluation batches of the clips of `folds`, unaugmented, in index
+/// order, shown to the encoders as `plan` says.
 pub fn eval_batches(
     index: Arc<Esc50Index>,
     folds: &[u8],
-    sample_rate: u32,
-    clip_len: usize,
+    plan: &EvalPlan,
     batch_size: usize,
     workers: usize,
     device: &Device,
-) -> Result<impl Iterator<Item = vicreg_core::Result<(Tensor, Vec<usize>)>>> {
-    let ds = Esc50Labelled::new(index, folds, sample_rate, AudioViewConfig::eval(clip_len))?;
+) -> Result<EvalBatches> {
     let dev = device.clone();
-    let loader = Loader::new(
-        Arc::new(ds),
-        LoaderConfig {
-            batch_size,
-            num_workers: workers,
-            shuffle: false,
-            drop_last: false,
-            policy: datasets::image::BadSamplePolicy::Strict,
-            ..LoaderConfig::default()
-        },
-        move |items| collate_labelled_waveforms(items, &dev),
-    )?;
-    Ok(loader.iter_epoch(0, 0).map(to_labelled))
+    let cfg = LoaderConfig {
+        batch_size,
+        num_workers: workers,
+        shuffle: false,
+        drop_last: false,
+        policy: datasets::image::BadSamplePolicy::Strict,
+        ..LoaderConfig::default()
+    };
+    if plan.view == EvalView::Windows {
+        let ds = Esc50Windows::new(
+            index,
+            folds,
+            plan.sample_rate,
+            plan.full_len,
+            plan.window_len,
+            plan.activity,
+        )?;
+        let wl = plan.window_len;
+        let loader = Loader::new(Arc::new(ds), cfg, move |items| {
+            collate_windowed(items, wl, &dev)
+        })?;
+        return Ok(Box::new(loader.iter_epoch(0, 0).map(|r| {
+            let (x, w, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
+            Ok((EvalInput::Windows(x, w), targets(&y)?))
+        })));
+    }
+    let len = match plan.view {
+        EvalView::Center => plan.window_len,
+        _ => plan.full_len,
+    };
+    let ds = Esc50Labelled::new(index, folds, plan.sample_rate, AudioViewConfig::eval(len))?;
+    let loader = Loader::new(Arc::new(ds), cfg, move |items| {
+        collate_labelled_waveforms(items, &dev)
+    })?;
+    Ok(Box::new(loader.iter_epoch(0, 0).map(|r| {
+        let (x, y) = to_labelled(r)?;
+        Ok((EvalInput::Clips(x), y))
+    })))
+}
+
+fn targets(y: &Tensor) -> vicreg_core::Result<Vec<usize>> {
+    Ok(y.to_vec1::<u32>()?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect())
 }
 
 /// A loader of augmented labelled clips of `folds` (supervised training),
@@ -115,18 +238,13 @@ pub fn train_loader(
     index: Arc<Esc50Index>,
     folds: &[u8],
     sample_rate: u32,
-    clip_len: usize,
+    views: AudioViewConfig,
     batch_size: usize,
     workers: usize,
     seed: u64,
     device: &Device,
 ) -> Result<Loader<Esc50Labelled, (Tensor, Tensor)>> {
-    let ds = Esc50Labelled::new(
-        index,
-        folds,
-        sample_rate,
-        AudioViewConfig::with_clip_len(clip_len),
-    )?;
+    let ds = Esc50Labelled::new(index, folds, sample_rate, views)?;
     let n = datasets::Dataset::len(&ds);
     let dev = device.clone();
     Ok(Loader::new(

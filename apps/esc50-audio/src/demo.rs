@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig};
 use vicreg_core::optim::OptimizerKind;
 
@@ -126,18 +126,23 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let out = pretrain::pretrain_on(&cfg, index, false)?;
     let pretrain_s = t.elapsed().as_secs_f64();
 
-    let probe = vicreg_core::eval::LinearProbeConfig {
-        epochs: 100,
-        lr: 0.02,
-        seed: args.seed,
-        ..vicreg_core::eval::LinearProbeConfig::paper()
+    let probe = crate::evaluate::ProbeSettings {
+        cfg: vicreg_core::eval::LinearProbeConfig {
+            epochs: 100,
+            lr: 0.02,
+            seed: args.seed,
+            ..vicreg_core::eval::LinearProbeConfig::paper()
+        },
+        select_wd: true,
     };
     let branches = vec![BranchSel::Wave, BranchSel::Spec, BranchSel::Both];
-    let opts = |init| EvalOptions {
+    let opts = EvalOptions {
         protocol: Protocol::Split,
         branches: branches.clone(),
-        init,
+        init: InitKind::Pretrained,
         probe: probe.clone(),
+        view: None,
+        baselines: true,
         data_dir: None,
         batch_size: 64,
         workers: args.num_workers,
@@ -145,16 +150,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     let t = Instant::now();
-    for (name, init) in [
-        ("VICReg (wave-spec)", InitKind::Pretrained),
-        ("random init", InitKind::Random),
-    ] {
-        let reports: Vec<EvalReport> = evaluate::run(&cfg.exp_dir, &opts(init))?;
-        rows.push((
-            name.into(),
-            reports.iter().map(|r| Some(r.mean_top1)).collect(),
-        ));
-    }
+    let reports: Vec<EvalReport> = evaluate::run(&cfg.exp_dir, &opts)?;
+    rows.push((
+        "VICReg (wave-spec)".into(),
+        reports.iter().map(|r| Some(r.mean_top1)).collect(),
+    ));
+    let base = reports
+        .first()
+        .and_then(|r| r.baselines.clone())
+        .context("the evaluation returned no baselines")?;
+    rows.push((
+        "random init".into(),
+        base.random_init.iter().map(|r| Some(r.mean_top1)).collect(),
+    ));
     let eval_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -172,6 +180,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             lr: 0.05,
             wd: 5e-4,
             probe: probe.clone(),
+            view: None,
             workers: args.num_workers,
         },
     )?;
@@ -196,6 +205,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .collect();
         println!("| {name} | {} |", c.join(" | "));
     }
+    println!(
+        "baselines: {} + linear probe {:.1}%; chance {:.1}% (whole clips: eval view `full`)",
+        base.logmel_statistics.name, base.logmel_statistics.mean_top1, base.chance_top1
+    );
     println!();
     println!(
         "pretraining {} steps in {:.0} s; probes {:.0} s; supervised {} epochs {:.0} s; total {:.0} s",

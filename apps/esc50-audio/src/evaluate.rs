@@ -12,15 +12,55 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::Device;
-use datasets::audio::Esc50Index;
+use datasets::audio::{Esc50Index, EvalView};
 use serde::Serialize;
-use vicreg_core::eval::{linear_probe, Features, LinearProbeConfig};
+use vicreg_core::eval::{
+    linear_probe, linear_probe_selected, Features, LinearProbeConfig, ProbeResult,
+};
 
+use crate::baselines::{BaselineRow, Baselines};
 use crate::config::{parse_device, PretrainConfig};
-use crate::data::{self, fold_plan, FoldRun, Protocol};
+use crate::data::{self, fold_plan, EvalPlan, FoldRun, Protocol};
 use crate::head::{self, Head, HeadMeta};
 use crate::model::{BranchSel, Encoders};
 use crate::pretrain;
+
+/// The linear probe of every evaluation: the configuration, and whether its
+/// weight decay is chosen on held-out training features (the test fold is
+/// never looked at; see `vicreg_core::eval::select_weight_decay`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeSettings {
+    /// Epochs, lr, batch, seed, and the weight decay when it is not chosen.
+    #[serde(flatten)]
+    pub cfg: LinearProbeConfig,
+    /// Choose the weight decay from `vicreg_core::eval::WD_GRID` (and train at
+    /// least `MIN_PROBE_STEPS` steps).
+    pub select_wd: bool,
+}
+
+impl ProbeSettings {
+    /// Trains the probe on `train`, tests on `test`; returns the result and the
+    /// configuration actually used (with the chosen weight decay).
+    pub fn run(
+        &self,
+        train: &Features,
+        test: &Features,
+        classes: usize,
+    ) -> Result<(ProbeResult, LinearProbeConfig)> {
+        if !self.select_wd {
+            return Ok((
+                linear_probe(train, test, classes, &self.cfg)?,
+                self.cfg.clone(),
+            ));
+        }
+        let (r, sel) = linear_probe_selected(train, test, classes, &self.cfg)?;
+        let used = LinearProbeConfig {
+            weight_decay: sel.chosen,
+            ..vicreg_core::eval::with_min_steps(&self.cfg, train.len())
+        };
+        Ok((r, used))
+    }
+}
 
 /// Where the encoders come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -42,7 +82,11 @@ pub struct EvalOptions {
     /// Pretrained or random encoders.
     pub init: InitKind,
     /// Probe settings.
-    pub probe: LinearProbeConfig,
+    pub probe: ProbeSettings,
+    /// What the encoders see of a clip (default: the run's `eval-view`).
+    pub view: Option<EvalView>,
+    /// Also evaluate the baselines (random init, log-mel statistics, chance).
+    pub baselines: bool,
     /// Data directory (default: the run's).
     pub data_dir: Option<PathBuf>,
     /// Clips per feature-extraction batch.
@@ -68,6 +112,8 @@ pub struct FoldResult {
     pub top5: f64,
     /// Top-1 on the probe's training clips (%).
     pub train_top1: f64,
+    /// Weight decay of the probe (chosen on held-out training clips unless fixed).
+    pub probe_wd: f64,
     /// Clips the probe was trained on.
     pub probe_train_clips: Vec<String>,
     /// Clips it was tested on.
@@ -83,6 +129,8 @@ pub struct EvalReport {
     pub branch: BranchSel,
     /// Encoder initialisation.
     pub init: InitKind,
+    /// What the encoders saw of each clip.
+    pub view: EvalView,
     /// Per-fold results.
     pub folds: Vec<FoldResult>,
     /// Mean top-1 over folds (%).
@@ -90,7 +138,10 @@ pub struct EvalReport {
     /// Standard deviation of top-1 over folds (percentage points).
     pub std_top1: f64,
     /// Probe settings.
-    pub probe: LinearProbeConfig,
+    pub probe: ProbeSettings,
+    /// The baselines, when they were evaluated alongside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<Baselines>,
 }
 
 /// Mean and population std.
@@ -103,27 +154,19 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     )
 }
 
-/// Train (the fold run's four folds) and test features of `enc`.
+/// Train (the fold run's four folds) and test features of `enc`, the clips
+/// shown as `plan` says.
 pub fn fold_features(
     enc: &Encoders,
-    cfg: &PretrainConfig,
+    plan: &EvalPlan,
     index: &Arc<Esc50Index>,
     run: &FoldRun,
     batch_size: usize,
     workers: usize,
     device: &Device,
 ) -> Result<(Features, Features)> {
-    let batches = |folds: &[u8]| {
-        data::eval_batches(
-            index.clone(),
-            folds,
-            cfg.sample_rate,
-            cfg.clip_len(),
-            batch_size,
-            workers,
-            device,
-        )
-    };
+    let batches =
+        |folds: &[u8]| data::eval_batches(index.clone(), folds, plan, batch_size, workers, device);
     let train = enc.features(batches(&run.train_folds)?)?;
     let test = enc.features(batches(&[run.test_fold])?)?;
     Ok((train, test))
@@ -139,20 +182,22 @@ pub fn probe_fold(
     index: &Esc50Index,
     run: &FoldRun,
     sel: BranchSel,
-    probe: &LinearProbeConfig,
+    view: EvalView,
+    probe: &ProbeSettings,
     run_dir: Option<&Path>,
     head_dir: Option<&Path>,
 ) -> Result<FoldResult> {
     let classes = index.num_classes();
     let (tr, te) = head::standardize(train, test)?;
-    let r = linear_probe(&tr, &te, classes, probe)?;
+    let (r, used) = probe.run(&tr, &te, classes)?;
     if let Some(dir) = head_dir {
-        let h = Head::fit(train, classes, probe)?;
+        let h = Head::fit(train, classes, &used)?;
         let meta = HeadMeta {
             branch: sel,
             classes: index.classes().to_vec(),
             train_folds: run.train_folds.clone(),
             train_top1: h.accuracy(train)?,
+            view,
         };
         h.save(dir, &meta)?;
     }
@@ -163,6 +208,7 @@ pub fn probe_fold(
         top1: r.top1,
         top5: r.top5,
         train_top1: r.train_top1,
+        probe_wd: used.weight_decay,
         probe_train_clips: data::clip_names(index, &run.train_folds)?,
         test_clips: data::clip_names(index, &[run.test_fold])?,
     })
@@ -208,14 +254,15 @@ pub fn fold_run_dir(
 }
 
 /// Runs an evaluation of run directory `exp` and writes
-/// `<exp>/eval-<protocol>-<branch>[-random].json` for each branch. With
-/// pretrained encoders, each fold's run directory also gets the `classify`
-/// head of each branch.
+/// `<exp>/eval-<protocol>-<branch>[-random][-<view>].json` for each branch
+/// (`-<view>` for views other than `full`). With pretrained encoders, each
+/// fold's run directory also gets the `classify` head of each branch, and with
+/// `baselines` every report carries the baselines (random-init encoders, log-mel
+/// statistics, chance), also written to `<exp>/eval-<protocol>-baselines[-<view>].json`.
 pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
     if opts.branches.is_empty() {
         bail!("no --branch to evaluate");
     }
-    let need = Encoders::union(&opts.branches);
     let base = PretrainConfig::of_run(exp)?;
     let data_dir = match opts.data_dir.clone().or_else(|| base.data_dir.clone()) {
         Some(d) => d,
@@ -224,7 +271,6 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             exp.display()
         ),
     };
-    let device = parse_device(&opts.device)?;
     let index = data::open_index(&data_dir)?;
     if opts.init == InitKind::Pretrained
         && opts.protocol == Protocol::Split
@@ -237,12 +283,56 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             base.test_fold
         );
     }
+    let view = opts.view.unwrap_or(base.eval_view);
+    let plan = EvalPlan::new(&base, &index, view)?;
+    let mut reports = probe_encoders(exp, &base, &data_dir, &index, &plan, opts, opts.init)?;
+    if opts.baselines && opts.init == InitKind::Pretrained {
+        let b = baselines(&base, &data_dir, &index, &plan, opts)?;
+        data::write_json(
+            &exp.join(format!(
+                "eval-{}-baselines{}.json",
+                protocol_name(opts.protocol),
+                view_suffix(view)
+            )),
+            &b,
+        )?;
+        for r in &mut reports {
+            r.baselines = Some(b.clone());
+        }
+    }
+    for r in &reports {
+        data::write_json(
+            &exp.join(results_name(
+                "eval",
+                opts.protocol,
+                r.branch,
+                opts.init,
+                view,
+            )),
+            r,
+        )?;
+    }
+    Ok(reports)
+}
+
+/// Linear probes of the `init` encoders on every fold run of the protocol.
+fn probe_encoders(
+    exp: &Path,
+    base: &PretrainConfig,
+    data_dir: &Path,
+    index: &Arc<Esc50Index>,
+    plan: &EvalPlan,
+    opts: &EvalOptions,
+    init: InitKind,
+) -> Result<Vec<EvalReport>> {
+    let need = Encoders::union(&opts.branches);
+    let device = parse_device(&opts.device)?;
     let mut folds: Vec<Vec<FoldResult>> = vec![Vec::new(); opts.branches.len()];
     for run in fold_plan(opts.protocol)? {
-        let (enc, run_dir) = match opts.init {
-            InitKind::Random => (Encoders::random(&base, need, base.seed, &device)?, None),
+        let (enc, run_dir) = match init {
+            InitKind::Random => (Encoders::random(base, need, base.seed, &device)?, None),
             InitKind::Pretrained => {
-                let dir = fold_run_dir(exp, &base, &run, &data_dir)?;
+                let dir = fold_run_dir(exp, base, &run, data_dir)?;
                 let cfg = PretrainConfig::of_run(&dir)?;
                 if cfg.test_fold != Some(run.test_fold) {
                     bail!(
@@ -256,19 +346,20 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             }
         };
         eprintln!(
-            "fold {}: extracting {} features ({} encoders, {}-d)",
+            "fold {}: extracting {} features ({} encoders, {}-d, {} view)",
             run.test_fold,
             need.name(),
-            match opts.init {
+            match init {
                 InitKind::Pretrained => "pretrained",
                 InitKind::Random => "random-init",
             },
-            enc.dim()
+            enc.dim(),
+            plan.view.name()
         );
         let (train, test) = fold_features(
             &enc,
-            &base,
-            &index,
+            plan,
+            index,
             &run,
             opts.batch_size,
             opts.workers,
@@ -279,9 +370,10 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             let r = probe_fold(
                 &tr,
                 &te,
-                &index,
+                index,
                 &run,
                 b,
+                plan.view,
                 &opts.probe,
                 run_dir.as_deref(),
                 run_dir.as_deref(),
@@ -302,33 +394,140 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
         let report = EvalReport {
             protocol: opts.protocol,
             branch: b,
-            init: opts.init,
+            init,
+            view: plan.view,
             folds,
             mean_top1,
             std_top1,
             probe: opts.probe.clone(),
+            baselines: None,
         };
-        data::write_json(
-            &exp.join(results_name("eval", opts.protocol, b, opts.init)),
-            &report,
-        )?;
         reports.push(report);
     }
     Ok(reports)
 }
 
-/// `<kind>-<protocol>-<branch>[-random].json`.
-pub fn results_name(kind: &str, protocol: Protocol, branch: BranchSel, init: InitKind) -> String {
-    let p = match protocol {
+/// Random-init encoders (same branches, view and probe), log-mel statistics, chance.
+fn baselines(
+    base: &PretrainConfig,
+    data_dir: &Path,
+    index: &Arc<Esc50Index>,
+    plan: &EvalPlan,
+    opts: &EvalOptions,
+) -> Result<Baselines> {
+    // Random init never reads a run directory (no fold runs are looked up).
+    let random = probe_encoders(
+        Path::new(""),
+        base,
+        data_dir,
+        index,
+        plan,
+        opts,
+        InitKind::Random,
+    )?;
+    let random_init = random
+        .iter()
+        .map(|r| {
+            let f: Vec<(f64, f64)> = r.folds.iter().map(|f| (f.top1, f.top5)).collect();
+            BaselineRow::from_folds(format!("random-init {}", r.branch.name()), &f)
+        })
+        .collect();
+    let mel = base.mel();
+    let mut lm = Vec::new();
+    for run in fold_plan(opts.protocol)? {
+        let (tr, te) = crate::baselines::logmel_fold(
+            index,
+            &run,
+            plan,
+            &mel,
+            base.active_db,
+            opts.batch_size,
+            opts.workers,
+        )?;
+        let (tr, te) = head::standardize(&tr, &te)?;
+        let (r, _) = opts.probe.run(&tr, &te, index.num_classes())?;
+        eprintln!(
+            "fold {}, log-mel statistics: top-1 {:.2}% (probe train {:.2}%)",
+            run.test_fold, r.top1, r.train_top1
+        );
+        lm.push((r.top1, r.top5));
+    }
+    let (c1, c5) = crate::baselines::chance(index.num_classes());
+    Ok(Baselines {
+        random_init,
+        logmel_statistics: BaselineRow::from_folds(
+            format!("log-mel statistics (mean, std of {} bands)", mel.n_mels),
+            &lm,
+        ),
+        chance_top1: c1,
+        chance_top5: c5,
+    })
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
         Protocol::Folds => "folds",
         Protocol::Split => "split",
+    }
+}
+
+fn view_suffix(view: EvalView) -> String {
+    match view {
+        EvalView::Full => String::new(),
+        v => format!("-{}", v.name()),
+    }
+}
+
+/// Prints one table: the pretrained representations, then every baseline.
+pub fn print_summary(reports: &[EvalReport]) {
+    let Some(b) = reports.iter().find_map(|r| r.baselines.as_ref()) else {
+        return;
     };
+    println!("pretrained vs baselines (mean over folds, same probe):");
+    println!("| representation | top-1 | top-5 |");
+    println!("|---|---|---|");
+    for r in reports {
+        let top5 = r.folds.iter().map(|f| f.top5).sum::<f64>() / r.folds.len().max(1) as f64;
+        println!(
+            "| pretrained {} ({} view) | {:.1}% | {:.1}% |",
+            r.branch.name(),
+            r.view.name(),
+            r.mean_top1,
+            top5
+        );
+    }
+    for row in b
+        .random_init
+        .iter()
+        .chain(std::iter::once(&b.logmel_statistics))
+    {
+        println!(
+            "| {} | {:.1}% | {:.1}% |",
+            row.name, row.mean_top1, row.mean_top5
+        );
+    }
+    println!("| chance | {:.1}% | {:.1}% |", b.chance_top1, b.chance_top5);
+}
+
+/// `<kind>-<protocol>-<branch>[-random][-<view>].json` (no view suffix for `full`).
+pub fn results_name(
+    kind: &str,
+    protocol: Protocol,
+    branch: BranchSel,
+    init: InitKind,
+    view: EvalView,
+) -> String {
     let r = if init == InitKind::Random {
         "-random"
     } else {
         ""
     };
-    format!("{kind}-{p}-{}{r}.json", branch.name())
+    format!(
+        "{kind}-{}-{}{r}{}.json",
+        protocol_name(protocol),
+        branch.name(),
+        view_suffix(view)
+    )
 }
 
 /// Prints the per-fold table of a report.

@@ -45,6 +45,14 @@ pub struct HeadMeta {
     pub train_folds: Vec<u8>,
     /// Top-1 on its training features (%).
     pub train_top1: f64,
+    /// The evaluation view its features came from (`classify` uses the same);
+    /// heads saved before views existed were trained on centred crops.
+    #[serde(default = "center_view")]
+    pub view: datasets::audio::EvalView,
+}
+
+fn center_view() -> datasets::audio::EvalView {
+    datasets::audio::EvalView::Center
 }
 
 /// Standardisation + linear layer.

@@ -5,6 +5,7 @@
 //!
 //! With no arguments it runs the built-in demo (see the README).
 
+mod baselines;
 mod classify;
 mod cli;
 mod config;

@@ -17,6 +17,7 @@ use vicreg_core::model::{Branch, Encoder, ExpanderConfig, JointEmbedding};
 use vicreg_core::ParamStore;
 
 use crate::config::{Pairing, PretrainConfig};
+use crate::data::EvalInput;
 
 /// Store prefix of the waveform encoder.
 pub const WAVE_PREFIX: &str = "wave.encoder.";
@@ -25,7 +26,11 @@ pub const SPEC_PREFIX: &str = "spec.encoder.";
 
 /// Builds the waveform encoder under `vb`.
 pub fn wave_encoder(cfg: &PretrainConfig, vb: candle_nn::VarBuilder) -> Result<ResNet1d> {
-    Ok(ResNet1d::new(&cfg.wave_arch.config(), vb)?)
+    let net = encoders::audio::ResNet1dConfig {
+        time_pool: cfg.time_pool,
+        ..cfg.wave_arch.config()
+    };
+    Ok(ResNet1d::new(&net, vb)?)
 }
 
 /// Builds the spectrogram encoder under `vb`.
@@ -39,27 +44,32 @@ pub enum Joint {
     WaveSpec(JointEmbedding<ResNet1d, SpectrogramEncoder>),
     /// One shared waveform branch.
     WaveWave(JointEmbedding<ResNet1d>),
+    /// One shared spectrogram branch.
+    SpecSpec(JointEmbedding<SpectrogramEncoder>),
 }
 
 /// The joint-embedding model of `cfg.pairing`, its variables created in `store`.
 pub fn joint(cfg: &PretrainConfig, store: &ParamStore, device: &Device) -> Result<Joint> {
     let vb = store.var_builder(DType::F32, device);
     let exp = ExpanderConfig::with_mlp(&cfg.mlp);
-    let wave = Branch::new(
-        wave_encoder(cfg, vb.pp("wave").pp("encoder"))?,
-        &exp,
-        vb.pp("wave").pp("projector"),
-    )?;
+    let wave = || -> Result<_> {
+        Ok(Branch::new(
+            wave_encoder(cfg, vb.pp("wave").pp("encoder"))?,
+            &exp,
+            vb.pp("wave").pp("projector"),
+        )?)
+    };
+    let spec = || -> Result<_> {
+        Ok(Branch::new(
+            spec_encoder(cfg, vb.pp("spec").pp("encoder"))?,
+            &exp,
+            vb.pp("spec").pp("projector"),
+        )?)
+    };
     Ok(match cfg.pairing {
-        Pairing::WaveWave => Joint::WaveWave(JointEmbedding::siamese(wave)),
-        Pairing::WaveSpec => {
-            let spec = Branch::new(
-                spec_encoder(cfg, vb.pp("spec").pp("encoder"))?,
-                &exp,
-                vb.pp("spec").pp("projector"),
-            )?;
-            Joint::WaveSpec(JointEmbedding::new(wave, spec))
-        }
+        Pairing::WaveWave => Joint::WaveWave(JointEmbedding::siamese(wave()?)),
+        Pairing::SpecSpec => Joint::SpecSpec(JointEmbedding::siamese(spec()?)),
+        Pairing::WaveSpec => Joint::WaveSpec(JointEmbedding::new(wave()?, spec()?)),
     })
 }
 
@@ -157,6 +167,15 @@ impl Encoders {
                 dir.display()
             );
         }
+        if sel != BranchSel::Spec
+            && cfg.pairing == Pairing::SpecSpec
+            && !dir.join("wave-encoder.safetensors").is_file()
+        {
+            bail!(
+                "{}: a spec-spec run has no waveform encoder; use --branch spec",
+                dir.display()
+            );
+        }
         let out = Self::random(cfg, sel, 0, device)?;
         if let Some((_, s)) = &out.wave {
             load_into(s, &dir.join("wave-encoder.safetensors"))?;
@@ -194,12 +213,30 @@ impl Encoders {
         )
     }
 
-    /// Frozen features of labelled waveform batches.
+    /// `(B, dim)` eval-mode representations of an evaluation batch: clips go
+    /// through whole; windows go through as a batch of windows, and each clip's
+    /// representation is the weighted mean of its windows' (weights `(B, W)`).
+    pub fn forward_eval(&self, input: &EvalInput) -> vicreg_core::Result<Tensor> {
+        match input {
+            EvalInput::Clips(x) => self.forward(x),
+            EvalInput::Windows(x, w) => {
+                let (b, nw) = w.dims2()?;
+                let r = self.forward(x)?; // (B * W, D)
+                let d = r.dim(1)?;
+                let r = r.reshape((b, nw, d))?;
+                let w3 = w.unsqueeze(2)?;
+                let total = w.sum_keepdim(1)?.clamp(1e-12, f64::INFINITY)?;
+                Ok(r.broadcast_mul(&w3)?.sum(1)?.broadcast_div(&total)?)
+            }
+        }
+    }
+
+    /// Frozen features of labelled evaluation batches.
     pub fn features<I>(&self, batches: I) -> Result<Features>
     where
-        I: IntoIterator<Item = vicreg_core::Result<(Tensor, Vec<usize>)>>,
+        I: IntoIterator<Item = vicreg_core::Result<(EvalInput, Vec<usize>)>>,
     {
-        Ok(extract_with(|x: &Tensor| self.forward(x), batches)?)
+        Ok(extract_with(|x: &EvalInput| self.forward_eval(x), batches)?)
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use datasets::audio::{AudioViewConfig, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
+use datasets::audio::{Esc50Index, Esc50Pretrain, ESC50_FOLDS};
 use datasets::loader::{Loader, LoaderConfig};
 use vicreg_core::collective::SingleProcess;
 use vicreg_core::engine::TrainSummary;
@@ -47,7 +47,7 @@ pub fn pretrain_on(
     let folds = pretrain_folds(cfg.test_fold)?;
     let names = data::clip_names(&index, &folds)?;
     let num_classes = index.num_classes();
-    let views = AudioViewConfig::with_clip_len(cfg.clip_len());
+    let views = cfg.train_views();
     let dataset = LabelledWavePairs {
         inner: Esc50Pretrain::new(index, &folds, cfg.sample_rate, views)?,
     };

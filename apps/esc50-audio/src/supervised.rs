@@ -14,15 +14,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use datasets::audio::Esc50Index;
-use vicreg_core::eval::{
-    finetune, EpochAccuracy, FinetuneConfig, LabelledBatches, LinearProbeConfig,
-};
+use datasets::audio::{Esc50Index, EvalView};
+use vicreg_core::eval::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 use vicreg_core::model::Encoder;
 use vicreg_core::ParamStore;
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::data::{self, fold_plan, FoldRun, Protocol};
+use crate::data::{self, fold_plan, EvalInput, EvalPlan, FoldRun, Protocol};
 use crate::evaluate::{self, EvalReport, InitKind};
 use crate::model::{self, BranchSel, Encoders};
 
@@ -42,7 +40,10 @@ pub struct SupervisedOptions {
     /// Weight decay.
     pub wd: f64,
     /// Probe settings of the saved `classify` head.
-    pub probe: LinearProbeConfig,
+    pub probe: crate::evaluate::ProbeSettings,
+    /// What the encoder sees of a test clip (default: the config's `eval-view`);
+    /// the network's own per-epoch accuracy uses the whole clip for `windows`.
+    pub view: Option<EvalView>,
     /// Loader threads.
     pub workers: usize,
 }
@@ -56,6 +57,7 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
     index: &Arc<Esc50Index>,
     run: &FoldRun,
     opts: &SupervisedOptions,
+    plan: &EvalPlan,
     log: &Path,
     device: &Device,
 ) -> Result<EpochAccuracy> {
@@ -63,7 +65,7 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
         index.clone(),
         &run.train_folds,
         cfg.sample_rate,
-        cfg.clip_len(),
+        cfg.train_views(),
         opts.batch_size,
         opts.workers,
         cfg.seed,
@@ -75,19 +77,24 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
             loader.iter_epoch(epoch as u64, 0).map(data::to_labelled),
         ))
     };
-    let (idx, sr, len, bs, w, dev) = (
-        index.clone(),
-        cfg.sample_rate,
-        cfg.clip_len(),
-        opts.batch_size,
-        opts.workers,
-        device.clone(),
-    );
+    let net_plan = EvalPlan {
+        view: match plan.view {
+            EvalView::Windows => EvalView::Full,
+            v => v,
+        },
+        ..plan.clone()
+    };
+    let (idx, bs, w, dev) = (index.clone(), opts.batch_size, opts.workers, device.clone());
     let test_fold = [run.test_fold];
     let mut eval = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-        let it = data::eval_batches(idx.clone(), &test_fold, sr, len, bs, w, &dev)
+        let it = data::eval_batches(idx.clone(), &test_fold, &net_plan, bs, w, &dev)
             .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
-        Ok(Box::new(it))
+        Ok(Box::new(it.map(|r| match r? {
+            (EvalInput::Clips(x), y) => Ok((x, y)),
+            (EvalInput::Windows(..), _) => Err(vicreg_core::Error::invalid(
+                "supervised accuracy takes whole clips",
+            )),
+        })))
     };
     let fcfg = FinetuneConfig {
         epochs: opts.epochs,
@@ -143,6 +150,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         .context("supervised needs --data-dir")?;
     let device = parse_device(&template.device)?;
     let index = data::open_index(&data_dir)?;
+    let plan = EvalPlan::new(template, &index, opts.view.unwrap_or(template.eval_view))?;
     let exp = template.exp_dir.clone();
     let mut folds = Vec::new();
     for run in fold_plan(opts.protocol)? {
@@ -172,7 +180,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         let file = dir.join(format!("{}-encoder.safetensors", opts.branch.name()));
         let (acc, enc) = if opts.branch == BranchSel::Wave {
             let net = model::wave_encoder(&cfg, vb)?;
-            let acc = train_encoder(&net, &store, &cfg, &index, &run, opts, &log, &device)?;
+            let acc = train_encoder(&net, &store, &cfg, &index, &run, opts, &plan, &log, &device)?;
             (
                 acc,
                 Encoders {
@@ -182,7 +190,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
             )
         } else {
             let net = model::spec_encoder(&cfg, vb)?;
-            let acc = train_encoder(&net, &store, &cfg, &index, &run, opts, &log, &device)?;
+            let acc = train_encoder(&net, &store, &cfg, &index, &run, opts, &plan, &log, &device)?;
             (
                 acc,
                 Encoders {
@@ -194,7 +202,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         store.save_safetensors(&file)?;
         let (train, test) = evaluate::fold_features(
             &enc,
-            &cfg,
+            &plan,
             &index,
             &run,
             opts.batch_size,
@@ -207,6 +215,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
             &index,
             &run,
             opts.branch,
+            plan.view,
             &opts.probe,
             Some(&dir),
             Some(&dir),
@@ -223,10 +232,12 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         protocol: opts.protocol,
         branch: opts.branch,
         init: InitKind::Random,
+        view: plan.view,
         folds,
         mean_top1,
         std_top1,
         probe: opts.probe.clone(),
+        baselines: None,
     };
     data::write_json(
         &exp.join(evaluate::results_name(
@@ -234,6 +245,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
             opts.protocol,
             opts.branch,
             InitKind::Pretrained,
+            plan.view,
         )),
         &report,
     )?;

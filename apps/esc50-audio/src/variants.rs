@@ -48,6 +48,15 @@ pub fn loss(cfg: &PretrainConfig) -> Result<Box<dyn JointLoss>> {
 /// Checks the combinations of loss, pairing and sharing options.
 pub fn validate(cfg: &PretrainConfig) -> Result<()> {
     let asym = cfg.loss.needs_asymmetric_model();
+    if asym && cfg.pairing == Pairing::SpecSpec {
+        bail!(
+            "--loss {} is available with --pairing wave-wave only",
+            cfg.loss
+        );
+    }
+    if cfg.pairing == Pairing::SpecSpec && cfg.share_weights == Some(false) {
+        bail!("spec-spec shares one spectrogram encoder (share-weights = false is for wave-wave)");
+    }
     if asym && cfg.pairing == Pairing::WaveSpec {
         bail!(
             "--loss {} needs two views through one encoder: use --pairing wave-wave (wave-spec has two different encoders)",
@@ -127,6 +136,11 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
             Joint::WaveWave(m) => {
                 let mut t = Trainer::new(&m, &store, loss, collective, train_cfg, dir, cfg)?
                     .with_encoder_export("wave", WAVE_PREFIX);
+                t.fit(source)?
+            }
+            Joint::SpecSpec(m) => {
+                let mut t = Trainer::new(&m, &store, loss, collective, train_cfg, dir, cfg)?
+                    .with_encoder_export("spec", SPEC_PREFIX);
                 t.fit(source)?
             }
         });

@@ -9,7 +9,7 @@ use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
 use crate::config::{limits, parse_device, AugPreset, PretrainConfig};
-use crate::{ablate, data, demo, embed, evaluate, pretrain};
+use crate::{ablate, baselines, data, demo, embed, evaluate, model, pretrain};
 
 /// Siamese VICReg on images: pretraining and evaluation.
 #[derive(Parser, Debug)]
@@ -133,7 +133,7 @@ pub struct PretrainArgs {
     /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Crop size in pixels; unset: 224 for image folders, 32 for IDX and the built-in set. Range 1..=4096.
+    /// Crop size in pixels; unset: the median shorter side of the training images, at most 224 (ImageNet: 224), 32 for IDX and the built-in set. Range 1..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Two-view augmentation preset.
@@ -365,7 +365,7 @@ pub struct LinearEvalArgs {
     /// Batch size. Range 1..=1048576.
     #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 256)]
     pub batch_size: usize,
-    /// Crop size (default: 224 for folders, 32 for IDX). Range 1..=4096.
+    /// Crop size (default: the pretraining run's, else the median shorter side of the training images up to 224; 32 for IDX). Range 1..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Where results go (default: next to --pretrained).
@@ -377,6 +377,9 @@ pub struct LinearEvalArgs {
     /// Seed of the head initialisation, data order and subsets.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// With --pretrained, also evaluate the baselines (random-init backbone with the same protocol, raw-pixel k-NN, chance) and print one table (default: on for training sets of at most 20,000 images).
+    #[arg(long)]
+    pub baselines: Option<bool>,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -399,7 +402,7 @@ pub struct KnnEvalArgs {
     /// Temperature of the similarity weighting (InstDisc / DINO k-NN). Finite, > 0.
     #[arg(long, value_parser = limits::finite_positive, default_value_t = 0.07)]
     pub temperature: f64,
-    /// Crop size (default: 224 for folders, 32 for IDX). Range 1..=4096.
+    /// Crop size (default: the pretraining run's, else the median shorter side of the training images up to 224; 32 for IDX). Range 1..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
     pub image_size: Option<u32>,
     /// Where results go (default: next to --pretrained).
@@ -408,6 +411,9 @@ pub struct KnnEvalArgs {
     /// Loader worker threads. Range 0..=256.
     #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
     pub num_workers: usize,
+    /// With --pretrained, also evaluate the baselines (random-init backbone k-NN, raw-pixel k-NN, chance) and print one table (default: on for training sets of at most 20,000 images).
+    #[arg(long)]
+    pub baselines: Option<bool>,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -479,7 +485,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::LinearEval(a)) => {
             let device = parse_device(&a.device)?;
             let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
-            let size = match a.image_size {
+            let size = match a
+                .image_size
+                .or_else(|| a.pretrained.as_deref().and_then(model::image_size_of_run))
+            {
                 Some(s) => s,
                 None => data::default_image_size(&a.data_dir)?,
             };
@@ -542,12 +551,48 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 r.top1,
                 r.top5
             );
+            if a.pretrained.is_some() && baselines::wanted(a.baselines, &a.data_dir)? {
+                eprintln!("baseline: the same protocol on a randomly initialised {arch}");
+                let rnd = evaluate::backbone(&arch, None, a.seed, &device)?;
+                let (rtr, rva, _) = evaluate::split_features(
+                    &rnd,
+                    &a.data_dir,
+                    size,
+                    a.train_percent,
+                    a.train_subset.as_deref(),
+                    a.seed,
+                    a.num_workers,
+                    &device,
+                )?;
+                let rr = evaluate::linear_eval(&rtr, &rva, classes, &cfg, None)?;
+                let b = baselines::evaluate(
+                    &a.data_dir,
+                    size,
+                    a.seed,
+                    a.num_workers,
+                    Some((rr.top1, rr.top5)),
+                    None,
+                )?;
+                println!("| encoder | top-1 | top-5 |");
+                println!("|---|---|---|");
+                println!(
+                    "| pretrained {arch}, linear | {:.2}% | {:.2}% |",
+                    r.top1, r.top5
+                );
+                baselines::print_rows(&b);
+                if let Some(dir) = out.as_deref() {
+                    baselines::save(dir, &b)?;
+                }
+            }
             Ok(())
         }
         Some(Command::KnnEval(a)) => {
             let device = parse_device(&a.device)?;
             let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
-            let size = match a.image_size {
+            let size = match a
+                .image_size
+                .or_else(|| a.pretrained.as_deref().and_then(model::image_size_of_run))
+            {
                 Some(s) => s,
                 None => data::default_image_size(&a.data_dir)?,
             };
@@ -571,8 +616,34 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .exp_dir
                 .clone()
                 .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
-            for (k, top1) in evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())? {
+            let res = evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())?;
+            for (k, top1) in &res {
                 println!("{k}-NN top-1 ({arch}): {top1:.2}%");
+            }
+            if a.pretrained.is_some() && baselines::wanted(a.baselines, &a.data_dir)? {
+                eprintln!("baseline: the same k-NN on a randomly initialised {arch}");
+                let rnd = evaluate::backbone(&arch, None, 0, &device)?;
+                let (rtr, rva, _) = evaluate::split_features(
+                    &rnd,
+                    &a.data_dir,
+                    size,
+                    100.0,
+                    None,
+                    0,
+                    a.num_workers,
+                    &device,
+                )?;
+                let rk = evaluate::knn_eval(&rtr, &rva, classes, &cfg, None)?;
+                let b = baselines::evaluate(&a.data_dir, size, 0, a.num_workers, None, Some(rk))?;
+                println!("| encoder | top-1 | top-5 |");
+                println!("|---|---|---|");
+                for (k, t) in &res {
+                    println!("| pretrained {arch}, {k}-NN | {t:.2}% | |");
+                }
+                baselines::print_rows(&b);
+                if let Some(dir) = out.as_deref() {
+                    baselines::save(dir, &b)?;
+                }
             }
             Ok(())
         }

@@ -214,10 +214,34 @@ pub fn open_split(dir: &Path, split: &str, strict: bool) -> Result<AnySource> {
     })
 }
 
-/// The default crop size for a data directory: 224 for folders, 32 for IDX.
+/// Training images whose headers [`default_image_size`] reads.
+const SIZE_SAMPLE: usize = 64;
+
+/// The default crop size for a data directory: for an image folder, the
+/// median shorter side of up to 64 training images spread over the set (read
+/// from their headers), clamped to 16..=224 (ImageNet-sized photos get the
+/// official 224; 64 px icons get 64 instead of being blown up 3.5x); 32 for IDX.
 pub fn default_image_size(dir: &Path) -> Result<u32> {
     Ok(match detect(dir)? {
-        Format::Folder => 224,
+        Format::Folder => {
+            let train = open_split(dir, "train", false)?;
+            let AnySource::Folder(f) = &train else {
+                return Ok(224);
+            };
+            let n = f.len();
+            let step = (n / SIZE_SAMPLE).max(1);
+            let mut sides: Vec<u32> = (0..n)
+                .step_by(step)
+                .take(SIZE_SAMPLE)
+                .filter_map(|i| image::image_dimensions(f.path(i)).ok())
+                .map(|(w, h)| w.min(h))
+                .collect();
+            if sides.is_empty() {
+                return Ok(224);
+            }
+            sides.sort_unstable();
+            sides[sides.len() / 2].clamp(16, 224)
+        }
         Format::Idx => 32,
     })
 }

@@ -66,8 +66,20 @@ pub fn load_backbone(
 
 /// The architecture recorded in a run directory's config.toml, if any.
 pub fn arch_of_run(path: &std::path::Path) -> Option<String> {
+    run_key(path, "arch").and_then(|a| a.as_str().map(String::from))
+}
+
+/// The crop size a pretraining run used (`image-size` of its config.toml), if
+/// `path` is a run directory or a file inside one.
+pub fn image_size_of_run(path: &std::path::Path) -> Option<u32> {
+    run_key(path, "image-size")
+        .and_then(|v| v.as_integer())
+        .and_then(|v| u32::try_from(v).ok())
+}
+
+fn run_key(path: &std::path::Path, key: &str) -> Option<toml::Value> {
     let dir = if path.is_dir() { path } else { path.parent()? };
     let text = std::fs::read_to_string(dir.join("config.toml")).ok()?;
     let v: toml::Value = toml::from_str(&text).ok()?;
-    v.get("arch").and_then(|a| a.as_str()).map(String::from)
+    v.get(key).cloned()
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use vicreg_core::SeededRng;
 
-use crate::audio::augment::AudioViewConfig;
+use crate::audio::activity::ActivityConfig;
+use crate::audio::augment::{
+    center_crop_or_pad, mix_background, random_crop_or_pad, AudioViewConfig,
+};
 use crate::audio::esc50::Esc50Index;
 use crate::audio::wav::load_wav;
 use crate::{Dataset, Error, Result};
@@ -91,10 +94,25 @@ impl Dataset for Esc50Pretrain {
         self.subset.rows.len()
     }
 
+    /// Two views; then, for each view in turn, with probability `mix_prob`
+    /// another clip of the subset (drawn uniformly, never this one) is decoded,
+    /// cropped uniformly to the view's length and mixed in at `mix_db`.
     fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
         let (wave, _) = self.subset.load(index)?;
-        let a = self.views.apply(&wave, rng);
-        let b = self.views.apply(&wave, rng);
+        let mut a = self.views.apply(&wave, rng);
+        let mut b = self.views.apply(&wave, rng);
+        let n = self.subset.rows.len();
+        if self.views.mix_prob > 0.0 && n > 1 {
+            for v in [&mut a, &mut b] {
+                if rng.bernoulli(self.views.mix_prob) {
+                    let j = (index + 1 + rng.below(n - 1)) % n;
+                    let db = rng.uniform_range(self.views.mix_db.0, self.views.mix_db.1);
+                    let (other, _) = self.subset.load(j)?;
+                    let bg = random_crop_or_pad(&other, v.len(), rng);
+                    mix_background(v, &bg, db);
+                }
+            }
+        }
         Ok((a, b))
     }
 
@@ -156,6 +174,105 @@ impl Dataset for Esc50Labelled {
     fn sample_name(&self, index: usize) -> Option<String> {
         self.subset.name(index)
     }
+}
+
+/// Labelled ESC-50 clips cut into evaluation windows: `Item = (windows, weights,
+/// target)`. Each clip is centre-padded or cropped to `full_len` samples, then cut
+/// by [`ActivityConfig::eval_windows`] into `window_count` windows of
+/// `window_len` samples (flattened, window after window) with a 0/1 weight each
+/// (1: the window holds sound). Every clip gives the same number of windows.
+#[derive(Clone, Debug)]
+pub struct Esc50Windows {
+    subset: FoldSubset,
+    full_len: usize,
+    window_len: usize,
+    activity: ActivityConfig,
+}
+
+impl Esc50Windows {
+    /// The clips of `folds` at `sample_rate`, as windows of `window_len` samples
+    /// over `full_len` samples.
+    pub fn new(
+        index: Arc<Esc50Index>,
+        folds: &[u8],
+        sample_rate: u32,
+        full_len: usize,
+        window_len: usize,
+        activity: ActivityConfig,
+    ) -> Result<Self> {
+        activity.validate()?;
+        if window_len == 0 || full_len == 0 {
+            return Err(Error::Config("window and clip lengths must be > 0".into()));
+        }
+        Ok(Self {
+            subset: FoldSubset::new(index, folds, sample_rate)?,
+            full_len,
+            window_len,
+            activity,
+        })
+    }
+
+    /// Windows per clip.
+    pub fn window_count(&self) -> usize {
+        ActivityConfig::window_count(self.full_len, self.window_len)
+    }
+
+    /// Samples per window.
+    pub fn window_len(&self) -> usize {
+        self.window_len
+    }
+}
+
+impl Dataset for Esc50Windows {
+    type Item = (Vec<f32>, Vec<f32>, u32);
+
+    fn len(&self) -> usize {
+        self.subset.rows.len()
+    }
+
+    fn get(&self, index: usize, _rng: &mut SeededRng) -> Result<Self::Item> {
+        let (wave, target) = self.subset.load(index)?;
+        let clip = center_crop_or_pad(&wave, self.full_len);
+        let (windows, weights) = self.activity.eval_windows(&clip, self.window_len);
+        Ok((windows.concat(), weights, target))
+    }
+
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.subset.name(index)
+    }
+}
+
+/// Collate for [`Esc50Windows`]: `(windows (B * W, window_len) f32, weights (B, W) f32,
+/// targets (B,) u32)`.
+pub fn collate_windowed(
+    items: Vec<(Vec<f32>, Vec<f32>, u32)>,
+    window_len: usize,
+    dev: &Device,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let b = items.len();
+    let w = items
+        .first()
+        .map(|x| x.1.len())
+        .ok_or_else(|| Error::Config("collate: empty batch".into()))?;
+    let mut x = Vec::with_capacity(b * w * window_len);
+    let mut wt = Vec::with_capacity(b * w);
+    let mut y = Vec::with_capacity(b);
+    for (windows, weights, target) in items {
+        if weights.len() != w || windows.len() != w * window_len {
+            return Err(Error::Config(format!(
+                "collate: clips with different window counts in a batch ({w} vs {})",
+                weights.len()
+            )));
+        }
+        x.extend(windows);
+        wt.extend(weights);
+        y.push(target);
+    }
+    Ok((
+        Tensor::from_vec(x, (b * w, window_len), dev)?,
+        Tensor::from_vec(wt, (b, w), dev)?,
+        Tensor::from_vec(y, b, dev)?,
+    ))
 }
 
 fn stack_waves<'a>(

@@ -51,6 +51,27 @@ pub const MAX_WAV_RATE: u32 = 768_000;
 /// Most channels a wav file may declare.
 pub const MAX_WAV_CHANNELS: usize = 64;
 
+/// Duration of a wav file in seconds, from its header alone (the same rate and
+/// channel checks as [`read_wav`]; a file whose header is unreadable is an
+/// error naming it).
+pub fn wav_seconds(path: &Path) -> Result<f64> {
+    let reader = WavReader::open(path).map_err(|e| hound_err(path, e))?;
+    let spec = reader.spec();
+    if spec.channels == 0 {
+        return Err(Error::bad_file(path, "wav header declares 0 channels"));
+    }
+    if !(MIN_WAV_RATE..=MAX_WAV_RATE).contains(&spec.sample_rate) {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "wav header declares a sample rate of {} Hz, outside {MIN_WAV_RATE}..={MAX_WAV_RATE} Hz",
+                spec.sample_rate
+            ),
+        ));
+    }
+    Ok(reader.duration() as f64 / spec.sample_rate as f64)
+}
+
 /// Decodes a whole wav file to a mono waveform at its own sample rate
 /// ([`MIN_WAV_RATE`]..=[`MAX_WAV_RATE`] Hz, at most [`MAX_WAV_CHANNELS`] channels).
 ///

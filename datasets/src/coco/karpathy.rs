@@ -54,12 +54,18 @@ struct RawSplitFile {
     images: Vec<RawImage>,
 }
 
-/// Finds the image file: `root/filepath/filename`, or, for the 2014 names of the original
-/// split file with 2017 folders on disk, `root/{train,val}2017/{cocoid:012}.jpg`.
+/// Finds the image file: `root/filepath/filename`, then a flat `root/images/filename`
+/// (or `root/images/filepath/filename`), then `root/filename`, or, for the 2014 names of
+/// the original split file with 2017 folders on disk, `root/{train,val}2017/{cocoid:012}.jpg`.
 fn resolve(root: &Path, im: &RawImage) -> Option<PathBuf> {
-    let direct = root.join(&im.filepath).join(&im.filename);
-    if direct.is_file() {
-        return Some(direct);
+    let candidates = [
+        root.join(&im.filepath).join(&im.filename),
+        root.join("images").join(&im.filename),
+        root.join("images").join(&im.filepath).join(&im.filename),
+        root.join(&im.filename),
+    ];
+    if let Some(p) = candidates.into_iter().find(|p| p.is_file()) {
+        return Some(p);
     }
     let id = im.cocoid?;
     ["train2017", "val2017"]
@@ -109,7 +115,7 @@ impl CocoCaptions {
             }
             let path = resolve(root, im).ok_or_else(|| {
                 Error::Layout(format!(
-                    "{}: image {} of {} is missing (also looked for its cocoid in train2017/, val2017/)",
+                    "{}: image {} of {} is missing (also looked in images/, the data root and, by cocoid, train2017/, val2017/)",
                     root.join(&im.filepath).join(&im.filename).display(),
                     im.filename,
                     split_file.display()

@@ -46,6 +46,7 @@ mod pool1d;
 mod resnet1d;
 mod spectrogram;
 mod stft;
+mod time_pool;
 
 pub use conv1d::{conv1d_via_conv2d, conv_out_len, Conv1d};
 pub use logmel::{LogMelConfig, LogMelSpectrogram, Normalization};
@@ -54,3 +55,4 @@ pub use pool1d::max_pool1d;
 pub use resnet1d::{BasicBlock1d, ResNet1d, ResNet1dConfig};
 pub use spectrogram::{SpectrogramEncoder, SpectrogramEncoderConfig};
 pub use stft::PowerStft;
+pub use time_pool::TimePool;

@@ -28,7 +28,9 @@
 //! `layer1.0.conv1.weight`, `layer2.0.downsample.0.weight`, ...), with
 //! `(out, in, kernel)` conv weights as PyTorch's `nn.Conv1d`.
 
-use candle_core::{DType, Device, Module, ModuleT, Tensor, D};
+use candle_core::{DType, Device, Module, ModuleT, Tensor};
+
+use super::time_pool::TimePool;
 use candle_nn::{BatchNormConfig, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 use vicreg_core::collective::SyncBatchNorm;
@@ -60,6 +62,9 @@ pub struct ResNet1dConfig {
     pub block_kernel: usize,
     /// Start the last BatchNorm gamma of every block at 0, so each block starts as the identity.
     pub zero_init_residual: bool,
+    /// Pooling of the last feature map over time (see [`TimePool`]).
+    #[serde(default)]
+    pub time_pool: TimePool,
 }
 
 impl Default for ResNet1dConfig {
@@ -86,6 +91,7 @@ impl ResNet1dConfig {
             pool_stride: 2,
             block_kernel: 3,
             zero_init_residual: true,
+            time_pool: TimePool::Mean,
         }
     }
 
@@ -109,6 +115,7 @@ impl ResNet1dConfig {
             pool_stride: 2,
             block_kernel: 3,
             zero_init_residual: false,
+            time_pool: TimePool::Mean,
         }
     }
 
@@ -383,7 +390,7 @@ impl Encoder for ResNet1d {
     type Input = Tensor;
 
     fn forward_t(&self, waves: &Tensor, train: bool) -> vicreg_core::Result<Tensor> {
-        Ok(self.features_t(waves, train)?.mean(D::Minus1)?)
+        Ok(self.cfg.time_pool.pool(&self.features_t(waves, train)?)?)
     }
 
     fn repr_dim(&self) -> usize {

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use vicreg_core::model::Encoder;
 
 use super::logmel::{LogMelConfig, LogMelSpectrogram};
+use super::time_pool::TimePool;
 use crate::resnet::{ResNet, ResNetConfig};
 use crate::{Error, Result};
 
@@ -37,6 +38,9 @@ pub struct SpectrogramEncoderConfig {
     pub resnet: ResNetConfig,
     /// Pad the frame axis to `n_mels (mod 32)` frames (see the module docs).
     pub align_frames: bool,
+    /// Pooling of the ResNet's last feature map: mean over frequency, then
+    /// [`TimePool`] over time (`mean`: the plain global average).
+    pub time_pool: TimePool,
 }
 
 impl Default for SpectrogramEncoderConfig {
@@ -53,6 +57,7 @@ impl SpectrogramEncoderConfig {
             mel: LogMelConfig::esc50(),
             resnet: ResNetConfig::resnet18().with_in_channels(1),
             align_frames: true,
+            time_pool: TimePool::Mean,
         }
     }
 
@@ -70,6 +75,7 @@ pub struct SpectrogramEncoder {
     front_end: LogMelSpectrogram,
     resnet: ResNet,
     align_frames: bool,
+    time_pool: TimePool,
     dtype: DType,
     device: Device,
 }
@@ -91,6 +97,7 @@ impl SpectrogramEncoder {
             front_end,
             resnet,
             align_frames: cfg.align_frames,
+            time_pool: cfg.time_pool,
             dtype,
             device,
         })
@@ -150,7 +157,14 @@ impl Encoder for SpectrogramEncoder {
 
     fn forward_t(&self, waves: &Tensor, train: bool) -> vicreg_core::Result<Tensor> {
         let spec = self.spectrogram(waves)?;
-        Ok(self.resnet.features(&spec, train)?)
+        match self.time_pool {
+            TimePool::Mean => Ok(self.resnet.features(&spec, train)?),
+            pool => {
+                // (B, C, mels, frames) -> mean over mels -> (B, C, frames) -> pool over time.
+                let map = self.resnet.feature_map(&spec, train)?;
+                Ok(pool.pool(&map.mean(2)?)?)
+            }
+        }
     }
 
     fn repr_dim(&self) -> usize {

@@ -21,6 +21,7 @@ mod finetune;
 mod knn;
 mod linear_probe;
 mod online_probe;
+mod probe_select;
 mod retrieval;
 
 pub use features::{extract_features, extract_with, l2_normalize, Features};
@@ -30,6 +31,10 @@ pub use linear_probe::{
     label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult,
 };
 pub use online_probe::{OnlineProbe, ProbeStep};
+pub use probe_select::{
+    linear_probe_selected, select_weight_decay, with_min_steps, WdSelection, MIN_PROBE_STEPS,
+    VAL_FRAC, WD_GRID,
+};
 pub use retrieval::{
     retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
 };
