@@ -304,13 +304,15 @@ pub fn table(rows: &[(String, &Evaluation)]) -> String {
     s += "| model | test set | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | rsum |\n";
     s += "|---|---|---|---|---|---|---|---|---|\n";
     for (name, e) in rows {
-        for (set, m) in [
-            (format!("{} images", e.images), &e.full),
-            (
+        let mut sets = vec![(format!("{} images", e.images), &e.full)];
+        // The folded protocol only differs when the test set has more than one fold.
+        if e.images > e.fold_images {
+            sets.push((
                 format!("{} folds of {}", e.images / e.fold_images, e.fold_images),
                 &e.folds,
-            ),
-        ] {
+            ));
+        }
+        for (set, m) in sets {
             s += &format!(
                 "| {name} | {set} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
                 m.i2t[0], m.i2t[1], m.i2t[2], m.t2i[0], m.t2i[1], m.t2i[2], m.rsum

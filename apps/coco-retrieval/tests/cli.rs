@@ -123,13 +123,23 @@ fn pretrain_eval_retrieve_and_resume() {
 
     let s = run(bin().arg("eval").arg("--exp-dir").arg(&exp));
     assert!(
-        s.contains("i2t R@1") && s.contains("| 8 images |") && s.contains("1 folds of 8"),
+        s.contains("i2t R@1")
+            && s.contains("| 8 images |")
+            && !s.contains("1 folds of 8")
+            && s.contains("(random init) | 8 images |")
+            && s.contains("| chance | 8 images |"),
         "{s}"
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(exp.join("retrieval_eval.json")).unwrap())
             .unwrap();
     assert_eq!(v["test_images"], 8);
+    assert!(
+        v["baselines"]["chance"]["full"]["t2i_r1"]
+            .as_f64()
+            .is_some(),
+        "{v}"
+    );
     assert_eq!(v["test_captions"], 40);
     let r10 = v["full"]["t2i_r10"].as_f64().unwrap();
     assert_eq!(

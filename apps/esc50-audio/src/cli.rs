@@ -9,7 +9,7 @@ use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
 use vicreg_core::loss::LossKind;
 use vicreg_core::optim::OptimizerKind;
 
-use crate::config::{limits, Pairing, PretrainConfig, WaveArch};
+use crate::config::{limits, Pairing, Preset, PretrainConfig, WaveArch};
 use crate::data::Protocol;
 use crate::evaluate::{self, EvalOptions, InitKind, ProbeSettings};
 use crate::model::BranchSel;
@@ -56,6 +56,9 @@ pub enum Command {
 /// Flags of `pretrain`; each overrides the same key of `--config`.
 #[derive(clap::Args, Debug, Default)]
 pub struct PretrainArgs {
+    /// Starting point before --config and the flags: paper (5 s at 44.1 kHz, ResNet-18 on both branches, 100 epochs; default) or laptop (8 kHz, 2 s views, small encoders, 40 epochs: a few hundred clips in ~15 min on 2 cores).
+    #[arg(long, value_enum, default_value = "paper")]
+    pub preset: Preset,
     /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -224,8 +227,8 @@ impl PretrainArgs {
     /// The config file (or the defaults) with every given flag applied.
     pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
         let mut c = match &self.config {
-            Some(p) => PretrainConfig::from_toml_file(p)?,
-            None => PretrainConfig::default(),
+            Some(p) => PretrainConfig::from_toml_file_over(p, self.preset.config())?,
+            None => self.preset.config(),
         };
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
@@ -283,30 +286,8 @@ impl PretrainArgs {
                 Opt::Adamw => OptimizerKind::Adamw,
             };
         }
-        if let Some(v) = self.speed_prob {
-            c.speed_prob = v;
-        }
-        if let Some(v) = self.speed_range {
-            c.speed_range = v;
-        }
-        if let Some(v) = self.mix_prob {
-            c.mix_prob = v;
-        }
-        if let Some(v) = self.noise_colour {
-            c.noise_colour = v;
-        }
-        if let Some(v) = self.time_pool {
-            c.time_pool = v;
-        }
-        if let Some(v) = self.crop {
-            c.crop = v;
-        }
-        if let Some(v) = self.active_db {
-            c.active_db = v;
-        }
-        if let Some(v) = self.eval_view {
-            c.eval_view = v;
-        }
+        set!(speed_prob, speed_range, mix_prob, noise_colour, time_pool);
+        set!(crop, active_db, eval_view);
         c.strict |= self.strict;
         c.quiet |= self.quiet;
         Ok((c, self.resume))

@@ -246,7 +246,73 @@ impl Default for PretrainConfig {
     }
 }
 
+/// Named starting points of `pretrain --preset` (the config file and flags apply on top).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The paper's ESC-50 recipe ([`PretrainConfig::default`]).
+    #[default]
+    Paper,
+    /// A few hundred clips in about 15 minutes on 2 CPU cores ([`PretrainConfig::laptop`]).
+    Laptop,
+}
+
+impl Preset {
+    /// The configuration this preset starts from.
+    pub fn config(self) -> PretrainConfig {
+        match self {
+            Preset::Paper => PretrainConfig::default(),
+            Preset::Laptop => PretrainConfig::laptop(),
+        }
+    }
+}
+
 impl PretrainConfig {
+    /// The laptop recipe: wave-spec at 8 kHz, 2 s views cropped around sound,
+    /// the CPU-sized 1-D ResNet (64-d) and a ResNet-18 on 32 mels (hop 256),
+    /// expanders 256-256-256, batch 32, AdamW peak lr 1e-3, 40 epochs. About
+    /// 1,000 steps (12-15 minutes on 2 cores) on 640 training clips; see
+    /// apps/esc50-audio/README.md for what it reaches on real check sets.
+    pub fn laptop() -> Self {
+        Self {
+            sample_rate: 8000,
+            clip_seconds: 2.0,
+            wave_arch: WaveArch::Small,
+            n_mels: Some(32),
+            mel_hop: Some(256),
+            mlp: "256-256-256".into(),
+            epochs: 40,
+            batch_size: 32,
+            lr: 1e-3,
+            warmup_epochs: 2,
+            exp_dir: PathBuf::from("runs/esc50-laptop"),
+            ..Self::default()
+        }
+    }
+
+    /// Reads a TOML file whose missing keys take `base`'s values (and, for a
+    /// file without `time-pool`, mean pooling as in [`Self::from_toml_file`]).
+    pub fn from_toml_file_over(path: &Path, base: Self) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let over: toml::Table = text
+            .parse()
+            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        let legacy = !over.contains_key("time-pool");
+        let mut merged = toml::Table::try_from(&base).context("serializing the preset")?;
+        for (k, v) in over {
+            merged.insert(k, v);
+        }
+        let mut cfg: Self = merged
+            .try_into()
+            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        if legacy {
+            cfg.time_pool = TimePool::Mean;
+        }
+        cfg.validate_ranges()
+            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        Ok(cfg)
+    }
+
     /// Reads a TOML file with the keys of this struct.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -494,6 +560,24 @@ mod tests {
         let t = c.train(false, 50);
         assert!((t.base_lr * t.batch_size as f64 / 256.0 - 5e-4).abs() < 1e-12);
         assert_eq!(t.optimizer, OptimizerKind::Adamw);
+    }
+
+    #[test]
+    fn the_laptop_preset_is_valid_and_a_config_file_applies_over_it() {
+        let mut c = Preset::Laptop.config();
+        c.resolve();
+        c.validate().unwrap();
+        assert_eq!((c.sample_rate, c.clip_len()), (8000, 16_000));
+        let dir = std::env::temp_dir().join(format!("esc50-preset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("p.toml");
+        std::fs::write(&f, "epochs = 3\ntime-pool = \"mean-max\"\n").unwrap();
+        let over = PretrainConfig::from_toml_file_over(&f, Preset::Laptop.config()).unwrap();
+        assert_eq!(
+            (over.epochs, over.sample_rate, over.batch_size),
+            (3, 8000, 32)
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -62,6 +62,24 @@ fn run(cmd: &mut Command) -> (String, String) {
     (o, e)
 }
 
+/// One epoch of a tiny wave-spec model on 0.25 s views (a fifth of each clip).
+fn pretrain(data: &Path, exp: &Path) {
+    run(bin()
+        .args([
+            "pretrain",
+            "--sample-rate",
+            "8000",
+            "--clip-seconds",
+            "0.25",
+        ])
+        .args(["--wave-arch", "tiny", "--n-mels", "32", "--mlp", "32-32"])
+        .args(["--epochs", "1", "--batch-size", "12", "--num-workers", "1"])
+        .args(["--test-fold", "5", "--quiet", "--data-dir"])
+        .arg(data)
+        .arg("--exp-dir")
+        .arg(exp));
+}
+
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap()
@@ -99,33 +117,7 @@ fn evaluation_and_classify_see_sound_in_the_first_fifth_of_the_clip() {
     padded_set(&data);
     let exp = root.join("run");
     // Training views of 0.25 s (a fifth of the clip): active crops hold the tone.
-    run(bin()
-        .args([
-            "pretrain",
-            "--sample-rate",
-            "8000",
-            "--clip-seconds",
-            "0.25",
-            "--wave-arch",
-            "tiny",
-            "--n-mels",
-            "32",
-            "--mlp",
-            "32-32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "12",
-            "--num-workers",
-            "1",
-            "--test-fold",
-            "5",
-            "--quiet",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--exp-dir")
-        .arg(&exp));
+    pretrain(&data, &exp);
     let cfg = std::fs::read_to_string(exp.join("config.toml")).unwrap();
     assert!(
         cfg.contains("crop = \"active\"")
@@ -164,33 +156,7 @@ fn eval_prints_the_baselines_beside_the_encoders() {
     let data = root.join("data");
     padded_set(&data);
     let exp = root.join("run");
-    run(bin()
-        .args([
-            "pretrain",
-            "--sample-rate",
-            "8000",
-            "--clip-seconds",
-            "0.25",
-            "--wave-arch",
-            "tiny",
-            "--n-mels",
-            "32",
-            "--mlp",
-            "32-32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "12",
-            "--num-workers",
-            "1",
-            "--test-fold",
-            "5",
-            "--quiet",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--exp-dir")
-        .arg(&exp));
+    pretrain(&data, &exp);
     let (out, _) = run(bin()
         .args([
             "eval",

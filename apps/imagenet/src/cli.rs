@@ -8,7 +8,7 @@ use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptim
 use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
 use vicreg_core::optim::OptimizerKind;
 
-use crate::config::{limits, parse_device, AugPreset, PretrainConfig};
+use crate::config::{limits, parse_device, AugPreset, Preset, PretrainConfig};
 use crate::{ablate, baselines, data, demo, embed, evaluate, model, pretrain};
 
 /// Siamese VICReg on images: pretraining and evaluation.
@@ -73,6 +73,9 @@ pub struct MakeDataArgs {
 /// Flags of `pretrain`; each overrides the same key of `--config`.
 #[derive(clap::Args, Debug)]
 pub struct PretrainArgs {
+    /// Starting point before --config and the flags: official (the paper's ImageNet recipe, default) or laptop (ResNet-18, 32 px crops, expander 512-512-512, batch 64, AdamW, 25 epochs: a few thousand small images in ~15 min on 2 cores).
+    #[arg(long, value_enum, default_value = "official")]
+    pub preset: Preset,
     /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -238,8 +241,8 @@ impl PretrainArgs {
     /// The config file (or the defaults) with every given flag applied.
     pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
         let mut c = match &self.config {
-            Some(p) => PretrainConfig::from_toml_file(p)?,
-            None => PretrainConfig::default(),
+            Some(p) => PretrainConfig::from_toml_file_over(p, self.preset.config())?,
+            None => self.preset.config(),
         };
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
@@ -523,17 +526,20 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
+            let features_of = |net: &encoders::resnet::ResNet| {
+                evaluate::split_features(
+                    net,
+                    &a.data_dir,
+                    size,
+                    a.train_percent,
+                    a.train_subset.as_deref(),
+                    a.seed,
+                    a.num_workers,
+                    &device,
+                )
+            };
             let net = evaluate::backbone(&arch, a.pretrained.as_deref(), a.seed, &device)?;
-            let (tr, va, classes) = evaluate::split_features(
-                &net,
-                &a.data_dir,
-                size,
-                a.train_percent,
-                a.train_subset.as_deref(),
-                a.seed,
-                a.num_workers,
-                &device,
-            )?;
+            let (tr, va, classes) = features_of(&net)?;
             let cfg = LinearProbeConfig {
                 epochs: a.epochs,
                 lr: a.lr_head,
@@ -553,17 +559,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             );
             if a.pretrained.is_some() && baselines::wanted(a.baselines, &a.data_dir)? {
                 eprintln!("baseline: the same protocol on a randomly initialised {arch}");
-                let rnd = evaluate::backbone(&arch, None, a.seed, &device)?;
-                let (rtr, rva, _) = evaluate::split_features(
-                    &rnd,
-                    &a.data_dir,
-                    size,
-                    a.train_percent,
-                    a.train_subset.as_deref(),
-                    a.seed,
-                    a.num_workers,
-                    &device,
-                )?;
+                let (rtr, rva, _) =
+                    features_of(&evaluate::backbone(&arch, None, a.seed, &device)?)?;
                 let rr = evaluate::linear_eval(&rtr, &rva, classes, &cfg, None)?;
                 let b = baselines::evaluate(
                     &a.data_dir,
@@ -596,17 +593,24 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 Some(s) => s,
                 None => data::default_image_size(&a.data_dir)?,
             };
-            let net = evaluate::backbone(&arch, a.pretrained.as_deref(), 0, &device)?;
-            let (tr, va, classes) = evaluate::split_features(
-                &net,
-                &a.data_dir,
-                size,
-                100.0,
-                None,
+            let features_of = |net: &encoders::resnet::ResNet| {
+                evaluate::split_features(
+                    net,
+                    &a.data_dir,
+                    size,
+                    100.0,
+                    None,
+                    0,
+                    a.num_workers,
+                    &device,
+                )
+            };
+            let (tr, va, classes) = features_of(&evaluate::backbone(
+                &arch,
+                a.pretrained.as_deref(),
                 0,
-                a.num_workers,
                 &device,
-            )?;
+            )?)?;
             let cfg = KnnConfig {
                 ks: a.k.clone(),
                 temperature: a.temperature,
@@ -622,17 +626,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             if a.pretrained.is_some() && baselines::wanted(a.baselines, &a.data_dir)? {
                 eprintln!("baseline: the same k-NN on a randomly initialised {arch}");
-                let rnd = evaluate::backbone(&arch, None, 0, &device)?;
-                let (rtr, rva, _) = evaluate::split_features(
-                    &rnd,
-                    &a.data_dir,
-                    size,
-                    100.0,
-                    None,
-                    0,
-                    a.num_workers,
-                    &device,
-                )?;
+                let (rtr, rva, _) = features_of(&evaluate::backbone(&arch, None, 0, &device)?)?;
                 let rk = evaluate::knn_eval(&rtr, &rva, classes, &cfg, None)?;
                 let b = baselines::evaluate(&a.data_dir, size, 0, a.num_workers, None, Some(rk))?;
                 println!("| encoder | top-1 | top-5 |");

@@ -119,6 +119,20 @@ fn pretrain_then_evaluate_then_embed() {
         "{s}"
     );
     assert!(exp.join("linear_eval.json").is_file());
+    // A small set gets the baselines by default, in one table and in baselines.json.
+    for row in [
+        "| pretrained resnet18, linear |",
+        "| random init, linear |",
+        "| raw pixels (32 px), 20-NN |",
+        "| chance | 25.00% | 100.00% |",
+    ] {
+        assert!(s.contains(row), "missing {row:?}:\n{s}");
+    }
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("baselines.json")).unwrap())
+            .unwrap();
+    assert_eq!(b["pixel_side"], 32, "{b}");
+    assert!(b["random_init_linear"][0].as_f64().is_some(), "{b}");
     let out = run(bin()
         .args([
             "linear-eval",
@@ -176,6 +190,10 @@ fn pretrain_then_evaluate_then_embed() {
         .arg(exp.join("resnet18-encoder.safetensors")));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("1-NN top-1") && s.contains("3-NN top-1"), "{s}");
+    assert!(
+        s.contains("| random init, 3-NN |") && s.contains("| raw pixels (32 px), 200-NN |"),
+        "{s}"
+    );
 
     let emb = root.join("emb.safetensors");
     run(bin()
@@ -204,6 +222,40 @@ fn pretrain_then_evaluate_then_embed() {
         err.contains("resnet18-encoder.safetensors") && err.contains("missing"),
         "{err}"
     );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_laptop_preset_is_a_starting_point_under_config_and_flags() {
+    let root = tmp("preset");
+    let data = root.join("data");
+    tiny_data(&data);
+    let exp = root.join("run");
+    // A config file that sets one key keeps the preset's other keys.
+    let cfg = root.join("partial.toml");
+    std::fs::write(&cfg, "batch-size = 4\n").unwrap();
+    run(bin()
+        .args([
+            "pretrain", "--preset", "laptop", "--epochs", "1", "--mlp", "32-32",
+        ])
+        .args(["--num-workers", "1", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--exp-dir")
+        .arg(&exp));
+    let written = std::fs::read_to_string(exp.join("config.toml")).unwrap();
+    for line in [
+        "arch = \"resnet18\"",
+        "optimizer = \"adamw\"",
+        "image-size = 32",
+        "batch-size = 4",
+        "epochs = 1",
+        "mlp = \"32-32\"",
+        "warmup-epochs = 1",
+    ] {
+        assert!(written.contains(line), "missing {line:?}:\n{written}");
+    }
     std::fs::remove_dir_all(&root).ok();
 }
 

@@ -57,30 +57,13 @@ pub const MAX_WAV_CHANNELS: usize = 64;
 pub fn wav_seconds(path: &Path) -> Result<f64> {
     let reader = WavReader::open(path).map_err(|e| hound_err(path, e))?;
     let spec = reader.spec();
-    if spec.channels == 0 {
-        return Err(Error::bad_file(path, "wav header declares 0 channels"));
-    }
-    if !(MIN_WAV_RATE..=MAX_WAV_RATE).contains(&spec.sample_rate) {
-        return Err(Error::bad_file(
-            path,
-            format!(
-                "wav header declares a sample rate of {} Hz, outside {MIN_WAV_RATE}..={MAX_WAV_RATE} Hz",
-                spec.sample_rate
-            ),
-        ));
-    }
+    check_header(&spec, path)?;
     Ok(reader.duration() as f64 / spec.sample_rate as f64)
 }
 
-/// Decodes a whole wav file to a mono waveform at its own sample rate
-/// ([`MIN_WAV_RATE`]..=[`MAX_WAV_RATE`] Hz, at most [`MAX_WAV_CHANNELS`] channels).
-///
-/// Integer samples of `b` bits are scaled by `1 / 2^(b-1)`; float samples are kept as is.
-/// A file with no samples, a corrupt header or truncated data returns [`Error::BadFile`]
-/// naming the file; a missing file returns [`Error::Io`].
-pub fn read_wav(path: &Path) -> Result<Waveform> {
-    let mut reader = WavReader::open(path).map_err(|e| hound_err(path, e))?;
-    let spec = reader.spec();
+/// Refuses a header with no channel, more than [`MAX_WAV_CHANNELS`], or a rate
+/// outside [`MIN_WAV_RATE`]..=[`MAX_WAV_RATE`].
+fn check_header(spec: &hound::WavSpec, path: &Path) -> Result<()> {
     let channels = spec.channels as usize;
     if channels == 0 {
         return Err(Error::bad_file(path, "wav header declares 0 channels"));
@@ -100,6 +83,20 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
             format!("wav header declares {channels} channels, more than {MAX_WAV_CHANNELS}"),
         ));
     }
+    Ok(())
+}
+
+/// Decodes a whole wav file to a mono waveform at its own sample rate
+/// ([`MIN_WAV_RATE`]..=[`MAX_WAV_RATE`] Hz, at most [`MAX_WAV_CHANNELS`] channels).
+///
+/// Integer samples of `b` bits are scaled by `1 / 2^(b-1)`; float samples are kept as is.
+/// A file with no samples, a corrupt header or truncated data returns [`Error::BadFile`]
+/// naming the file; a missing file returns [`Error::Io`].
+pub fn read_wav(path: &Path) -> Result<Waveform> {
+    let mut reader = WavReader::open(path).map_err(|e| hound_err(path, e))?;
+    let spec = reader.spec();
+    let channels = spec.channels as usize;
+    check_header(&spec, path)?;
     // The declared sample count bounds nothing: reserve at most what the file can hold.
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bytes_per_sample = u64::from(spec.bits_per_sample.div_ceil(8).max(1));
