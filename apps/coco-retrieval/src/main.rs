@@ -12,7 +12,6 @@ mod evaluate;
 mod model;
 mod pretrain;
 mod retrieve;
-mod source;
 mod text;
 
 use clap::Parser;

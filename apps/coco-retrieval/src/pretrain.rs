@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use candle_core::Tensor;
 use datasets::augment::VicregAugConfig;
 use datasets::coco::{
     collate_image_tokens, CocoCaptions, CocoPretrain, SingleViewConfig, SingleViewTransform,
 };
 use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
+use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::SingleProcess;
-use vicreg_core::engine::{TrainSummary, Trainer};
+use vicreg_core::engine::{PairBatch, TrainSummary, Trainer};
 use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
@@ -20,8 +22,7 @@ use vicreg_core::ParamStore;
 use crate::config::{parse_device, ImageAugment, PretrainConfig};
 use crate::data::Part;
 use crate::model::{self, MODEL_FILE};
-use crate::source::{CaptionPairs, SkipLog, SKIPPED_FILE};
-use crate::text;
+use crate::text::{self, text_batch};
 
 /// The single image view of pretraining at crop size `size`.
 pub fn image_view(aug: ImageAugment, size: u32) -> SingleViewConfig {
@@ -99,10 +100,19 @@ pub fn pretrain_on(
             cfg.batch_size
         );
     }
-    let mut pairs = CaptionPairs {
+    // Branch A: the `(B, 3, S, S)` image view; branch B: one caption per
+    // image (drawn per epoch), cut to the batch's longest caption.
+    let mut pairs = PairBatches::new(
         loader,
-        skips: SkipLog::new(Some(&cfg.exp_dir), 0),
-    };
+        SkipLog::new(Some(&cfg.exp_dir), 0),
+        |(images, ids, mask): (Tensor, Tensor, Tensor)| {
+            let n = images.dims().first().copied().unwrap_or(0);
+            let text = text_batch(&ids, &mask).map_err(|e| {
+                datasets::Error::Core(vicreg_core::Error::invalid(format!("{e:#}")))
+            })?;
+            Ok(PairBatch::new(images, text, n))
+        },
+    );
 
     let store = ParamStore::new(cfg.seed);
     let net = model::build(cfg, &prepared.arch, &store, &device)?;
@@ -154,7 +164,7 @@ pub fn pretrain_on(
         summary,
         seconds,
         pairs_per_s,
-        skipped: pairs.skips.total(),
+        skipped: pairs.skips().total(),
     })
 }
 

@@ -15,7 +15,6 @@ mod evaluate;
 mod head;
 mod model;
 mod pretrain;
-mod source;
 mod supervised;
 mod variants;
 

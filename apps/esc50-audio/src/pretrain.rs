@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use datasets::audio::{Esc50Index, Esc50Pretrain, ESC50_FOLDS};
+use datasets::audio::{collate_waveform_pairs, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
 use datasets::loader::{Loader, LoaderConfig};
+use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::SingleProcess;
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, PretrainConfig};
 use crate::data;
-use crate::source::{collate, LabelledWavePairs, SkipLog, WavePairs, SKIPPED_FILE};
 use crate::variants;
 
 /// Name of the file listing the clips a run was pretrained on (one per line).
@@ -48,9 +48,10 @@ pub fn pretrain_on(
     let names = data::clip_names(&index, &folds)?;
     let num_classes = index.num_classes();
     let views = cfg.train_views();
-    let dataset = LabelledWavePairs {
-        inner: Esc50Pretrain::new(index, &folds, cfg.sample_rate, views)?,
-    };
+    let dataset = Labelled::new(
+        Esc50Pretrain::new(index, &folds, cfg.sample_rate, views)?,
+        |d, i| d.target(i) as usize,
+    );
     let dev = device.clone();
     let loader = Loader::new(
         Arc::new(dataset),
@@ -67,7 +68,7 @@ pub fn pretrain_on(
             },
             ..LoaderConfig::default()
         },
-        move |items| collate(items, &dev),
+        move |items| collate_labelled(items, |views| collate_waveform_pairs(views, &dev)),
     )
     .with_context(|| format!("{} pretraining clips (folds {folds:?})", names.len()))?;
     if loader.steps_per_epoch() == 0 {
@@ -77,10 +78,7 @@ pub fn pretrain_on(
             cfg.batch_size
         );
     }
-    let mut pairs = WavePairs {
-        loader,
-        skips: SkipLog::new(Some(&cfg.exp_dir), 0),
-    };
+    let mut pairs = PairBatches::labelled(loader, SkipLog::new(Some(&cfg.exp_dir), 0));
 
     let train_cfg = cfg.train(resume, num_classes);
     std::fs::create_dir_all(&cfg.exp_dir)
@@ -92,7 +90,7 @@ pub fn pretrain_on(
     Ok(PretrainOutcome {
         summary,
         seconds: start.elapsed().as_secs_f64(),
-        skipped: pairs.skips.total(),
+        skipped: pairs.skips().total(),
     })
 }
 

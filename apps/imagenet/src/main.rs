@@ -15,7 +15,6 @@ mod evaluate;
 mod launch;
 mod model;
 mod pretrain;
-mod source;
 mod variants;
 
 use anyhow::Result;

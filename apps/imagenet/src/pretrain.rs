@@ -5,15 +5,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use datasets::augment::VicregAugConfig;
-use datasets::image::{ImageSource, TwoViewDataset};
+use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
+use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{Collective, SingleProcess, SyncBatchNormScope};
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
 use crate::launch::{self, Launch};
-use crate::source::{collate, ImagePairs, LabelledPairs, SkipLog, SKIPPED_FILE};
 use crate::variants;
 
 /// The two-view augmentation for `preset` at crop size `size`.
@@ -66,9 +66,10 @@ pub fn pretrain_on_group(
         .context("image-size must be resolved before pretraining")?;
     let num_classes = source.num_classes();
     let n_images = source.len();
-    let dataset = LabelledPairs {
-        inner: TwoViewDataset::new(source, augmentation(cfg.augment, size))?,
-    };
+    let dataset = Labelled::new(
+        TwoViewDataset::new(source, augmentation(cfg.augment, size))?,
+        |d, i| d.source().label(i),
+    );
     let world = collective.world_size();
     let micro = launch::micro_batch(cfg.batch_size, world, cfg.accumulate)?;
     let dev = device.clone();
@@ -89,13 +90,11 @@ pub fn pretrain_on_group(
             },
             ..LoaderConfig::default()
         },
-        move |items| collate(items, &dev),
+        move |items| collate_labelled(items, |views| collate_two_view(views, &dev)),
     )
     .with_context(|| format!("{n_images} training images"))?;
-    let mut pairs = ImagePairs {
-        loader,
-        skips: SkipLog::new(Some(&cfg.exp_dir), collective.rank()),
-    };
+    let mut pairs =
+        PairBatches::labelled(loader, SkipLog::new(Some(&cfg.exp_dir), collective.rank()));
 
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
@@ -110,7 +109,7 @@ pub fn pretrain_on_group(
         summary,
         seconds,
         pairs_per_s,
-        skipped: pairs.skips.total(),
+        skipped: pairs.skips().total(),
     })
 }
 
