@@ -19,10 +19,9 @@ use vicreg_core::collective::Collective;
 use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer};
 use vicreg_core::loss::{build_loss, JointLoss, LossConfig};
 use vicreg_core::model::{
-    parse_mlp_spec, AsymmetricModel, Branch, EmaOptimizer, EmaTarget, ExpanderConfig,
-    JointEmbedding, MomentumSchedule, Predictor, PredictorConfig,
+    parse_mlp_spec, AsymmetricModel, Branch, EmaOptimizer, ExpanderConfig, JointEmbedding,
+    Predictor,
 };
-use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
 
 use crate::config::{Pairing, PretrainConfig};
@@ -147,38 +146,29 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
     }
     let online = wave_branch(cfg, &store, device, "wave")?;
     let emb = *parse_mlp_spec(&cfg.mlp)?.last().unwrap_or(&1);
-    let predictor = if cfg.predictor {
-        let hidden = cfg.predictor_hidden.unwrap_or(emb);
-        let pc = PredictorConfig::with_mlp(&format!("{hidden}-{emb}"));
-        let vb = store.var_builder(DType::F32, device);
-        Some(Predictor::new(emb, &pc, vb.pp("predictor"))?)
-    } else {
-        None
-    };
+    let vb = store.var_builder(DType::F32, device);
+    let predictor = cfg
+        .predictor
+        .then(|| Predictor::square(emb, cfg.predictor_hidden, vb.pp("predictor")))
+        .transpose()?;
     let momentum = cfg.loss.uses_momentum_target();
-    let target = if momentum {
-        let vb = store.var_builder(DType::F32, device);
-        Some(Branch::new(
-            model::wave_encoder(cfg, vb.pp("target.wave").pp("encoder"))?,
-            &ExpanderConfig::with_mlp(&cfg.mlp),
-            vb.pp("target.wave").pp("projector"),
-        )?)
-    } else {
-        None
-    };
+    let target = momentum
+        .then(|| wave_branch(cfg, &store, device, "target.wave"))
+        .transpose()?;
     let net = AsymmetricModel::new(online, predictor, target)?;
     let mut t = Trainer::new(&net, &store, loss, collective, train_cfg.clone(), dir, cfg)?
         .with_encoder_export("wave", WAVE_PREFIX);
     if momentum {
-        let ema = EmaTarget::new(&store, "wave.", "target.wave.")?;
-        let inner = build_optimizer(
-            train_cfg.optimizer,
-            vec![ParamGroup::new(ema.without_targets(store.trainable_vars()))],
-            train_cfg.weight_decay,
-        )?;
         let steps = (source.batches_per_epoch() / train_cfg.accumulate.max(1)) * train_cfg.epochs;
-        let schedule = MomentumSchedule::new(cfg.momentum_base, steps.max(1) as u64)?;
-        t = t.with_optimizer(Box::new(EmaOptimizer::new(inner, ema, schedule)?));
+        t = t.with_optimizer(Box::new(EmaOptimizer::over_store(
+            &store,
+            "wave.",
+            "target.wave.",
+            train_cfg.optimizer,
+            train_cfg.weight_decay,
+            cfg.momentum_base,
+            steps as u64,
+        )?));
     }
     Ok(t.fit(source)?)
 }

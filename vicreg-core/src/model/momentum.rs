@@ -170,6 +170,32 @@ impl EmaOptimizer {
         })
     }
 
+    /// The usual assembly for a momentum target: pairs the variables under
+    /// `online_prefix` with those under `target_prefix` in `store` (copying
+    /// them), builds an optimizer of `kind` with weight decay `wd` over every
+    /// trainable variable except the target's, and schedules the momentum from
+    /// `momentum_base` to 1 over `total_steps` optimizer steps (BYOL's cosine).
+    pub fn over_store(
+        store: &ParamStore,
+        online_prefix: &str,
+        target_prefix: &str,
+        kind: crate::optim::OptimizerKind,
+        wd: f64,
+        momentum_base: f64,
+        total_steps: u64,
+    ) -> Result<Self> {
+        let target = EmaTarget::new(store, online_prefix, target_prefix)?;
+        let inner = crate::optim::build_optimizer(
+            kind,
+            vec![crate::optim::ParamGroup::new(
+                target.without_targets(store.trainable_vars()),
+            )],
+            wd,
+        )?;
+        let schedule = MomentumSchedule::new(momentum_base, total_steps.max(1))?;
+        Self::new(inner, target, schedule)
+    }
+
     /// Optimizer steps taken so far (the EMA schedule's position).
     pub fn steps(&self) -> u64 {
         self.step

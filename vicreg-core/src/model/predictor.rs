@@ -56,6 +56,17 @@ pub struct Predictor {
 }
 
 impl Predictor {
+    /// The BYOL / SimSiam predictor of `(batch, dim)` embeddings:
+    /// `dim -> hidden -> dim` (`hidden` defaults to `dim`), hidden BatchNorm.
+    pub fn square(dim: usize, hidden: Option<usize>, vb: VarBuilder) -> Result<Self> {
+        let hidden = hidden.unwrap_or(dim);
+        Self::new(
+            dim,
+            &PredictorConfig::with_mlp(&format!("{hidden}-{dim}")),
+            vb,
+        )
+    }
+
     /// Builds a predictor taking `(batch, in_dim)` embeddings.
     pub fn new(in_dim: usize, cfg: &PredictorConfig, vb: VarBuilder) -> Result<Self> {
         let widths = parse_mlp_spec(&cfg.mlp)?;
