@@ -52,6 +52,7 @@ mod pretrained;
 mod tokenizer;
 mod tokenizer_train;
 mod transformer;
+mod wordpiece_merges;
 
 pub use attention::{attention_bias, bert_linear, SelfAttention};
 pub use batch::TextBatch;

@@ -1,14 +1,22 @@
 //! Training a BERT-style WordPiece tokenizer on a dataset's own text (for
-//! models trained from scratch), with the `tokenizers` crate.
+//! models trained from scratch): the `tokenizers` crate's BERT normaliser and
+//! pre-tokenizer, a deterministic merge learner ([`learn_vocab`]), and the
+//! `tokenizers` WordPiece model over the learned vocabulary.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder, TokenizerImpl};
+use tokenizers::{
+    AddedToken, NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
+    PreTokenizer, Tokenizer, TokenizerBuilder, TokenizerImpl,
+};
 
+use super::wordpiece_merges::{learn_vocab, CONTINUATION};
 use super::TextTokenizer;
 use crate::{Error, Result};
 
@@ -66,7 +74,10 @@ type BertTokenizerImpl =
     TokenizerImpl<WordPiece, BertNormalizer, BertPreTokenizer, BertProcessing, WordPieceDecoder>;
 
 /// Trains a WordPiece tokenizer (BERT normaliser, BERT pre-tokenizer,
-/// `[CLS] ... [SEP]` post-processing, WordPiece decoder) on `texts`.
+/// `[CLS] ... [SEP]` post-processing, WordPiece decoder) on `texts`. The
+/// same texts and settings always give the same vocabulary (every tie of the
+/// merge learner is broken by the pieces' text), so a run with a seed is
+/// reproducible and every process of a multi-process run agrees.
 pub fn train_wordpiece<S: AsRef<str> + Send>(
     texts: impl IntoIterator<Item = S, IntoIter: Send>,
     cfg: &WordPieceTrainConfig,
@@ -81,30 +92,53 @@ pub fn train_wordpiece<S: AsRef<str> + Send>(
     let err = |what: &str, e: tokenizers::Error| {
         Error::config(format!("tokenizer training: {what}: {e}"))
     };
-    let mut builder = WordPieceTrainerBuilder::new()
-        .vocab_size(cfg.vocab_size)
-        .min_frequency(cfg.min_frequency)
-        .show_progress(false)
-        .special_tokens(
-            SPECIAL_TOKENS
-                .iter()
-                .map(|t| AddedToken::from(t.to_string(), true))
-                .collect(),
-        );
-    if let Some(limit) = cfg.limit_alphabet {
-        builder = builder.limit_alphabet(limit);
+    let normalizer = BertNormalizer::new(true, true, None, cfg.lowercase);
+    let mut words: BTreeMap<String, u64> = BTreeMap::new();
+    for text in texts {
+        let mut normalized = NormalizedString::from(text.as_ref());
+        normalizer
+            .normalize(&mut normalized)
+            .map_err(|e| err("normalize", e))?;
+        let mut split = PreTokenizedString::from(normalized);
+        BertPreTokenizer
+            .pre_tokenize(&mut split)
+            .map_err(|e| err("pre-tokenize", e))?;
+        for (word, _, _) in split.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+            *words.entry(word.to_string()).or_default() += 1;
+        }
     }
-    let mut trainer = builder.build();
+    let pieces = learn_vocab(
+        &words,
+        &SPECIAL_TOKENS,
+        cfg.vocab_size,
+        cfg.min_frequency,
+        cfg.limit_alphabet,
+    );
+    let vocab: ahash::AHashMap<String, u32> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.clone(), i as u32))
+        .collect();
+    let model = WordPiece::builder()
+        .vocab(vocab)
+        .unk_token("[UNK]".into())
+        .continuing_subword_prefix(CONTINUATION.into())
+        .build()
+        .map_err(|e| err("build the model", e))?;
     let mut tok: BertTokenizerImpl = TokenizerBuilder::new()
-        .with_model(WordPiece::default())
-        .with_normalizer(Some(BertNormalizer::new(true, true, None, cfg.lowercase)))
+        .with_model(model)
+        .with_normalizer(Some(normalizer))
         .with_pre_tokenizer(Some(BertPreTokenizer))
         .with_post_processor(None)
         .with_decoder(Some(WordPieceDecoder::default()))
         .build()
         .map_err(|e| err("build", e))?;
-    tok.train(&mut trainer, texts.into_iter())
-        .map_err(|e| err("train", e))?;
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(t.to_string(), true))
+        .collect();
+    tok.add_special_tokens(specials)
+        .map_err(|e| err("special tokens", e))?;
     let id = |t: &str| {
         tok.token_to_id(t).ok_or_else(|| {
             Error::config(format!(
@@ -123,4 +157,55 @@ pub fn train_wordpiece<S: AsRef<str> + Send>(
         ));
     }
     Ok(TextTokenizer::new(Tokenizer::from(tok)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Captions with many count ties (the case where `tokenizers`' own trainer
+    /// varies from run to run).
+    fn corpus() -> Vec<String> {
+        let things = ["dog", "cat", "bird", "fish", "horse", "cow", "duck", "goat"];
+        let places = ["park", "beach", "sofa", "street", "field", "lake"];
+        let mut v = Vec::new();
+        for (i, t) in things.iter().enumerate() {
+            for (j, p) in places.iter().enumerate() {
+                v.push(format!("A {t} sits on the {p}, {} times.", i + j));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn the_same_corpus_always_gives_the_same_tokenizer() {
+        let cfg = WordPieceTrainConfig {
+            vocab_size: 120,
+            ..WordPieceTrainConfig::tiny()
+        };
+        let dir = std::env::temp_dir().join(format!("wordpiece-det-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for k in 0..4 {
+            let tok = train_wordpiece(corpus().iter(), &cfg).unwrap();
+            let path = dir.join(format!("tok{k}.json"));
+            tok.save(&path).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert!(files.windows(2).all(|w| w[0] == w[1]));
+        let tok = train_wordpiece(corpus().iter(), &cfg).unwrap();
+        assert!(tok.vocab_size() <= 120 && tok.vocab_size() > 60);
+        for (i, s) in SPECIAL_TOKENS.iter().enumerate() {
+            assert_eq!(tok.token_to_id(s), Some(i as u32));
+        }
+        // Encoding frames with [CLS] ... [SEP], known words round-trip, and a
+        // character never seen becomes [UNK].
+        let ids = tok.encode("a horse sits on the lake", None).unwrap();
+        assert_eq!(ids.first(), Some(&2));
+        assert_eq!(ids.last(), Some(&3));
+        assert_eq!(tok.decode(&ids, true).unwrap(), "a horse sits on the lake");
+        let unk = tok.encode("zebra", None).unwrap();
+        assert_eq!(unk, [2, 1, 3]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
