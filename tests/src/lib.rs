@@ -20,3 +20,4 @@ pub fn golden(name: &str) -> PathBuf {
 }
 
 pub mod bad_input;
+pub mod mpi_run;

@@ -195,6 +195,12 @@ pub struct PretrainArgs {
     /// cpu or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Synchronized BatchNorm over all processes (true|false; default: true when several).
+    #[arg(long)]
+    pub sync_bn: Option<bool>,
+    /// Seconds a collective may take before the MPI job is aborted (default 600). Finite, > 0, at most 604800.
+    #[arg(long, value_parser = limits::finite_positive)]
+    pub collective_timeout: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -269,7 +275,8 @@ impl PretrainArgs {
             seed,
             log_every,
             checkpoint_every,
-            device
+            device,
+            collective_timeout
         );
         set_opt!(
             data_dir,
@@ -281,7 +288,8 @@ impl PretrainArgs {
             mlp_image,
             mlp_text,
             base_lr,
-            clip_grad
+            clip_grad,
+            sync_bn
         );
         if self.mlp.is_some() {
             // --mlp sets both branches unless a per-branch flag says otherwise.

@@ -130,6 +130,11 @@ pub struct PretrainConfig {
     pub quiet: bool,
     /// cpu or cuda:N.
     pub device: String,
+    /// Synchronized BatchNorm over the processes of an `mpirun` job (unset:
+    /// on when there are several, as the official code).
+    pub sync_bn: Option<bool>,
+    /// Seconds a collective may take before an `mpirun` job is aborted.
+    pub collective_timeout: f64,
 }
 
 impl Default for PretrainConfig {
@@ -185,6 +190,8 @@ impl Default for PretrainConfig {
             strict: false,
             quiet: false,
             device: "cpu".into(),
+            sync_bn: None,
+            collective_timeout: 600.0,
         }
     }
 }
@@ -226,6 +233,17 @@ impl PretrainConfig {
             FloatRange::NON_NEGATIVE,
         )?;
         check_float("temperature", self.temperature, FloatRange::POSITIVE)?;
+        check_float(
+            "collective-timeout",
+            self.collective_timeout,
+            FloatRange::POSITIVE,
+        )?;
+        if self.collective_timeout > 604_800.0 {
+            bail!(
+                "collective-timeout must be at most 604800 s (a week), got {}",
+                self.collective_timeout
+            );
+        }
         check_float("sim-coeff", self.sim_coeff, FloatRange::NON_NEGATIVE)?;
         check_float(
             "std-coeff-image",

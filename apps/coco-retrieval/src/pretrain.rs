@@ -13,7 +13,10 @@ use datasets::coco::{
 use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::SingleProcess;
+use vicreg_core::collective::{
+    launcher_world_size, micro_batch, sync_bn_enabled, Collective, Launch, SingleProcess,
+    SyncBatchNormScope,
+};
 use vicreg_core::engine::{PairBatch, TrainSummary, Trainer};
 use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
@@ -66,11 +69,33 @@ pub fn pretrain_on(
     train: CocoCaptions,
     resume: bool,
 ) -> Result<PretrainOutcome> {
+    pretrain_on_group(cfg, train, resume, Arc::new(SingleProcess))
+}
+
+/// [`pretrain_on`] as one rank of `collective`: this rank loads
+/// `batch-size / world` pairs of each global batch; BatchNorm statistics are
+/// synchronized over the ranks when `sync-bn` says so; rank 0 trains the
+/// tokenizer and writes the run directory, the other ranks read its tokenizer.
+pub fn pretrain_on_group(
+    cfg: &PretrainConfig,
+    train: CocoCaptions,
+    resume: bool,
+    collective: Arc<dyn Collective>,
+) -> Result<PretrainOutcome> {
     let device = parse_device(&cfg.device)?;
+    let (rank, world) = (collective.rank(), collective.world_size());
+    let micro = micro_batch(cfg.batch_size, world, 1)?;
     let n_images = train.len();
     let prepared = {
         let (captions, _) = train.flat_captions();
-        text::prepare(cfg, &captions)?
+        if rank == 0 {
+            let p = text::prepare(cfg, &captions, true)?;
+            collective.barrier()?;
+            p
+        } else {
+            collective.barrier()?;
+            text::prepare(cfg, &captions, false)?
+        }
     };
     let tokenizer = text::caption_tokenizer(&prepared.tokenizer, cfg.max_len)?;
     let view = SingleViewTransform::new(image_view(cfg.augment, cfg.image_size))?;
@@ -79,8 +104,10 @@ pub fn pretrain_on(
     let loader = Loader::new(
         Arc::new(dataset),
         LoaderConfig {
-            batch_size: cfg.batch_size,
+            batch_size: micro,
             num_workers: cfg.num_workers,
+            rank,
+            world_size: world,
             seed: cfg.seed,
             shuffle: true,
             drop_last: true,
@@ -104,7 +131,7 @@ pub fn pretrain_on(
     // image (drawn per epoch), cut to the batch's longest caption.
     let mut pairs = PairBatches::new(
         loader,
-        SkipLog::new(Some(&cfg.exp_dir), 0),
+        SkipLog::new(Some(&cfg.exp_dir), rank),
         |(images, ids, mask): (Tensor, Tensor, Tensor)| {
             let n = images.dims().first().copied().unwrap_or(0);
             let text = text_batch(&ids, &mask).map_err(|e| {
@@ -146,7 +173,7 @@ pub fn pretrain_on(
         &net,
         &store,
         loss,
-        Arc::new(SingleProcess),
+        collective.clone(),
         cfg.train(resume),
         &cfg.exp_dir,
         cfg,
@@ -155,9 +182,13 @@ pub fn pretrain_on(
     .with_encoder_export("image", model::IMAGE_ENCODER)
     .with_encoder_export("text", model::TEXT_ENCODER);
     let start = Instant::now();
+    let _sync = sync_bn_enabled(cfg.sync_bn, world)
+        .then(|| SyncBatchNormScope::new(Some(collective.clone())));
     let summary = trainer.fit(&mut pairs)?;
     let seconds = start.elapsed().as_secs_f64();
-    store.save_safetensors(&cfg.exp_dir.join(MODEL_FILE))?;
+    if rank == 0 {
+        store.save_safetensors(&cfg.exp_dir.join(MODEL_FILE))?;
+    }
     let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
     let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);
     Ok(PretrainOutcome {
@@ -177,14 +208,28 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     }
     cfg.resolve();
     cfg.validate()?;
+    // Checked before MPI starts, so that every rank fails with this message.
+    micro_batch(cfg.batch_size, launcher_world_size().unwrap_or(1), 1)?;
+    // Under `mpirun -np N` (binary built with the cargo feature `mpi`): one
+    // rank of N; `--device cuda` becomes this rank's GPU.
+    let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
+    cfg.sync_bn = Some(sync_bn_enabled(cfg.sync_bn, launch.world()));
+    let result = run_as(&cfg, resume, &launch);
+    launch.finish(result)
+}
+
+/// The body of [`run`] for one rank of `launch`.
+fn run_as(cfg: &PretrainConfig, resume: bool, launch: &Launch) -> Result<()> {
+    let rank0 = launch.rank() == 0;
     let train = cfg.open_part(Part::Train)?;
     let from = match (&cfg.train_captions, &cfg.data_dir) {
         (Some(c), _) => c.display().to_string(),
         (None, Some(d)) => d.display().to_string(),
         (None, None) => String::new(),
     };
-    eprintln!(
-        "pretraining {} + {} text encoder on {} ({} images, {} captions), crops {} px, batch {}, base lr {}, {} epochs -> {}",
+    if rank0 {
+        eprintln!(
+        "pretraining {} + {} text encoder on {} ({} images, {} captions), crops {} px, batch {} over {} process(es){}, base lr {}, {} epochs -> {}",
         cfg.image_arch,
         cfg.text_encoder,
         from,
@@ -192,11 +237,17 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
         train.num_captions(),
         cfg.image_size,
         cfg.batch_size,
+        launch.world(),
+        if cfg.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
         cfg.resolved_base_lr(),
         cfg.epochs,
         cfg.exp_dir.display()
     );
-    let out = pretrain_on(&cfg, train, resume)?;
+    }
+    let out = pretrain_on_group(cfg, train, resume, launch.collective())?;
+    if !rank0 {
+        return Ok(());
+    }
     if out.skipped > 0 {
         eprintln!(
             "skipped {} unreadable images in total (listed in {})",

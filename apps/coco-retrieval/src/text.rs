@@ -112,9 +112,14 @@ pub struct PreparedText {
 /// Chooses the tokenizer and architecture of a pretraining run and writes
 /// `tokenizer.json` and `text-encoder.json` into the run directory. A run
 /// directory that already holds a tokenizer (a resumed run) keeps it.
-pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str]) -> Result<PreparedText> {
-    std::fs::create_dir_all(&cfg.exp_dir)
-        .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
+///
+/// With `write = false` (ranks other than 0 of a multi-process run) nothing
+/// is written: the tokenizer rank 0 saved is read back.
+pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str], write: bool) -> Result<PreparedText> {
+    if write {
+        std::fs::create_dir_all(&cfg.exp_dir)
+            .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
+    }
     let tok_path = cfg.exp_dir.join(TOKENIZER_FILE);
     let existing = if tok_path.is_file() {
         Some(TextTokenizer::from_file(&tok_path)?)
@@ -190,8 +195,10 @@ pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str]) -> Result<Prepared
     if let TextArch::Transformer(b) = &prepared.arch {
         b.validate().context("text transformer configuration")?;
     }
-    prepared.tokenizer.save(&tok_path)?;
-    prepared.arch.save(&cfg.exp_dir)?;
+    if write {
+        prepared.tokenizer.save(&tok_path)?;
+        prepared.arch.save(&cfg.exp_dir)?;
+    }
     Ok(prepared)
 }
 

@@ -209,6 +209,12 @@ pub struct PretrainArgs {
     /// wave-wave: share the waveform encoder between the views (true|false).
     #[arg(long)]
     pub share_weights: Option<bool>,
+    /// Synchronized BatchNorm over all processes (true|false; default: true when several).
+    #[arg(long)]
+    pub sync_bn: Option<bool>,
+    /// Seconds a collective may take before the MPI job is aborted (default 600). Seconds in (0, 604800].
+    #[arg(long, value_parser = |s: &str| limits::COLLECTIVE_TIMEOUT.parse(s))]
+    pub collective_timeout: Option<f64>,
 }
 
 /// Parses a `--loss` value (see [`LossKind`]).
@@ -269,7 +275,8 @@ impl PretrainArgs {
             stop_gradient,
             vicreg_terms
         );
-        set_opt!(predictor_hidden, share_weights);
+        set_opt!(predictor_hidden, share_weights, sync_bn);
+        set!(collective_timeout);
         set_opt!(
             data_dir,
             test_fold,

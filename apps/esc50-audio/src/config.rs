@@ -187,6 +187,11 @@ pub struct PretrainConfig {
     pub vicreg_terms: bool,
     /// wave-wave: one waveform encoder for both views (unset: shared; false: two encoders).
     pub share_weights: Option<bool>,
+    /// Synchronized BatchNorm over the processes of an `mpirun` job (unset:
+    /// on when there are several, as the official code).
+    pub sync_bn: Option<bool>,
+    /// Seconds a collective may take before an `mpirun` job is aborted.
+    pub collective_timeout: f64,
 }
 
 impl Default for PretrainConfig {
@@ -242,6 +247,8 @@ impl Default for PretrainConfig {
             stop_gradient: true,
             vicreg_terms: false,
             share_weights: None,
+            sync_bn: None,
+            collective_timeout: 600.0,
         }
     }
 }
@@ -385,6 +392,11 @@ impl PretrainConfig {
             check_int("predictor-hidden", v, &WIDTH)?;
         }
         check_float("momentum-base", self.momentum_base, FloatRange::UNIT)?;
+        check_float(
+            "collective-timeout",
+            self.collective_timeout,
+            COLLECTIVE_TIMEOUT,
+        )?;
         Ok(())
     }
 
@@ -650,6 +662,8 @@ pub mod limits {
     pub const MEL_HOP: RangeInclusive<u64> = 1..=1_000_000;
     /// Clip length, seconds: `(0, 600]`.
     pub const CLIP_SECONDS: FloatRange = FloatRange::above(0.0, 600.0);
+    /// Seconds before a stuck collective aborts an `mpirun` job: `(0, 604800]`.
+    pub const COLLECTIVE_TIMEOUT: FloatRange = FloatRange::above(0.0, 604_800.0);
     /// Speed factors: `(0, 4]`.
     pub const SPEED: FloatRange = FloatRange::above(0.0, 4.0);
     /// Noise colouring pole: `[0, 0.999]`.

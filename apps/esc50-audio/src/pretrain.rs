@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use datasets::audio::{collate_waveform_pairs, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::SingleProcess;
+use vicreg_core::collective::{
+    launcher_world_size, micro_batch, sync_bn_enabled, Collective, Launch, SingleProcess,
+    SyncBatchNormScope,
+};
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, PretrainConfig};
@@ -37,12 +40,28 @@ pub fn pretrain_folds(test_fold: Option<u8>) -> Result<Vec<u8>> {
     })
 }
 
-/// Runs pretraining with a resolved, validated `cfg` on `index`.
+/// Runs pretraining with a resolved, validated `cfg` on `index` in this process alone.
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     index: Arc<Esc50Index>,
     resume: bool,
 ) -> Result<PretrainOutcome> {
+    pretrain_on_group(cfg, index, resume, Arc::new(SingleProcess))
+}
+
+/// Runs pretraining as one rank of `collective`: this rank loads
+/// `batch-size / world` clips of each global batch (its shard of the epoch's
+/// order); BatchNorm statistics are synchronized over the ranks when
+/// `sync-bn` says so; rank 0 writes the run directory.
+pub fn pretrain_on_group(
+    cfg: &PretrainConfig,
+    index: Arc<Esc50Index>,
+    resume: bool,
+    collective: Arc<dyn Collective>,
+) -> Result<PretrainOutcome> {
+    let world = collective.world_size();
+    let rank = collective.rank();
+    let micro = micro_batch(cfg.batch_size, world, 1)?;
     let device = parse_device(&cfg.device)?;
     let folds = pretrain_folds(cfg.test_fold)?;
     let names = data::clip_names(&index, &folds)?;
@@ -56,11 +75,13 @@ pub fn pretrain_on(
     let loader = Loader::new(
         Arc::new(dataset),
         LoaderConfig {
-            batch_size: cfg.batch_size,
+            batch_size: micro,
             num_workers: cfg.num_workers,
             seed: cfg.seed,
             shuffle: true,
             drop_last: true,
+            rank,
+            world_size: world,
             policy: if cfg.strict {
                 datasets::image::BadSamplePolicy::Strict
             } else {
@@ -78,15 +99,19 @@ pub fn pretrain_on(
             cfg.batch_size
         );
     }
-    let mut pairs = PairBatches::labelled(loader, SkipLog::new(Some(&cfg.exp_dir), 0));
+    let mut pairs = PairBatches::labelled(loader, SkipLog::new(Some(&cfg.exp_dir), rank));
 
     let train_cfg = cfg.train(resume, num_classes);
     std::fs::create_dir_all(&cfg.exp_dir)
         .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
-    write_clip_list(&cfg.exp_dir, &names)?;
+    if rank == 0 {
+        write_clip_list(&cfg.exp_dir, &names)?;
+    }
     let start = Instant::now();
+    let _sync = sync_bn_enabled(cfg.sync_bn, world)
+        .then(|| SyncBatchNormScope::new(Some(collective.clone())));
     // The model of `--loss` / `--pairing` / `--share-weights` (see variants.rs).
-    let summary = variants::fit(cfg, train_cfg, Arc::new(SingleProcess), &mut pairs, &device)?;
+    let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     Ok(PretrainOutcome {
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -144,9 +169,39 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     )?;
     cfg.resolve();
     cfg.validate()?;
-    let index = data::open_index(&dir)?;
-    announce(&cfg, &index)?;
-    let out = pretrain_on(&cfg, index, resume)?;
+    // Checked before MPI starts, so that every rank fails with this message.
+    micro_batch(cfg.batch_size, launcher_world_size().unwrap_or(1), 1)?;
+    // Under `mpirun -np N` (binary built with the cargo feature `mpi`): one
+    // rank of N; `--device cuda` becomes this rank's GPU.
+    let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
+    cfg.sync_bn = Some(sync_bn_enabled(cfg.sync_bn, launch.world()));
+    let result = run_as(&cfg, &dir, resume, &launch);
+    launch.finish(result)
+}
+
+/// The body of [`run`] for one rank of `launch`.
+fn run_as(cfg: &PretrainConfig, dir: &Path, resume: bool, launch: &Launch) -> Result<()> {
+    let rank0 = launch.rank() == 0;
+    let index = data::open_index(dir)?;
+    if rank0 {
+        announce(cfg, &index)?;
+        if launch.world() > 1 {
+            eprintln!(
+                "{} processes, {} clips each per step{}",
+                launch.world(),
+                cfg.batch_size / launch.world(),
+                if cfg.sync_bn == Some(true) {
+                    ", synchronized BatchNorm"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let out = pretrain_on_group(cfg, index, resume, launch.collective())?;
+    if !rank0 {
+        return Ok(());
+    }
     if out.skipped > 0 {
         eprintln!(
             "skipped {} unreadable clips in total (listed in {})",

@@ -12,7 +12,6 @@ mod data;
 mod demo;
 mod embed;
 mod evaluate;
-mod launch;
 mod model;
 mod pretrain;
 mod variants;

@@ -8,12 +8,14 @@ use datasets::augment::VicregAugConfig;
 use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{Collective, SingleProcess, SyncBatchNormScope};
+use vicreg_core::collective::{
+    launcher_world_size, micro_batch, sync_bn_enabled, Collective, Launch, SingleProcess,
+    SyncBatchNormScope,
+};
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
-use crate::launch::{self, Launch};
 use crate::variants;
 
 /// The two-view augmentation for `preset` at crop size `size`.
@@ -71,7 +73,7 @@ pub fn pretrain_on_group(
         |d, i| d.source().label(i),
     );
     let world = collective.world_size();
-    let micro = launch::micro_batch(cfg.batch_size, world, cfg.accumulate)?;
+    let micro = micro_batch(cfg.batch_size, world, cfg.accumulate)?;
     let dev = device.clone();
     let loader = Loader::new(
         Arc::new(dataset),
@@ -99,7 +101,7 @@ pub fn pretrain_on_group(
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
     // The model of `--loss` / `--share-weights` (see variants.rs).
-    let _sync = launch::sync_bn(cfg.sync_bn, world)
+    let _sync = sync_bn_enabled(cfg.sync_bn, world)
         .then(|| SyncBatchNormScope::new(Some(collective.clone())));
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -121,14 +123,14 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     cfg.resolve(data::default_image_size(&dir)?);
     cfg.validate()?;
     // Checked before MPI starts, so that every rank fails with this message.
-    launch::micro_batch(
+    micro_batch(
         cfg.batch_size,
-        launch::launcher_world_size().unwrap_or(1),
+        launcher_world_size().unwrap_or(1),
         cfg.accumulate,
     )?;
     // Under a launcher, `--device cuda` becomes this rank's GPU (cuda:<local rank>).
     let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
-    cfg.sync_bn = Some(launch::sync_bn(cfg.sync_bn, launch.world()));
+    cfg.sync_bn = Some(sync_bn_enabled(cfg.sync_bn, launch.world()));
     let result = run_as(&cfg, &dir, resume, &launch);
     launch.finish(result)
 }

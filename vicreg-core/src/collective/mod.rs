@@ -10,6 +10,7 @@
 //! reduces BatchNorm statistics over a group with [`all_reduce_with_grad`].
 
 mod gather;
+mod launch;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod nccl;
@@ -19,6 +20,9 @@ mod sync_bn_cpu;
 mod threads;
 
 pub use gather::gather_with_grad;
+pub use launch::{
+    cuda_request, launcher_world_size, micro_batch, rank_device, sync_bn_enabled, Launch,
+};
 #[cfg(feature = "mpi")]
 pub use mpi::{MpiCollective, MpiOptions, MpiRuntime};
 #[cfg(feature = "nccl")]

@@ -1,0 +1,132 @@
+//! Running an app under `mpirun` from a test and comparing the weights that
+//! runs exported: the shared part of the apps' `tests/mpi.rs` suites (cargo
+//! feature `mpi`; they need Open MPI's `mpirun` on the PATH).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+
+/// How a bounded run ended.
+pub struct Finished {
+    /// Exit status 0.
+    pub success: bool,
+    /// stdout and stderr of the job, interleaved.
+    pub output: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Runs `cmd` to completion; kills it and panics (a hang) after `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Finished {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let log = std::env::temp_dir().join(format!(
+        "vicreg-mpi-run-{}-{}.log",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::SeqCst)
+    ));
+    let file = std::fs::File::create(&log).unwrap();
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (is Open MPI's mpirun installed?)"));
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} still running after {} s (a hang); output:\n{}",
+                limit.as_secs(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    Finished {
+        success: status.success(),
+        output,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Runs `cmd` within `limit` and panics, with its output, unless it succeeds.
+pub fn must_succeed(cmd: Command, limit: Duration, what: &str) -> Finished {
+    let f = run_bounded(cmd, limit);
+    assert!(f.success, "{what} failed; output:\n{}", f.output);
+    f
+}
+
+/// `bin args` alone, one compute thread.
+pub fn single(bin: &str, args: &[String]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(args).env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+/// `mpirun -np <np> bin args`, allowed as root and on more ranks than cores,
+/// one compute thread per rank, with `env` added.
+pub fn mpirun(np: usize, bin: &str, args: &[String], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["-np", &np.to_string(), "--oversubscribe"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("RAYON_NUM_THREADS", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.arg(bin).args(args);
+    c
+}
+
+/// The tensors of the `<branch>-encoder.safetensors` files of run `exp`,
+/// names prefixed by `<branch>.`.
+pub fn encoder_weights(exp: &Path, branches: &[&str]) -> HashMap<String, Tensor> {
+    let mut all = HashMap::new();
+    for branch in branches {
+        let path = exp.join(format!("{branch}-encoder.safetensors"));
+        let w = candle_core::safetensors::load(&path, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        all.extend(w.into_iter().map(|(k, v)| (format!("{branch}.{k}"), v)));
+    }
+    all
+}
+
+/// The largest `max |a - b| / max(max |a|, 1e-3)` over the tensors of `a`
+/// (each must be in `b`), and the tensor where it is reached.
+pub fn max_rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) -> (f64, String) {
+    assert_eq!(a.len(), b.len(), "different tensor sets");
+    let mut worst = (0.0, String::new());
+    let max_abs = |t: &Tensor| -> f64 {
+        t.abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    for (name, x) in a {
+        let y = b
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing in the second run"));
+        let x = x.to_dtype(DType::F64).unwrap();
+        let y = y.to_dtype(DType::F64).unwrap();
+        let d = max_abs(&(&x - &y).unwrap()) / max_abs(&x).max(1e-3);
+        if d > worst.0 {
+            worst = (d, name.clone());
+        }
+    }
+    worst
+}
