@@ -130,3 +130,70 @@ pub fn max_rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) ->
     }
     worst
 }
+
+/// The check every app's `tests/mpi.rs` makes: the app alone on `one` and
+/// under `mpirun -np 2` on `two` (the global batch split in two, synchronized
+/// BatchNorm by default) export encoders `branches` within 1e-4 (relative);
+/// `two`'s config records `sync-bn = true`. With `--sync-bn false` on
+/// `local`, the encoders `bn_branches` (those with BatchNorms) must differ
+/// by more than 1e-3, so that the comparison can fail. `args(dir)` are the
+/// `pretrain` arguments of a run into `dir`.
+pub fn check_two_ranks_equal_one(
+    bin: &str,
+    args: impl Fn(&Path) -> Vec<String>,
+    [one, two, local]: [&Path; 3],
+    branches: &[&str],
+    bn_branches: &[&str],
+) {
+    let limit = Duration::from_secs(300);
+    must_succeed(single(bin, &args(one)), limit, "one process");
+    let f = must_succeed(mpirun(2, bin, &args(two), &[]), limit, "mpirun -np 2");
+    println!("mpirun -np 2 took {:.1} s", f.seconds);
+    let (d, name) = max_rel_diff(
+        &encoder_weights(one, branches),
+        &encoder_weights(two, branches),
+    );
+    println!("2 ranks vs 1 process: max relative weight difference {d:.2e} ({name})");
+    assert!(
+        d < 1e-4,
+        "2 ranks vs 1 process: {name} differs by {d:.3e} (relative)"
+    );
+    let cfg = std::fs::read_to_string(two.join("config.toml")).unwrap();
+    assert!(cfg.contains("sync-bn = true"), "{cfg}");
+
+    let mut unsynced = args(local);
+    unsynced.extend(["--sync-bn".to_string(), "false".to_string()]);
+    must_succeed(
+        mpirun(2, bin, &unsynced, &[]),
+        limit,
+        "mpirun without sync-bn",
+    );
+    let (d, _) = max_rel_diff(
+        &encoder_weights(one, bn_branches),
+        &encoder_weights(local, bn_branches),
+    );
+    println!("2 ranks without sync-bn vs 1 process: {d:.2e}");
+    assert!(
+        d > 1e-3,
+        "without sync-bn the weights should differ, max relative diff {d:.3e}"
+    );
+}
+
+/// Under `mpirun -np 2`, a global `--batch-size 7` is refused before any
+/// training, naming the flag; `args(dir)` as for [`check_two_ranks_equal_one`].
+pub fn check_odd_batch_is_refused(bin: &str, args: impl Fn(&Path) -> Vec<String>, exp: &Path) {
+    let mut a = args(exp);
+    let i = a
+        .iter()
+        .position(|x| x == "--batch-size")
+        .expect("the arguments set --batch-size");
+    a[i + 1] = "7".into();
+    let f = run_bounded(mpirun(2, bin, &a, &[]), Duration::from_secs(120));
+    assert!(
+        !f.success,
+        "batch 7 over 2 ranks should fail; output:\n{}",
+        f.output
+    );
+    assert!(f.output.contains("batch-size 7"), "{}", f.output);
+    assert!(!exp.join("checkpoint.json").exists());
+}

@@ -15,12 +15,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+use vicreg_tests::mpi_run::{self, encoder_weights, max_rel_diff, run_bounded, Finished};
 
 /// The generated image folder, shared by every test.
 fn data() -> &'static Path {
@@ -77,117 +78,24 @@ fn pretrain_args(exp: &Path) -> Vec<String> {
     a
 }
 
-struct Finished {
-    success: bool,
-    /// stderr and stdout of the job.
-    stderr: String,
-    seconds: f64,
-}
-
-/// Runs `cmd` to completion, killing it (and failing the test) after `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Finished {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static RUNS: AtomicU64 = AtomicU64::new(0);
-    let stderr_path = std::env::temp_dir().join(format!(
-        "imagenet-mpi-{}-{}.stderr",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let start = Instant::now();
-    let stderr = std::fs::File::create(&stderr_path).unwrap();
-    // stdout goes to the same file: `Finished::stderr` holds both streams.
-    let stdout = stderr.try_clone().unwrap();
-    let mut child = cmd
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (is Open MPI's mpirun installed?)"));
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} still running after {} s (a hang); stderr:\n{}",
-                limit.as_secs(),
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&stderr_path);
-    Finished {
-        success: status.success(),
-        stderr,
-        seconds: start.elapsed().as_secs_f64(),
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_imagenet");
 
 /// The app alone (one process).
 fn single(args: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imagenet"));
-    c.args(args).env("RAYON_NUM_THREADS", "1");
-    c
+    mpi_run::single(BIN, args)
 }
 
-/// `mpirun -np 2` of the app, allowed as root and on more ranks than cores.
+/// `mpirun -np 2` of the app with `env` added.
 fn mpirun2(args: &[String], env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new("mpirun");
-    c.args(["-np", "2", "--oversubscribe"])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .env("RAYON_NUM_THREADS", "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.arg(env!("CARGO_BIN_EXE_imagenet")).args(args);
-    c
+    mpi_run::mpirun(2, BIN, args, env)
 }
 
 fn must_succeed(f: &Finished, what: &str) {
-    assert!(f.success, "{what} failed; stderr:\n{}", f.stderr);
+    assert!(f.success, "{what} failed; output:\n{}", f.output);
 }
 
 fn weights(exp: &Path) -> HashMap<String, Tensor> {
-    let path = exp.join("resnet18-encoder.safetensors");
-    candle_core::safetensors::load(&path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Largest `|a - b|` over every float tensor, relative to the tensor's scale.
-fn max_rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) -> (f64, String) {
-    assert_eq!(a.len(), b.len());
-    let mut worst = (0.0, String::new());
-    for (name, x) in a {
-        let y = &b[name];
-        let x = x.to_dtype(DType::F64).unwrap();
-        let y = y.to_dtype(DType::F64).unwrap();
-        let scale = x
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-            .max(1e-3);
-        let d = (&x - &y)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-            / scale;
-        if d > worst.0 {
-            worst = (d, name.clone());
-        }
-    }
-    worst
+    encoder_weights(exp, &["resnet18"])
 }
 
 /// The uninterrupted 2-rank run (synchronized BatchNorm), shared by the tests
@@ -261,12 +169,12 @@ fn faulty_run(name: &str, kind: &str, extra: &[&str], within: Duration) -> Finis
     assert!(
         !f.success,
         "{kind}: the job should fail; stderr:\n{}",
-        f.stderr
+        f.output
     );
     assert!(
-        f.stderr.contains("VICREG_MPI_FAULT"),
+        f.output.contains("VICREG_MPI_FAULT"),
         "{kind}: the fault was not injected; stderr:\n{}",
-        f.stderr
+        f.output
     );
     f
 }
@@ -275,9 +183,9 @@ fn faulty_run(name: &str, kind: &str, extra: &[&str], within: Duration) -> Finis
 fn a_killed_rank_ends_the_job() {
     let f = faulty_run("kill", "kill", &[], Duration::from_secs(120));
     assert!(
-        f.stderr.contains("signal 9") || f.stderr.contains("Killed"),
+        f.output.contains("signal 9") || f.output.contains("Killed"),
         "mpirun should report the killed rank; stderr:\n{}",
-        f.stderr
+        f.output
     );
     println!("killed rank: job ended in {:.1} s", f.seconds);
 }
@@ -286,10 +194,10 @@ fn a_killed_rank_ends_the_job() {
 fn a_panicking_rank_aborts_the_job() {
     let f = faulty_run("panic", "panic", &[], Duration::from_secs(120));
     assert!(
-        f.stderr
+        f.output
             .contains("rank 1 of 2 panicked; aborting the MPI job"),
         "stderr:\n{}",
-        f.stderr
+        f.output
     );
     println!("panicking rank: job ended in {:.1} s", f.seconds);
 }
@@ -305,11 +213,11 @@ fn a_hung_rank_trips_the_collective_timeout_of_the_others() {
         Duration::from_secs(120),
     );
     assert!(
-        f.stderr.contains("rank 0 of 2: MPI")
-            && f.stderr
+        f.output.contains("rank 0 of 2: MPI")
+            && f.output
                 .contains("did not complete within 10 s (collective timeout)"),
         "stderr:\n{}",
-        f.stderr
+        f.output
     );
     println!("hung rank: job ended in {:.1} s", f.seconds);
 }
@@ -326,7 +234,7 @@ fn a_killed_two_rank_job_resumes_to_the_weights_of_the_uninterrupted_one() {
     assert!(
         !f.success,
         "the killed job should fail; stderr:\n{}",
-        f.stderr
+        f.output
     );
     let at_kill = checkpoint_step(&exp).expect("a checkpoint written before the kill");
     assert!(
@@ -340,9 +248,9 @@ fn a_killed_two_rank_job_resumes_to_the_weights_of_the_uninterrupted_one() {
     let f = run_bounded(mpirun2(&loud, &[]), limit);
     must_succeed(&f, "resumed mpirun -np 2");
     assert!(
-        f.stderr.contains("resuming from") && f.stderr.contains(&format!("at step {at_kill}")),
+        f.output.contains("resuming from") && f.output.contains(&format!("at step {at_kill}")),
         "the second job should resume at step {at_kill}; stderr:\n{}",
-        f.stderr
+        f.output
     );
     assert_eq!(checkpoint_step(&exp), Some(4));
     let (d, name) = max_rel_diff(&weights(two_rank_run()), &weights(&exp));
@@ -357,10 +265,10 @@ fn a_killed_two_rank_job_resumes_to_the_weights_of_the_uninterrupted_one() {
     let f = run_bounded(single(&args), limit);
     assert!(!f.success, "one process should refuse a 2-rank checkpoint");
     assert!(
-        f.stderr.contains("checkpoint.safetensors")
-            && f.stderr
+        f.output.contains("checkpoint.safetensors")
+            && f.output
                 .contains("written by a run with 2 ranks, this run has 1"),
         "stderr:\n{}",
-        f.stderr
+        f.output
     );
 }
