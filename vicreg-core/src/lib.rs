@@ -36,6 +36,7 @@ mod error;
 pub mod eval;
 pub mod gradcheck;
 pub mod io;
+pub mod limits;
 pub mod loss;
 pub mod model;
 pub mod optim;

@@ -198,8 +198,8 @@ pub struct PretrainArgs {
     /// Synchronized BatchNorm over all processes (true|false; default: true when several).
     #[arg(long)]
     pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before the MPI job is aborted (default 600). Finite, > 0, at most 604800.
-    #[arg(long, value_parser = limits::finite_positive)]
+    /// Seconds a collective may take before the MPI job is aborted (default 600). Seconds in (0, 604800].
+    #[arg(long, value_parser = |s: &str| limits::COLLECTIVE_TIMEOUT.parse(s))]
     pub collective_timeout: Option<f64>,
 }
 

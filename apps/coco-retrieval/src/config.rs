@@ -236,14 +236,8 @@ impl PretrainConfig {
         check_float(
             "collective-timeout",
             self.collective_timeout,
-            FloatRange::POSITIVE,
+            COLLECTIVE_TIMEOUT,
         )?;
-        if self.collective_timeout > 604_800.0 {
-            bail!(
-                "collective-timeout must be at most 604800 s (a week), got {}",
-                self.collective_timeout
-            );
-        }
         check_float("sim-coeff", self.sim_coeff, FloatRange::NON_NEGATIVE)?;
         check_float(
             "std-coeff-image",
@@ -459,22 +453,8 @@ pub fn parse_device(s: &str) -> Result<candle_core::Device> {
 pub mod limits {
     use std::ops::RangeInclusive;
 
-    use anyhow::{bail, Result};
+    pub use vicreg_core::limits::*;
 
-    /// Epochs (any training loop).
-    pub const EPOCHS: RangeInclusive<u64> = 1..=100_000;
-    /// Warm-up epochs.
-    pub const WARMUP_EPOCHS: RangeInclusive<u64> = 0..=100_000;
-    /// Batch sizes (items per step).
-    pub const BATCH_SIZE: RangeInclusive<u64> = 1..=1_048_576;
-    /// Loader worker threads.
-    pub const NUM_WORKERS: RangeInclusive<u64> = 0..=256;
-    /// Steps between metrics records.
-    pub const LOG_EVERY: RangeInclusive<u64> = 1..=1_000_000_000;
-    /// Steps between extra checkpoints (0: only at epoch ends).
-    pub const CHECKPOINT_EVERY: RangeInclusive<u64> = 0..=1_000_000_000;
-    /// Widths of the text encoder (hidden size, GRU state, word embedding).
-    pub const WIDTH: RangeInclusive<u64> = 1..=65_536;
     /// Crop side in pixels (a ResNet needs at least 16).
     pub const IMAGE_SIZE: RangeInclusive<u64> = 16..=4096;
     /// Transformer layers.
@@ -487,121 +467,4 @@ pub mod limits {
     pub const MAX_LEN: RangeInclusive<u64> = 3..=4096;
     /// Retrieval results.
     pub const TOP_K: RangeInclusive<u64> = 1..=100_000;
-
-    /// A set of finite floats: `min` (inclusive or not) up to `max` (inclusive;
-    /// infinite: no upper bound). NaN and infinities are never in it.
-    #[derive(Clone, Copy, Debug, PartialEq)]
-    pub struct FloatRange {
-        /// Lower bound.
-        pub min: f64,
-        /// Whether `min` itself is allowed.
-        pub min_inclusive: bool,
-        /// Upper bound (inclusive); `f64::INFINITY`: none.
-        pub max: f64,
-    }
-
-    impl FloatRange {
-        /// Finite and `>= 0` (learning rates, weight decay, loss coefficients).
-        pub const NON_NEGATIVE: Self = Self {
-            min: 0.0,
-            min_inclusive: true,
-            max: f64::INFINITY,
-        };
-        /// Finite and `> 0` (temperatures, gradient-clip norms).
-        pub const POSITIVE: Self = Self {
-            min: 0.0,
-            min_inclusive: false,
-            max: f64::INFINITY,
-        };
-        /// `[0, 1]` (momentum).
-        pub const UNIT: Self = Self {
-            min: 0.0,
-            min_inclusive: true,
-            max: 1.0,
-        };
-
-        /// Whether `v` is allowed.
-        pub fn contains(&self, v: f64) -> bool {
-            v.is_finite()
-                && (if self.min_inclusive {
-                    v >= self.min
-                } else {
-                    v > self.min
-                })
-                && v <= self.max
-        }
-
-        /// The allowed values in words, e.g. `a finite number in (0, 600]`.
-        pub fn describe(&self) -> String {
-            let op = if self.min_inclusive { ">=" } else { ">" };
-            if self.max.is_infinite() {
-                format!("a finite number {op} {}", self.min)
-            } else {
-                let open = if self.min_inclusive { '[' } else { '(' };
-                format!("a finite number in {open}{}, {}]", self.min, self.max)
-            }
-        }
-
-        /// Parses `s` as an allowed value (the message names the range).
-        pub fn parse(&self, s: &str) -> std::result::Result<f64, String> {
-            let v: f64 = s
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{s}` is not a number; expected {}", self.describe()))?;
-            if self.contains(v) {
-                Ok(v)
-            } else {
-                Err(format!("{v} is out of range; expected {}", self.describe()))
-            }
-        }
-    }
-
-    /// Parser of a finite float `>= 0`.
-    pub fn finite_non_negative(s: &str) -> std::result::Result<f64, String> {
-        FloatRange::NON_NEGATIVE.parse(s)
-    }
-
-    /// Parser of a finite float `> 0`.
-    pub fn finite_positive(s: &str) -> std::result::Result<f64, String> {
-        FloatRange::POSITIVE.parse(s)
-    }
-
-    /// Parser of a float in `[0, 1]`.
-    pub fn unit_interval(s: &str) -> std::result::Result<f64, String> {
-        FloatRange::UNIT.parse(s)
-    }
-
-    /// Clap parser of an integer flag of type `T` restricted to `r`.
-    pub fn int<T>(r: RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<T>
-    where
-        T: TryFrom<u64> + Clone + Send + Sync + 'static,
-        <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
-    {
-        clap::builder::RangedU64ValueParser::<T>::new().range(r)
-    }
-
-    /// Fails naming `key` when the integer `v` is outside `r`.
-    pub fn check_int<T: TryInto<u64> + Copy + std::fmt::Display>(
-        key: &str,
-        v: T,
-        r: &RangeInclusive<u64>,
-    ) -> Result<()> {
-        match v.try_into() {
-            Ok(x) if r.contains(&x) => Ok(()),
-            _ => bail!(
-                "`{key}` = {v} is out of range; allowed {}..={}",
-                r.start(),
-                r.end()
-            ),
-        }
-    }
-
-    /// Fails naming `key` when the float `v` is not in `r` (NaN, infinite, out of range).
-    pub fn check_float(key: &str, v: f64, r: FloatRange) -> Result<()> {
-        if r.contains(v) {
-            Ok(())
-        } else {
-            bail!("`{key}` = {v} is out of range; expected {}", r.describe())
-        }
-    }
 }

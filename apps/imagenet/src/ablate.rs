@@ -114,7 +114,8 @@ impl DataSection {
         check_int("num-classes", self.num_classes, &(1..=10))?;
         check_int("train-per-class", self.train_per_class, &PER_CLASS)?;
         check_int("val-per-class", self.val_per_class, &PER_CLASS)?;
-        check_int("image-size", self.image_size, &IMAGE_SIZE)
+        check_int("image-size", self.image_size, &IMAGE_SIZE)?;
+        Ok(())
     }
 }
 
@@ -130,7 +131,8 @@ impl EvalSection {
             "knn-temperature",
             self.knn_temperature,
             FloatRange::POSITIVE,
-        )
+        )?;
+        Ok(())
     }
 }
 
