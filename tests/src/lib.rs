@@ -20,4 +20,5 @@ pub fn golden(name: &str) -> PathBuf {
 }
 
 pub mod bad_input;
+pub mod config_fuzz;
 pub mod mpi_run;
