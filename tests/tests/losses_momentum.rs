@@ -140,6 +140,12 @@ fn asymmetric_model_layout_and_checks() {
     .unwrap();
     let out = model.forward_t(&x, &x, true).unwrap();
     assert_eq!(out.a.emb.dims(), &[3, 18]);
+    // The diagnostics' view is the online projection z (the middle block).
+    assert_eq!(out.a.projection().dims(), &[3, 6]);
+    assert_eq!(
+        vec(out.a.projection()),
+        vec(&out.a.emb.narrow(1, 6, 6).unwrap())
+    );
     assert_eq!(out.a.repr.dims(), &[3, 4]);
     // Without a momentum target the target block is the projection.
     assert_eq!(

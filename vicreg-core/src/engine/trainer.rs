@@ -575,7 +575,11 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         rec.insert("batch_in_epoch".into(), json!(state.batch_in_epoch));
         rec.insert("lr".into(), json_number(lr));
         rec.insert("loss".into(), scalars_object(&micro.scalars));
-        for (tag, z) in [("a", &micro.out.a.emb), ("b", &micro.out.b.emb)] {
+        // The expander outputs, not an asymmetric model's packed `[p | z | t]`.
+        for (tag, z) in [
+            ("a", micro.out.a.projection()),
+            ("b", micro.out.b.projection()),
+        ] {
             let s = embedding_std(z)?;
             rec.insert(format!("std_mean_{tag}"), json_number(s.mean));
             rec.insert(format!("std_min_{tag}"), json_number(s.min));
@@ -584,11 +588,11 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         if self.cfg.rank_every > 0 && state.global_step.is_multiple_of(self.cfg.rank_every as u64) {
             rec.insert(
                 "effective_rank_a".into(),
-                json_number(effective_rank(&micro.out.a.emb)?),
+                json_number(effective_rank(micro.out.a.projection())?),
             );
             rec.insert(
                 "effective_rank_b".into(),
-                json_number(effective_rank(&micro.out.b.emb)?),
+                json_number(effective_rank(micro.out.b.projection())?),
             );
         }
         rec.insert("grad_norm".into(), json_number(grad_norm));

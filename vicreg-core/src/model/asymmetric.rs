@@ -96,6 +96,7 @@ impl<E: Encoder> AsymmetricModel<E> {
         Ok(BranchOutput {
             emb: Tensor::cat(&[&p, &o.emb, &t], 1)?,
             repr: o.repr,
+            projection: Some(o.emb),
         })
     }
 }

@@ -11,8 +11,21 @@ use crate::Result;
 pub struct BranchOutput {
     /// `(batch, repr_dim)` encoder output (what downstream tasks use).
     pub repr: Tensor,
-    /// `(batch, emb_dim)` expander output (what the loss sees).
+    /// What the loss sees: the `(batch, emb_dim)` expander output, or for an
+    /// asymmetric model the packed `(batch, 3 * dim)` `[p | z | t]` (see
+    /// [`AsymmetricModel`](super::AsymmetricModel)).
     pub emb: Tensor,
+    /// The `(batch, dim)` expander output alone where `emb` packs more than it
+    /// (asymmetric models); `None` when `emb` is the expander output.
+    pub projection: Option<Tensor>,
+}
+
+impl BranchOutput {
+    /// The `(batch, dim)` expander output: what the embedding diagnostics
+    /// (per-dimension std, correlation, effective rank) are computed on.
+    pub fn projection(&self) -> &Tensor {
+        self.projection.as_ref().unwrap_or(&self.emb)
+    }
 }
 
 /// An encoder and its expander.
@@ -34,6 +47,10 @@ impl<E: Encoder> Branch<E> {
     pub fn forward_t(&self, input: &E::Input, train: bool) -> Result<BranchOutput> {
         let repr = self.encoder.forward_t(input, train)?;
         let emb = self.expander.forward_t(&repr, train)?;
-        Ok(BranchOutput { repr, emb })
+        Ok(BranchOutput {
+            repr,
+            emb,
+            projection: None,
+        })
     }
 }
