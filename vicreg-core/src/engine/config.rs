@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::eval::OnlineProbeConfig;
 use crate::optim::OptimizerKind;
 use crate::{Error, Result};
 
@@ -16,29 +17,6 @@ pub enum ResumeMode {
     Require,
     /// Ignore any checkpoint and start over (files of the old run are overwritten).
     Fresh,
-}
-
-/// Settings of the online linear probe trained alongside pretraining on the
-/// detached representations of branch A (as lightly and solo-learn offer).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OnlineProbeConfig {
-    /// Number of classes of the labels carried by the batches.
-    pub num_classes: usize,
-    /// Learning rate of the probe's own SGD (momentum 0.9, constant rate).
-    pub lr: f64,
-    /// Weight decay of the probe.
-    pub weight_decay: f64,
-}
-
-impl Default for OnlineProbeConfig {
-    fn default() -> Self {
-        Self {
-            num_classes: 10,
-            lr: 0.1,
-            weight_decay: 0.0,
-        }
-    }
 }
 
 /// The pretraining loop's settings. Defaults follow the official VICReg

@@ -75,7 +75,6 @@
 mod checkpoint;
 mod config;
 mod guard;
-mod joint_model;
 pub mod metrics;
 mod plot;
 mod progress;
@@ -83,13 +82,16 @@ mod run_dir;
 mod source;
 mod trainer;
 
+/// Re-exported from [`crate::eval`], where it lives.
+pub use crate::eval::OnlineProbeConfig;
+/// Re-exported from [`crate::model`], where it lives.
+pub use crate::model::JointModel;
 pub use checkpoint::{
     checkpoint_bytes, data_hash, load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta,
     CHECKPOINT_FORMAT,
 };
-pub use config::{OnlineProbeConfig, ResumeMode, TrainConfig};
+pub use config::{ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
-pub use joint_model::JointModel;
 pub use metrics::{read_metrics, EpochAccum};
 pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;

@@ -30,7 +30,7 @@ pub use knn::{knn_classify, KnnConfig, KnnResult};
 pub use linear_probe::{
     label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult,
 };
-pub use online_probe::{OnlineProbe, ProbeStep};
+pub use online_probe::{OnlineProbe, OnlineProbeConfig, ProbeStep};
 pub use probe_select::{
     linear_probe_selected, select_weight_decay, with_min_steps, WdSelection, MIN_PROBE_STEPS,
     VAL_FRAC, WD_GRID,

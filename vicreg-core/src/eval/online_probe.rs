@@ -8,12 +8,35 @@ use std::sync::Arc;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
+use serde::{Deserialize, Serialize};
 
 use super::linear_probe::{label_ranks, linear_classifier};
 use crate::collective::Collective;
-use crate::engine::OnlineProbeConfig;
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::{Error, ParamStore, Result};
+
+/// Settings of the online linear probe trained alongside pretraining on the
+/// detached representations of branch A (as lightly and solo-learn offer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnlineProbeConfig {
+    /// Number of classes of the labels carried by the batches.
+    pub num_classes: usize,
+    /// Learning rate of the probe's own SGD (momentum 0.9, constant rate).
+    pub lr: f64,
+    /// Weight decay of the probe.
+    pub weight_decay: f64,
+}
+
+impl Default for OnlineProbeConfig {
+    fn default() -> Self {
+        Self {
+            num_classes: 10,
+            lr: 0.1,
+            weight_decay: 0.0,
+        }
+    }
+}
 
 /// A linear classifier on `(batch, repr_dim)` representations, trained with
 /// SGD (momentum 0.9, constant rate) on cross-entropy. No gradient reaches the

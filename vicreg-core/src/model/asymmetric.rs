@@ -4,8 +4,7 @@
 
 use candle_core::{ModuleT, Tensor};
 
-use super::{Branch, BranchOutput, Encoder, JointOutput, Predictor};
-use crate::engine::JointModel;
+use super::{Branch, BranchOutput, Encoder, JointModel, JointOutput, Predictor};
 use crate::{Error, Result};
 
 /// Online branch + optional predictor + optional momentum target branch, for

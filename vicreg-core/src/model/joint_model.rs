@@ -1,6 +1,6 @@
 //! What the engine needs from a two-branch model.
 
-use crate::model::{Encoder, JointEmbedding, JointOutput};
+use super::{Encoder, JointEmbedding, JointOutput};
 use crate::Result;
 
 /// A joint-embedding model: two inputs in, representations and embeddings of
