@@ -169,18 +169,14 @@ pub fn pretrain_on_group(
     );
     let optimizer = build_optimizer(cfg.optimizer, vec![ParamGroup::new(vars)], cfg.wd)?;
     let loss = build_loss(cfg.loss, &cfg.loss_config())?;
-    let mut trainer = Trainer::new(
-        &net,
-        &store,
-        loss,
-        collective.clone(),
-        cfg.train(resume),
-        &cfg.exp_dir,
-        cfg,
-    )?
-    .with_optimizer(optimizer)
-    .with_encoder_export("image", model::IMAGE_ENCODER)
-    .with_encoder_export("text", model::TEXT_ENCODER);
+    let mut trainer = Trainer::builder(&net, &store, cfg.train(resume))
+        .loss(loss)
+        .collective(collective.clone())
+        .run_dir(&cfg.exp_dir, cfg)
+        .optimizer(optimizer)
+        .export("image", model::IMAGE_ENCODER)
+        .export("text", model::TEXT_ENCODER)
+        .build()?;
     let start = Instant::now();
     let _sync = sync_bn_enabled(cfg.sync_bn, world)
         .then(|| SyncBatchNormScope::new(Some(collective.clone())));

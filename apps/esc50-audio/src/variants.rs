@@ -121,25 +121,41 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
             let a = wave_branch(cfg, &store, device, "wave")?;
             let b = wave_branch(cfg, &store, device, "wave_b")?;
             let net = JointEmbedding::new(a, b);
-            let mut t = Trainer::new(&net, &store, loss, collective, train_cfg, dir, cfg)?
-                .with_encoder_export("wave", WAVE_PREFIX);
+            let mut t = Trainer::builder(&net, &store, train_cfg)
+                .loss(loss)
+                .collective(collective)
+                .run_dir(dir, cfg)
+                .export("wave", WAVE_PREFIX)
+                .build()?;
             return Ok(t.fit(source)?);
         }
         return Ok(match model::joint(cfg, &store, device)? {
             Joint::WaveSpec(m) => {
-                let mut t = Trainer::new(&m, &store, loss, collective, train_cfg, dir, cfg)?
-                    .with_encoder_export("wave", WAVE_PREFIX)
-                    .with_encoder_export("spec", SPEC_PREFIX);
+                let mut t = Trainer::builder(&m, &store, train_cfg)
+                    .loss(loss)
+                    .collective(collective)
+                    .run_dir(dir, cfg)
+                    .export("wave", WAVE_PREFIX)
+                    .export("spec", SPEC_PREFIX)
+                    .build()?;
                 t.fit(source)?
             }
             Joint::WaveWave(m) => {
-                let mut t = Trainer::new(&m, &store, loss, collective, train_cfg, dir, cfg)?
-                    .with_encoder_export("wave", WAVE_PREFIX);
+                let mut t = Trainer::builder(&m, &store, train_cfg)
+                    .loss(loss)
+                    .collective(collective)
+                    .run_dir(dir, cfg)
+                    .export("wave", WAVE_PREFIX)
+                    .build()?;
                 t.fit(source)?
             }
             Joint::SpecSpec(m) => {
-                let mut t = Trainer::new(&m, &store, loss, collective, train_cfg, dir, cfg)?
-                    .with_encoder_export("spec", SPEC_PREFIX);
+                let mut t = Trainer::builder(&m, &store, train_cfg)
+                    .loss(loss)
+                    .collective(collective)
+                    .run_dir(dir, cfg)
+                    .export("spec", SPEC_PREFIX)
+                    .build()?;
                 t.fit(source)?
             }
         });
@@ -156,11 +172,14 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
         .then(|| wave_branch(cfg, &store, device, "target.wave"))
         .transpose()?;
     let net = AsymmetricModel::new(online, predictor, target)?;
-    let mut t = Trainer::new(&net, &store, loss, collective, train_cfg.clone(), dir, cfg)?
-        .with_encoder_export("wave", WAVE_PREFIX);
+    let mut builder = Trainer::builder(&net, &store, train_cfg.clone())
+        .loss(loss)
+        .collective(collective)
+        .run_dir(dir, cfg)
+        .export("wave", WAVE_PREFIX);
     if momentum {
         let steps = (source.batches_per_epoch() / train_cfg.accumulate.max(1)) * train_cfg.epochs;
-        t = t.with_optimizer(Box::new(EmaOptimizer::over_store(
+        builder = builder.optimizer(Box::new(EmaOptimizer::over_store(
             &store,
             "wave.",
             "target.wave.",
@@ -170,6 +189,7 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
             steps as u64,
         )?));
     }
+    let mut t = builder.build()?;
     Ok(t.fit(source)?)
 }
 

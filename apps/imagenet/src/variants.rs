@@ -145,8 +145,12 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
                 JointEmbedding::new(a, branch(cfg, &store, device, "backbone_b", "projector_b")?)
             }
         };
-        let mut t = Trainer::new(&net, &store, loss, collective, train_cfg, &cfg.exp_dir, cfg)?
-            .with_encoder_export(&cfg.arch, export);
+        let mut t = Trainer::builder(&net, &store, train_cfg)
+            .loss(loss)
+            .collective(collective)
+            .run_dir(&cfg.exp_dir, cfg)
+            .export(&cfg.arch, export)
+            .build()?;
         return Ok(t.fit(source)?);
     }
     let online = branch(cfg, &store, device, "online.backbone", "online.projector")?;
@@ -169,19 +173,14 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
         None
     };
     let net = AsymmetricModel::new(online, predictor, target)?;
-    let mut t = Trainer::new(
-        &net,
-        &store,
-        loss,
-        collective,
-        train_cfg.clone(),
-        &cfg.exp_dir,
-        cfg,
-    )?
-    .with_encoder_export(&cfg.arch, export);
+    let mut builder = Trainer::builder(&net, &store, train_cfg.clone())
+        .loss(loss)
+        .collective(collective)
+        .run_dir(&cfg.exp_dir, cfg)
+        .export(&cfg.arch, export);
     if momentum {
         let steps = (source.batches_per_epoch() / train_cfg.accumulate.max(1)) * train_cfg.epochs;
-        t = t.with_optimizer(Box::new(EmaOptimizer::over_store(
+        builder = builder.optimizer(Box::new(EmaOptimizer::over_store(
             &store,
             "online.",
             "target.",
@@ -191,7 +190,7 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
             steps as u64,
         )?));
     }
-    Ok(t.fit(source)?)
+    Ok(builder.build()?.fit(source)?)
 }
 
 #[cfg(test)]

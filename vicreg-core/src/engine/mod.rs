@@ -62,8 +62,12 @@
 //! let dir = std::env::temp_dir().join(format!("vicreg-engine-doc-{}", std::process::id()));
 //! let cfg = TrainConfig { epochs: 2, ..TrainConfig::smoke() };
 //! let loss = Box::new(VicRegLoss::new(VicRegConfig::default())?);
-//! let mut trainer = Trainer::new(&model, &store, loss, Arc::new(SingleProcess), cfg.clone(), &dir, &cfg)?
-//!     .with_encoder_export("a", "a.encoder.");
+//! let mut trainer = Trainer::builder(&model, &store, cfg.clone())
+//!     .loss(loss)
+//!     .collective(Arc::new(SingleProcess)) // the default; an MPI group for several processes
+//!     .run_dir(&dir, &cfg) // rank 0 writes the app's resolved config to config.toml
+//!     .export("a", "a.encoder.")
+//!     .build()?;
 //! let summary = trainer.fit(&mut source)?;
 //! assert_eq!(summary.global_step, 8);
 //! assert!(dir.join("a-encoder.safetensors").is_file());
@@ -97,4 +101,4 @@ pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;
 pub use run_dir::RunDir;
 pub use source::{BatchSource, EpochIter, FnSource, PairBatch, Positioned};
-pub use trainer::{EvalHook, TrainSummary, Trainer};
+pub use trainer::{EvalHook, TrainSummary, Trainer, TrainerBuilder};

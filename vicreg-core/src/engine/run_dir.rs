@@ -73,13 +73,18 @@ impl RunDir {
     /// Writes the resolved configuration as TOML (atomically). `cfg` must
     /// serialize to a table (a struct or a map).
     pub fn write_config<T: Serialize + ?Sized>(&self, cfg: &T) -> Result<()> {
-        let path = self.config_path();
         let text = toml::to_string_pretty(cfg).map_err(|e| {
             Error::bad_file(
-                &path,
+                self.config_path(),
                 format!("configuration cannot be written as TOML: {e}"),
             )
         })?;
+        self.write_config_text(&text)
+    }
+
+    /// Writes `config.toml` from its TOML text (see [`RunDir::write_config`]).
+    pub fn write_config_text(&self, text: &str) -> Result<()> {
+        let path = self.config_path();
         if let Ok(old) = std::fs::read_to_string(&path) {
             if old != text {
                 tracing::warn!(

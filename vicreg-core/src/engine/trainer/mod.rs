@@ -1,11 +1,14 @@
 //! The pretraining loop ([`Trainer`]): this file holds the run from start to
-//! end; `epoch.rs` the batches of one epoch, `step.rs` one optimizer step, `records.rs` the metrics records and
+//! end; `builder.rs` its assembly, `epoch.rs` the batches of one epoch, `step.rs` one optimizer step, `records.rs` the metrics records and
 //! summary lines, `persist.rs` resume, checkpoints and the encoder export.
 
+mod builder;
 mod epoch;
 mod persist;
 mod records;
 mod step;
+
+pub use builder::TrainerBuilder;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use crate::engine::source::BatchSource;
 use crate::eval::OnlineProbe;
 use crate::loss::JointLoss;
 use crate::model::JointModel;
-use crate::optim::{build_optimizer, LrSchedule, Optimizer, ParamGroup};
+use crate::optim::{LrSchedule, Optimizer};
 use crate::{hash_str, Error, ParamStore, Result, SeededRng};
 
 /// Per-epoch evaluation hook: given the epoch index (0-based), returns named
@@ -100,11 +103,10 @@ pub struct Trainer<'m, M: JointModel> {
 }
 
 impl<'m, M: JointModel> Trainer<'m, M> {
-    /// A trainer for `model`, whose variables live in `store`. `run_dir` is
-    /// created if needed; rank 0 writes `resolved_config` (the app's fully
-    /// resolved configuration, any value that serializes to a TOML table) to
-    /// `config.toml`. The optimizer is built from `cfg` over every trainable
-    /// variable of `store` (see [`Trainer::with_optimizer`] to replace it).
+    /// A trainer for `model`, whose variables live in `store`: the same as
+    /// [`Trainer::builder`] with `loss`, `collective` and `run_dir` given
+    /// (rank 0 writes `resolved_config` to `config.toml`) and the default
+    /// optimizer (see [`Trainer::with_optimizer`] to replace it).
     pub fn new<C: Serialize + ?Sized>(
         model: &'m M,
         store: &ParamStore,
@@ -114,46 +116,11 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         run_dir: impl AsRef<std::path::Path>,
         resolved_config: &C,
     ) -> Result<Self> {
-        cfg.validate()?;
-        let dir = RunDir::create(run_dir)?;
-        if collective.rank() == 0 {
-            dir.write_config(resolved_config)?;
-        }
-        let trainable = store.trainable_vars();
-        if trainable.is_empty() {
-            return Err(Error::config(
-                "the model has no trainable variables (build it through the ParamStore first)",
-            ));
-        }
-        let optimizer = build_optimizer(
-            cfg.optimizer,
-            vec![ParamGroup::new(trainable.clone())],
-            cfg.weight_decay,
-        )?;
-        let probe = match &cfg.online_probe {
-            Some(p) => {
-                let device = trainable[0].1.device().clone();
-                Some(OnlineProbe::new(
-                    model.repr_dims().0,
-                    p,
-                    crate::mix64(cfg.seed ^ hash_str("online_probe")),
-                    &device,
-                )?)
-            }
-            None => None,
-        };
-        Ok(Self {
-            model,
-            store: store.clone(),
-            loss,
-            collective,
-            cfg,
-            dir,
-            optimizer,
-            trainable,
-            probe,
-            exports: Vec::new(),
-        })
+        Self::builder(model, store, cfg)
+            .loss(loss)
+            .collective(collective)
+            .run_dir(run_dir.as_ref(), resolved_config)
+            .build()
     }
 
     /// Replaces the optimizer (e.g. with parameter groups of their own).
