@@ -41,6 +41,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 mod params;
+pub mod recipe;
 mod rng;
 
 pub use device::parse_device;
