@@ -70,19 +70,20 @@ impl RunDir {
         self.checkpoint_path().is_file()
     }
 
-    /// Writes the resolved configuration as TOML (atomically). `cfg` must
-    /// serialize to a table (a struct or a map).
-    pub fn write_config<T: Serialize + ?Sized>(&self, cfg: &T) -> Result<()> {
-        let text = toml::to_string_pretty(cfg).map_err(|e| {
+    /// The TOML text of `config.toml` in directory `dir` for the resolved
+    /// configuration `cfg`, which must serialize to a table (a struct or a
+    /// map); the error names the file.
+    pub fn config_toml<T: Serialize + ?Sized>(dir: &Path, cfg: &T) -> Result<String> {
+        toml::to_string_pretty(cfg).map_err(|e| {
             Error::bad_file(
-                self.config_path(),
+                dir.join("config.toml"),
                 format!("configuration cannot be written as TOML: {e}"),
             )
-        })?;
-        self.write_config_text(&text)
+        })
     }
 
-    /// Writes `config.toml` from its TOML text (see [`RunDir::write_config`]).
+    /// Writes `config.toml` (atomically) from its TOML text
+    /// ([`RunDir::config_toml`]).
     pub fn write_config_text(&self, text: &str) -> Result<()> {
         let path = self.config_path();
         if let Ok(old) = std::fs::read_to_string(&path) {

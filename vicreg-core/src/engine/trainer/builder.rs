@@ -72,12 +72,7 @@ impl<'m, M: JointModel> TrainerBuilder<'m, M> {
         resolved_config: &C,
     ) -> Self {
         let dir = dir.into();
-        let text = toml::to_string_pretty(resolved_config).map_err(|e| {
-            Error::bad_file(
-                dir.join("config.toml"),
-                format!("configuration cannot be written as TOML: {e}"),
-            )
-        });
+        let text = RunDir::config_toml(&dir, resolved_config);
         self.run_dir = Some((dir, text));
         self
     }
