@@ -13,10 +13,7 @@ use datasets::coco::{
 use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{
-    launcher_world_size, micro_batch, sync_bn_enabled, Collective, Launch, SingleProcess,
-    SyncBatchNormScope,
-};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
 use vicreg_core::engine::{PairBatch, TrainSummary, Trainer};
 use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
@@ -178,8 +175,7 @@ pub fn pretrain_on_group(
         .export("text", model::TEXT_ENCODER)
         .build()?;
     let start = Instant::now();
-    let _sync = sync_bn_enabled(cfg.sync_bn, world)
-        .then(|| SyncBatchNormScope::new(Some(collective.clone())));
+    let _sync = sync_bn_scope(cfg.sync_bn, &collective);
     let summary = trainer.fit(&mut pairs)?;
     let seconds = start.elapsed().as_secs_f64();
     if rank == 0 {
@@ -204,12 +200,15 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     }
     cfg.resolve();
     cfg.validate()?;
-    // Checked before MPI starts, so that every rank fails with this message.
-    micro_batch(cfg.batch_size, launcher_world_size().unwrap_or(1), 1)?;
     // Under `mpirun -np N` (binary built with the cargo feature `mpi`): one
     // rank of N; `--device cuda` becomes this rank's GPU.
-    let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
-    cfg.sync_bn = Some(sync_bn_enabled(cfg.sync_bn, launch.world()));
+    let launch = Launch::for_run(
+        cfg.batch_size,
+        1,
+        cfg.collective_timeout,
+        &mut cfg.device,
+        &mut cfg.sync_bn,
+    )?;
     let result = run_as(&cfg, resume, &launch);
     launch.finish(result)
 }

@@ -8,10 +8,7 @@ use anyhow::{Context, Result};
 use datasets::audio::{collate_waveform_pairs, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{
-    launcher_world_size, micro_batch, sync_bn_enabled, Collective, Launch, SingleProcess,
-    SyncBatchNormScope,
-};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, PretrainConfig};
@@ -108,8 +105,7 @@ pub fn pretrain_on_group(
         write_clip_list(&cfg.exp_dir, &names)?;
     }
     let start = Instant::now();
-    let _sync = sync_bn_enabled(cfg.sync_bn, world)
-        .then(|| SyncBatchNormScope::new(Some(collective.clone())));
+    let _sync = sync_bn_scope(cfg.sync_bn, &collective);
     // The model of `--loss` / `--pairing` / `--share-weights` (see variants.rs).
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     Ok(PretrainOutcome {
@@ -169,12 +165,15 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     )?;
     cfg.resolve();
     cfg.validate()?;
-    // Checked before MPI starts, so that every rank fails with this message.
-    micro_batch(cfg.batch_size, launcher_world_size().unwrap_or(1), 1)?;
     // Under `mpirun -np N` (binary built with the cargo feature `mpi`): one
     // rank of N; `--device cuda` becomes this rank's GPU.
-    let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
-    cfg.sync_bn = Some(sync_bn_enabled(cfg.sync_bn, launch.world()));
+    let launch = Launch::for_run(
+        cfg.batch_size,
+        1,
+        cfg.collective_timeout,
+        &mut cfg.device,
+        &mut cfg.sync_bn,
+    )?;
     let result = run_as(&cfg, &dir, resume, &launch);
     launch.finish(result)
 }

@@ -8,10 +8,7 @@ use datasets::augment::VicregAugConfig;
 use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{
-    launcher_world_size, micro_batch, sync_bn_enabled, Collective, Launch, SingleProcess,
-    SyncBatchNormScope,
-};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
 use vicreg_core::engine::TrainSummary;
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
@@ -101,8 +98,7 @@ pub fn pretrain_on_group(
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
     // The model of `--loss` / `--share-weights` (see variants.rs).
-    let _sync = sync_bn_enabled(cfg.sync_bn, world)
-        .then(|| SyncBatchNormScope::new(Some(collective.clone())));
+    let _sync = sync_bn_scope(cfg.sync_bn, &collective);
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     let seconds = start.elapsed().as_secs_f64();
     let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
@@ -122,15 +118,14 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     )?;
     cfg.resolve(data::default_image_size(&dir)?);
     cfg.validate()?;
-    // Checked before MPI starts, so that every rank fails with this message.
-    micro_batch(
-        cfg.batch_size,
-        launcher_world_size().unwrap_or(1),
-        cfg.accumulate,
-    )?;
     // Under a launcher, `--device cuda` becomes this rank's GPU (cuda:<local rank>).
-    let launch = Launch::from_env_with_device(cfg.collective_timeout, &mut cfg.device)?;
-    cfg.sync_bn = Some(sync_bn_enabled(cfg.sync_bn, launch.world()));
+    let launch = Launch::for_run(
+        cfg.batch_size,
+        cfg.accumulate,
+        cfg.collective_timeout,
+        &mut cfg.device,
+        &mut cfg.sync_bn,
+    )?;
     let result = run_as(&cfg, &dir, resume, &launch);
     launch.finish(result)
 }

@@ -28,7 +28,7 @@
 
 use std::sync::Arc;
 
-use super::{Collective, SingleProcess};
+use super::{Collective, SingleProcess, SyncBatchNormScope};
 use crate::{Error, Result};
 
 /// Environment variables by which MPI launchers announce the world size.
@@ -215,6 +215,24 @@ impl Launch {
         }
     }
 
+    /// The launch of a training run: checks, before MPI starts, that the
+    /// global `batch_size` splits over the launcher's processes times
+    /// `accumulate` (so that every rank fails with the same message), starts
+    /// the group ([`Launch::from_env_with_device`], which rewrites `device`)
+    /// and resolves `sync_bn` for this world ([`sync_bn_enabled`]).
+    pub fn for_run(
+        batch_size: usize,
+        accumulate: usize,
+        timeout_s: f64,
+        device: &mut String,
+        sync_bn: &mut Option<bool>,
+    ) -> Result<Self> {
+        micro_batch(batch_size, launcher_world_size().unwrap_or(1), accumulate)?;
+        let launch = Self::from_env_with_device(timeout_s, device)?;
+        *sync_bn = Some(sync_bn_enabled(*sync_bn, launch.world()));
+        Ok(launch)
+    }
+
     /// The group every collective of the run goes through.
     pub fn collective(&self) -> Arc<dyn Collective> {
         self.collective.clone()
@@ -306,6 +324,17 @@ pub fn micro_batch(batch: usize, world: usize, accumulate: usize) -> Result<usiz
 /// whenever there is more than one process.
 pub fn sync_bn_enabled(sync_bn: Option<bool>, world: usize) -> bool {
     sync_bn.unwrap_or(world > 1)
+}
+
+/// While the returned guard lives, every BatchNorm of this thread normalises
+/// with the statistics of `group`'s global batch, when `sync_bn` (resolved
+/// by [`sync_bn_enabled`] for `group`'s world) says so; `None` otherwise.
+pub fn sync_bn_scope(
+    sync_bn: Option<bool>,
+    group: &Arc<dyn Collective>,
+) -> Option<SyncBatchNormScope> {
+    sync_bn_enabled(sync_bn, group.world_size())
+        .then(|| SyncBatchNormScope::new(Some(group.clone())))
 }
 
 #[cfg(test)]

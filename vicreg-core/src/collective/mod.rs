@@ -21,7 +21,8 @@ mod threads;
 
 pub use gather::gather_with_grad;
 pub use launch::{
-    cuda_request, launcher_world_size, micro_batch, rank_device, sync_bn_enabled, Launch,
+    cuda_request, launcher_world_size, micro_batch, rank_device, sync_bn_enabled, sync_bn_scope,
+    Launch,
 };
 #[cfg(feature = "mpi")]
 pub use mpi::{MpiCollective, MpiOptions, MpiRuntime};
