@@ -13,7 +13,7 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
-use vicreg_core::collective::{micro_batch, sync_bn_enabled, Launch, SyncBatchNormScope};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Launch};
 use vicreg_core::engine::{FnSource, PairBatch, ResumeMode, Trainer};
 use vicreg_core::loss::VicRegLoss;
 use vicreg_core::model::{linear_torch_init, Branch, Encoder, ExpanderConfig, JointEmbedding};
@@ -136,8 +136,14 @@ fn branch(cols: usize, t: &TabularSettings, vb: VarBuilder) -> Result<Branch<Mlp
 fn pretrain(args: PretrainArgs) -> Result<()> {
     let mut cfg: Config = overlay(&Config::default(), args.config.as_deref(), &args)?;
     cfg.run.validate()?;
-    let launch = Launch::from_env_with_device(cfg.run.collective_timeout, &mut cfg.run.device)?;
-    cfg.run.sync_bn = Some(sync_bn_enabled(cfg.run.sync_bn, launch.world()));
+    let run = &mut cfg.run;
+    let launch = Launch::for_run(
+        run.batch_size,
+        1,
+        run.collective_timeout,
+        &mut run.device,
+        &mut run.sync_bn,
+    )?;
     let result = train(&cfg, args.resume, &launch);
     launch.finish(result)
 }
@@ -174,14 +180,21 @@ fn train(cfg: &Config, resume: bool, launch: &Launch) -> Result<()> {
     let rows = |tab: &table::Table, idx: &[usize]| -> vicreg_core::Result<Tensor> {
         let v: Vec<f32> = idx
             .iter()
-            .flat_map(|&r| tab.values[r * tab.cols..(r + 1) * tab.cols].to_vec())
+            .flat_map(|&r| tab.values[r * tab.cols..(r + 1) * tab.cols].iter().copied())
             .collect();
         Ok(Tensor::from_vec(v, (idx.len(), tab.cols), &device)?)
     };
-    // Batch i of an epoch: this rank's share of a seeded permutation's rows.
+    // Batch i of an epoch: this rank's share of the epoch's seeded
+    // permutation of the rows (drawn once per epoch).
+    let mut order: (usize, Vec<usize>) = (usize::MAX, Vec::new());
     let mut source = FnSource::new(per_epoch, |epoch: usize, i: usize| {
-        let order = SeededRng::derive(run.seed, &[epoch as u64]).permutation(a.rows);
-        let idx = &order[i * run.batch_size + rank * micro..][..micro];
+        if order.0 != epoch {
+            order = (
+                epoch,
+                SeededRng::derive(run.seed, &[epoch as u64]).permutation(a.rows),
+            );
+        }
+        let idx = &order.1[i * run.batch_size + rank * micro..][..micro];
         Ok(PairBatch::new(rows(&a, idx)?, rows(&b, idx)?, micro))
     });
     let resume = if resume {
@@ -189,8 +202,7 @@ fn train(cfg: &Config, resume: bool, launch: &Launch) -> Result<()> {
     } else {
         ResumeMode::Auto
     };
-    let _sync =
-        (run.sync_bn == Some(true)).then(|| SyncBatchNormScope::new(Some(launch.collective())));
+    let _sync = sync_bn_scope(run.sync_bn, &launch.collective());
     let mut trainer = Trainer::builder(&model, &store, run.train_config(resume))
         .loss(Box::new(VicRegLoss::new(run.vicreg())?))
         .collective(launch.collective())

@@ -101,12 +101,12 @@ pub fn learn_vocab(
         }
         let (a, b) = top.pair;
         let merged = vocab.id(&join(&vocab.pieces[a as usize], &vocab.pieces[b as usize]));
-        let mut touched: Vec<usize> = pairs
+        // In word order (a BTreeSet); copied because the loop updates the index.
+        let touched: Vec<usize> = pairs
             .words
             .get(&top.pair)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
-        touched.sort_unstable();
         let mut changed = BTreeSet::new();
         for i in touched {
             let (pieces, n) = &mut corpus[i];
