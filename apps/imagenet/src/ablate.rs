@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vicreg_core::ablate::{run_ablation, GridFile, RunMetrics, RunPlan};
 use vicreg_core::diagnostics::{average_abs_correlation, embedding_std};
-use vicreg_core::engine::{load_checkpoint, read_metrics};
+use vicreg_core::engine::{load_checkpoint, read_metrics, ResumeMode};
 use vicreg_core::eval::{KnnConfig, LinearProbeConfig};
 use vicreg_core::model::Expander;
+use vicreg_core::recipe::overlay_table;
 use vicreg_core::ParamStore;
 
 use crate::config::{parse_device, PretrainConfig};
@@ -151,21 +152,16 @@ pub fn run_config(
     run_dir: &Path,
     builtin: &Path,
 ) -> Result<PretrainConfig> {
-    let mut cfg: PretrainConfig =
-        toml::Value::Table(plan.config.clone())
-            .try_into()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: run `{}`: invalid pretraining configuration: {e}",
-                    grid.path.display(),
-                    plan.name
-                )
-            })?;
-    cfg.exp_dir = run_dir.to_path_buf();
-    if cfg.data_dir.is_none() {
-        cfg.data_dir = Some(builtin.to_path_buf());
+    let mut cfg: PretrainConfig = overlay_table(
+        &PretrainConfig::default(),
+        plan.config.clone(),
+        &format!("{}: run `{}`", grid.path.display(), plan.name),
+    )?;
+    cfg.train.exp_dir = run_dir.to_path_buf();
+    if cfg.data.data_dir.is_none() {
+        cfg.data.data_dir = Some(builtin.to_path_buf());
     }
-    let dir = cfg.data_dir.clone().unwrap_or_default();
+    let dir = cfg.data.data_dir.clone().unwrap_or_default();
     let default_size = if dir == builtin {
         32
     } else {
@@ -201,7 +197,7 @@ fn last_epoch_losses(dir: &Path) -> Result<Vec<(String, f64)>> {
 /// Embeddings of representations `repr` by the run's trained expander (eval mode),
 /// read from the run's checkpoint.
 fn embeddings(cfg: &PretrainConfig, repr: &Tensor) -> Result<Tensor> {
-    let path = cfg.exp_dir.join("checkpoint.safetensors");
+    let path = cfg.train.exp_dir.join("checkpoint.safetensors");
     let ckpt = load_checkpoint(&path)?;
     let model = ckpt.section("model/");
     let prefix = variants::projector_prefix(cfg);
@@ -219,41 +215,45 @@ fn embeddings(cfg: &PretrainConfig, repr: &Tensor) -> Result<Tensor> {
 /// Pretrains and evaluates one run.
 fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
     let t = Instant::now();
-    let data_dir = cfg.data_dir.clone().context("data-dir must be resolved")?;
-    let source = data::open_split(&data_dir, "train", cfg.strict)?;
-    let out = pretrain::pretrain_on(cfg, source, false)?;
-    let device = parse_device(&cfg.device)?;
+    let data_dir = cfg
+        .data
+        .data_dir
+        .clone()
+        .context("data-dir must be resolved")?;
+    let source = data::open_split(&data_dir, "train", cfg.data.strict)?;
+    let out = pretrain::pretrain_on(cfg, source, ResumeMode::Auto)?;
+    let device = parse_device(&cfg.train.device)?;
     let size = cfg.image_size.context("image-size must be resolved")?;
-    let net = evaluate::backbone(&cfg.arch, Some(&cfg.exp_dir), cfg.seed, &device)?;
+    let net = evaluate::backbone(&cfg.arch, Some(&cfg.train.exp_dir), cfg.train.seed, &device)?;
     let (tr, va, classes) = evaluate::split_features(
         &net,
         &data_dir,
         size,
         100.0,
         None,
-        cfg.seed,
-        cfg.num_workers,
+        cfg.train.seed,
+        cfg.data.num_workers,
         &device,
     )?;
     let probe = LinearProbeConfig {
         epochs: eval.probe_epochs,
         lr: eval.probe_lr,
         batch_size: eval.probe_batch_size,
-        seed: cfg.seed,
+        seed: cfg.train.seed,
         ..LinearProbeConfig::paper()
     };
-    let lin = evaluate::linear_eval(&tr, &va, classes, &probe, Some(&cfg.exp_dir))?;
+    let lin = evaluate::linear_eval(&tr, &va, classes, &probe, Some(&cfg.train.exp_dir))?;
     let knn = KnnConfig {
         ks: vec![eval.knn_k],
         temperature: eval.knn_temperature,
         ..KnnConfig::default()
     };
-    let k = evaluate::knn_eval(&tr, &va, classes, &knn, Some(&cfg.exp_dir))?;
+    let k = evaluate::knn_eval(&tr, &va, classes, &knn, Some(&cfg.train.exp_dir))?;
     let emb = embeddings(cfg, &va.x)?;
     Ok(RunMetrics {
         linear_top1: Some(lin.top1),
         knn_top1: k.first().map(|x| x.1),
-        loss_terms: last_epoch_losses(&cfg.exp_dir)?,
+        loss_terms: last_epoch_losses(&cfg.train.exp_dir)?,
         corr_repr: Some(average_abs_correlation(&va.x)?),
         corr_emb: Some(average_abs_correlation(&emb)?),
         std_emb: Some(embedding_std(&emb)?.mean),
@@ -305,18 +305,18 @@ pub fn run(args: AblateArgs) -> Result<()> {
             println!(
                 "{}: loss {}, {} epochs, batch {}, mlp {} -> {}",
                 plan.name,
-                cfg.loss,
-                cfg.epochs,
-                cfg.batch_size,
+                cfg.criterion.loss,
+                cfg.train.epochs,
+                cfg.train.batch_size,
                 cfg.mlp,
-                cfg.exp_dir.display()
+                cfg.train.exp_dir.display()
             );
         }
         return Ok(());
     }
     if configs
         .iter()
-        .any(|c| c.data_dir.as_deref() == Some(builtin.as_path()))
+        .any(|c| c.data.data_dir.as_deref() == Some(builtin.as_path()))
     {
         let rep = generate_image_folder(&builtin, &synth)?;
         eprintln!(

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
-use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
-use vicreg_core::optim::OptimizerKind;
+use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
+use vicreg_core::recipe::{overlay, CoeffFlags, DataFlags, LossFlags, TrainFlags, VariantFlags};
 
 use crate::config::{limits, parse_device, AugPreset, Preset, PretrainConfig};
 use crate::{ablate, baselines, data, demo, embed, evaluate, model, pretrain};
@@ -70,257 +71,91 @@ pub struct MakeDataArgs {
     pub seed: u64,
 }
 
-/// Flags of `pretrain`; each overrides the same key of `--config`.
-#[derive(clap::Args, Debug)]
+/// Flags of `pretrain`; each overrides the same key of `--config`. The
+/// recipe layer's flags (run, data, loss, BYOL / SimSiam) are flattened in;
+/// the rest are this app's own.
+#[derive(clap::Args, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct PretrainArgs {
     /// Starting point before --config and the flags: official (the paper's ImageNet recipe, default) or laptop (ResNet-18, 32 px crops, expander 512-512-512, batch 64, AdamW, 25 epochs: a few thousand small images in ~15 min on 2 cores).
     #[arg(long, value_enum, default_value = "official")]
+    #[serde(skip)]
     pub preset: Preset,
-    /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
-    #[arg(long)]
-    pub resume: bool,
-    /// ImageFolder root (with train/ and val/) or a folder of IDX files; unset: the built-in synthetic set.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Run directory (config.toml, metrics.jsonl, checkpoints, plots, exported encoder).
-    #[arg(long)]
-    pub exp_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub criterion: LossFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub coeffs: CoeffFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub variant: VariantFlags,
     /// Backbone: resnet18/34/50/101/152/200, optionally wide (e.g. resnet50x2).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
     /// Zero-initialise the last BatchNorm of every residual branch (official: true).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zero_init_residual: Option<bool>,
     /// Expander widths, e.g. 8192-8192-8192.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<String>,
-    /// Number of epochs. Range 1..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS))]
-    pub epochs: Option<usize>,
-    /// Global batch size in pairs (split over MPI ranks). Range 1..=1048576.
-    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE))]
-    pub batch_size: Option<usize>,
     /// Base learning rate (peak = base-lr x batch-size / 256); unset: the paper's small-batch values. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_lr: Option<f64>,
-    /// Weight decay. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub wd: Option<f64>,
-    /// Invariance coefficient (lambda, official 25). Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub sim_coeff: Option<f64>,
-    /// Variance coefficient (mu, official 25). Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub std_coeff: Option<f64>,
-    /// Covariance coefficient (nu, official 1). Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub cov_coeff: Option<f64>,
     /// Combine the two branches' variance terms by mean (official code) or sum (paper).
     #[arg(long, value_enum)]
-    pub variance_reduction: Option<VarRed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variance_reduction: Option<VarianceReduction>,
     /// Embedding normalisation before the loss.
     #[arg(long, value_enum)]
-    pub normalization: Option<Norm>,
-    /// Optimizer (official: lars).
-    #[arg(long, value_enum)]
-    pub optimizer: Option<Opt>,
-    /// Linear warm-up epochs before the cosine decay. Range 0..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::WARMUP_EPOCHS))]
-    pub warmup_epochs: Option<usize>,
-    /// Loader worker threads. Range 0..=256.
-    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS))]
-    pub num_workers: Option<usize>,
-    /// Seed of initialisation, data order and augmentation.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<EmbeddingNorm>,
     /// Crop size in pixels; unset: the median shorter side of the training images, at most 224 (ImageNet: 224), 32 for IDX and the built-in set. Range 1..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<u32>,
     /// Two-view augmentation preset.
     #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<AugPreset>,
-    /// Write a metrics.jsonl step record every this many steps. Range 1..=1000000000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::LOG_EVERY))]
-    pub log_every: Option<usize>,
-    /// Also checkpoint every this many steps (0: only at epoch ends). Range 0..=1000000000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::CHECKPOINT_EVERY))]
-    pub checkpoint_every: Option<usize>,
-    /// Clip the global gradient norm to this value (unset: no clipping). Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive)]
-    pub clip_grad: Option<f64>,
     /// Micro-batches accumulated per optimizer step. Range 1..=4096.
     #[arg(long, value_parser = limits::int::<usize>(limits::ACCUMULATE))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accumulate: Option<usize>,
     /// Train a linear classifier on detached representations alongside (needs labels).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<bool>,
-    /// Stop at the first bad image instead of skipping and counting it.
-    #[arg(long)]
-    pub strict: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
-    /// cpu or cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Loss: vicreg, barlow-twins, simclr, byol or simsiam.
-    #[arg(long, value_parser = parse_loss)]
-    pub loss: Option<LossKind>,
-    /// Barlow Twins off-diagonal weight. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub barlow_lambda: Option<f64>,
-    /// SimCLR temperature. Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive)]
-    pub temperature: Option<f64>,
-    /// byol/simsiam: predictor on the online branch (true|false).
-    #[arg(long)]
-    pub predictor: Option<bool>,
-    /// byol/simsiam: predictor hidden width. Range 1..=65536.
-    #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
-    pub predictor_hidden: Option<usize>,
-    /// byol: EMA momentum at step 0. In [0, 1].
-    #[arg(long, value_parser = limits::unit_interval)]
-    pub momentum_base: Option<f64>,
-    /// byol/simsiam: stop-gradient on the target (true|false).
-    #[arg(long)]
-    pub stop_gradient: Option<bool>,
-    /// byol/simsiam: add VICReg's variance/covariance terms (D.8); `--vicreg-terms` alone means true.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub vicreg_terms: Option<bool>,
     /// vicreg/barlow-twins/simclr: share the branches' weights (true|false).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub share_weights: Option<bool>,
     /// BatchNorm in the expander's hidden layers (true|false).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expander_bn: Option<bool>,
-    /// Synchronized BatchNorm over all processes (true|false; default: true when several).
-    #[arg(long)]
-    pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before the MPI job is aborted (default 600). Seconds in (0, 604800].
-    #[arg(long, value_parser = |s: &str| limits::COLLECTIVE_TIMEOUT.parse(s))]
-    pub collective_timeout: Option<f64>,
-}
-
-/// Parses a `--loss` value (see [`LossKind`]).
-pub fn parse_loss(s: &str) -> std::result::Result<LossKind, String> {
-    s.parse::<LossKind>().map_err(|e| e.to_string())
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum VarRed {
-    Mean,
-    Sum,
-}
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Norm {
-    None,
-    Standardize,
-    L2,
-}
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Opt {
-    Lars,
-    Sgd,
-    Adamw,
-}
-
-impl From<Opt> for OptimizerKind {
-    fn from(o: Opt) -> Self {
-        match o {
-            Opt::Lars => OptimizerKind::Lars,
-            Opt::Sgd => OptimizerKind::Sgd,
-            Opt::Adamw => OptimizerKind::Adamw,
-        }
-    }
 }
 
 impl PretrainArgs {
-    /// The config file (or the defaults) with every given flag applied.
-    pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
-        let mut c = match &self.config {
-            Some(p) => PretrainConfig::from_toml_file_over(p, self.preset.config())?,
-            None => self.preset.config(),
-        };
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
-        }
-        set!(
-            exp_dir,
-            arch,
-            zero_init_residual,
-            mlp,
-            epochs,
-            batch_size,
-            wd,
-            sim_coeff,
-            std_coeff,
-            cov_coeff
-        );
-        set!(
-            warmup_epochs,
-            num_workers,
-            seed,
-            augment,
-            log_every,
-            checkpoint_every,
-            accumulate,
-            online_probe,
-            device
-        );
-        set!(
-            loss,
-            barlow_lambda,
-            temperature,
-            predictor,
-            momentum_base,
-            stop_gradient,
-            vicreg_terms,
-            share_weights,
-            expander_bn
-        );
-        if let Some(v) = self.predictor_hidden {
-            c.predictor_hidden = Some(v);
-        }
-        if let Some(v) = self.sync_bn {
-            c.sync_bn = Some(v);
-        }
-        if let Some(v) = self.collective_timeout {
-            c.collective_timeout = v;
-        }
-        if let Some(v) = self.data_dir {
-            c.data_dir = Some(v);
-        }
-        if let Some(v) = self.base_lr {
-            c.base_lr = Some(v);
-        }
-        if let Some(v) = self.image_size {
-            c.image_size = Some(v);
-        }
-        if let Some(v) = self.clip_grad {
-            c.clip_grad = Some(v);
-        }
-        if let Some(v) = self.variance_reduction {
-            c.variance_reduction = match v {
-                VarRed::Mean => VarianceReduction::Mean,
-                VarRed::Sum => VarianceReduction::Sum,
-            };
-        }
-        if let Some(v) = self.normalization {
-            c.normalization = match v {
-                Norm::None => EmbeddingNorm::None,
-                Norm::Standardize => EmbeddingNorm::Standardize,
-                Norm::L2 => EmbeddingNorm::L2,
-            };
-        }
-        if let Some(v) = self.optimizer {
-            c.optimizer = v.into();
-        }
-        c.strict |= self.strict;
-        c.quiet |= self.quiet;
-        Ok((c, self.resume))
+    /// The preset, then the config file, then every given flag; checked.
+    pub fn to_config(&self) -> Result<PretrainConfig> {
+        let file = self.train.config.as_deref();
+        let cfg = overlay(&self.preset.config(), file, self)?;
+        cfg.validate_ranges().with_context(|| match file {
+            Some(f) => format!("{}: invalid pretraining config", f.display()),
+            None => "invalid pretraining flags".into(),
+        })?;
+        Ok(cfg)
     }
 }
 
@@ -482,8 +317,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Pretrain(a)) => {
-            let (cfg, resume) = a.into_config()?;
-            pretrain::run(cfg, resume)
+            let cfg = a.to_config()?;
+            pretrain::run(cfg, a.train.resume_mode())
         }
         Some(Command::LinearEval(a)) => {
             let device = parse_device(&a.device)?;

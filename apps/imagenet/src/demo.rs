@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+use vicreg_core::engine::ResumeMode;
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig};
+use vicreg_core::recipe::{DataSettings, TrainSettings};
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data;
@@ -46,8 +48,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2)]
     pub num_workers: usize,
     /// Optimizer (AdamW learns fastest in a run of a few hundred steps).
-    #[arg(long, value_enum, default_value = "adamw")]
-    pub optimizer: crate::cli::Opt,
+    #[arg(long, value_parser = |s: &str| s.parse::<vicreg_core::optim::OptimizerKind>().map_err(|e| e.to_string()), default_value = "adamw")]
+    pub optimizer: vicreg_core::optim::OptimizerKind,
     /// Base learning rate (peak = base-lr * batch-size / 256).
     #[arg(long, default_value_t = 8e-3)]
     pub base_lr: f64,
@@ -112,21 +114,27 @@ pub fn run(args: DemoArgs) -> Result<()> {
         PathBuf::from(format!("runs/imagenet-demo-{t}"))
     });
     let mut cfg = PretrainConfig {
-        data_dir: Some(data_dir.clone()),
-        exp_dir: exp_dir.clone(),
+        data: DataSettings {
+            data_dir: Some(data_dir.clone()),
+            num_workers: args.num_workers,
+            strict: false,
+        },
+        train: TrainSettings {
+            exp_dir: exp_dir.clone(),
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            optimizer: args.optimizer,
+            wd: args.wd,
+            warmup_epochs: 1.min(args.epochs - 1),
+            seed: args.seed,
+            log_every: 5,
+            ..PretrainConfig::default().train
+        },
         arch: args.arch.clone(),
         mlp: args.mlp.clone(),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer: args.optimizer.into(),
         base_lr: Some(args.base_lr),
-        wd: args.wd,
-        warmup_epochs: 1.min(args.epochs - 1),
-        num_workers: args.num_workers,
-        seed: args.seed,
         image_size: Some(args.image_size),
         augment: AugPreset::Small,
-        log_every: 5,
         online_probe: true,
         ..PretrainConfig::default()
     };
@@ -137,15 +145,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "pretraining {} + expander {} with VICReg: {} epochs, batch {}, {:?} base lr {} -> {}",
         cfg.arch,
         cfg.mlp,
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.optimizer,
+        cfg.train.epochs,
+        cfg.train.batch_size,
+        cfg.train.optimizer,
         cfg.resolved_base_lr(),
         exp_dir.display()
     );
-    let out = pretrain::pretrain_on(&cfg, source, false)?;
+    let out = pretrain::pretrain_on(&cfg, source, ResumeMode::Auto)?;
 
-    let device = parse_device(&cfg.device)?;
+    let device = parse_device(&cfg.train.device)?;
     let probe = LinearProbeConfig {
         epochs: 100,
         lr: 0.1,
@@ -156,14 +164,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut rows = Vec::new();
     for (name, pretrained) in [("VICReg", Some(exp_dir.as_path())), ("random init", None)] {
         let t = Instant::now();
-        let net = evaluate::backbone(&cfg.arch, pretrained, cfg.seed, &device)?;
+        let net = evaluate::backbone(&cfg.arch, pretrained, cfg.train.seed, &device)?;
         let (tr, va, classes) = evaluate::split_features(
             &net,
             &data_dir,
             args.image_size,
             100.0,
             None,
-            cfg.seed,
+            cfg.train.seed,
             args.num_workers,
             &device,
         )?;
@@ -193,7 +201,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             lr_backbone: 0.1,
             lr_head: 0.1,
             weight_decay: 1e-4,
-            seed: cfg.seed,
+            seed: cfg.train.seed,
         };
         let r = evaluate::finetune_eval(
             &cfg.arch,

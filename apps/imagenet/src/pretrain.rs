@@ -9,7 +9,7 @@ use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
-use vicreg_core::engine::TrainSummary;
+use vicreg_core::engine::{ResumeMode, TrainSummary};
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
@@ -45,7 +45,7 @@ pub struct PretrainOutcome {
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     source: AnySource,
-    resume: bool,
+    resume: ResumeMode,
 ) -> Result<PretrainOutcome> {
     pretrain_on_group(cfg, source, resume, Arc::new(SingleProcess))
 }
@@ -56,10 +56,10 @@ pub fn pretrain_on(
 pub fn pretrain_on_group(
     cfg: &PretrainConfig,
     source: AnySource,
-    resume: bool,
+    resume: ResumeMode,
     collective: Arc<dyn Collective>,
 ) -> Result<PretrainOutcome> {
-    let device = parse_device(&cfg.device)?;
+    let device = parse_device(&cfg.train.device)?;
     let size = cfg
         .image_size
         .context("image-size must be resolved before pretraining")?;
@@ -70,19 +70,19 @@ pub fn pretrain_on_group(
         |d, i| d.source().label(i),
     );
     let world = collective.world_size();
-    let micro = micro_batch(cfg.batch_size, world, cfg.accumulate)?;
+    let micro = micro_batch(cfg.train.batch_size, world, cfg.accumulate)?;
     let dev = device.clone();
     let loader = Loader::new(
         Arc::new(dataset),
         LoaderConfig {
             batch_size: micro,
-            num_workers: cfg.num_workers,
-            seed: cfg.seed,
+            num_workers: cfg.data.num_workers,
+            seed: cfg.train.seed,
             shuffle: true,
             drop_last: true,
             rank: collective.rank(),
             world_size: world,
-            policy: if cfg.strict {
+            policy: if cfg.data.strict {
                 datasets::image::BadSamplePolicy::Strict
             } else {
                 datasets::image::BadSamplePolicy::Skip
@@ -92,17 +92,19 @@ pub fn pretrain_on_group(
         move |items| collate_labelled(items, |views| collate_two_view(views, &dev)),
     )
     .with_context(|| format!("{n_images} training images"))?;
-    let mut pairs =
-        PairBatches::labelled(loader, SkipLog::new(Some(&cfg.exp_dir), collective.rank()));
+    let mut pairs = PairBatches::labelled(
+        loader,
+        SkipLog::new(Some(&cfg.train.exp_dir), collective.rank()),
+    );
 
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
     // The model of `--loss` / `--share-weights` (see variants.rs).
-    let _sync = sync_bn_scope(cfg.sync_bn, &collective);
+    let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     let seconds = start.elapsed().as_secs_f64();
     let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
-    let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);
+    let pairs_per_s = (done_steps as f64 * cfg.train.batch_size as f64) / seconds.max(1e-9);
     Ok(PretrainOutcome {
         summary,
         seconds,
@@ -111,21 +113,15 @@ pub fn pretrain_on_group(
     })
 }
 
-/// `imagenet pretrain` on `cfg.data_dir` (resolved here).
-pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
-    let dir = cfg.data_dir.clone().context(
+/// `imagenet pretrain` on `cfg.data.data_dir` (resolved here).
+pub fn run(mut cfg: PretrainConfig, resume: ResumeMode) -> Result<()> {
+    let dir = cfg.data.data_dir.clone().context(
         "pretrain needs --data-dir (run `imagenet` with no arguments for the built-in demo)",
     )?;
     cfg.resolve(data::default_image_size(&dir)?);
     cfg.validate()?;
     // Under a launcher, `--device cuda` becomes this rank's GPU (cuda:<local rank>).
-    let launch = Launch::for_run(
-        cfg.batch_size,
-        cfg.accumulate,
-        cfg.collective_timeout,
-        &mut cfg.device,
-        &mut cfg.sync_bn,
-    )?;
+    let launch = Launch::for_run(&mut cfg.train, cfg.accumulate)?;
     let result = run_as(&cfg, &dir, resume, &launch);
     launch.finish(result)
 }
@@ -134,11 +130,11 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
 fn run_as(
     cfg: &PretrainConfig,
     dir: &std::path::Path,
-    resume: bool,
+    resume: ResumeMode,
     launch: &Launch,
 ) -> Result<()> {
     let rank0 = launch.rank() == 0;
-    let source = data::open_split(dir, "train", cfg.strict)?;
+    let source = data::open_split(dir, "train", cfg.data.strict)?;
     if rank0 {
         eprintln!(
             "pretraining {} on {} ({} images, {} classes), crops {} px, batch {} over {} process(es){}, base lr {}, {} epochs -> {}",
@@ -147,12 +143,12 @@ fn run_as(
             source.len(),
             source.num_classes(),
             cfg.image_size.unwrap_or(0),
-            cfg.batch_size,
+            cfg.train.batch_size,
             launch.world(),
-            if cfg.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
+            if cfg.train.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
             cfg.resolved_base_lr(),
-            cfg.epochs,
-            cfg.exp_dir.display()
+            cfg.train.epochs,
+            cfg.train.exp_dir.display()
         );
     }
     let out = pretrain_on_group(cfg, source, resume, launch.collective())?;
@@ -163,7 +159,7 @@ fn run_as(
         eprintln!(
             "skipped {} unreadable images in total (listed in {})",
             out.skipped,
-            cfg.exp_dir.join(SKIPPED_FILE).display()
+            cfg.train.exp_dir.join(SKIPPED_FILE).display()
         );
     }
     println!(

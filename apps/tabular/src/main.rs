@@ -45,16 +45,10 @@ enum Cmd {
     Pretrain(Box<PretrainArgs>),
 }
 
+/// `--config` (a TOML file with `[run]` and `[tabular]` sections), `--resume`
+/// and every key as a flag.
 #[derive(clap::Args, Serialize)]
 struct PretrainArgs {
-    /// TOML file with [run] and [tabular] sections (flags override it).
-    #[arg(long)]
-    #[serde(skip)]
-    config: Option<PathBuf>,
-    /// Require a checkpoint to resume from (without it: resume if there is one).
-    #[arg(long)]
-    #[serde(skip)]
-    resume: bool,
     #[command(flatten)]
     run: RunFlags,
     #[command(flatten)]
@@ -134,22 +128,15 @@ fn branch(cols: usize, t: &TabularSettings, vb: VarBuilder) -> Result<Branch<Mlp
 }
 
 fn pretrain(args: PretrainArgs) -> Result<()> {
-    let mut cfg: Config = overlay(&Config::default(), args.config.as_deref(), &args)?;
+    let mut cfg: Config = overlay(&Config::default(), args.run.train.config.as_deref(), &args)?;
     cfg.run.validate()?;
-    let run = &mut cfg.run;
-    let launch = Launch::for_run(
-        run.batch_size,
-        1,
-        run.collective_timeout,
-        &mut run.device,
-        &mut run.sync_bn,
-    )?;
-    let result = train(&cfg, args.resume, &launch);
+    let launch = Launch::for_run(&mut cfg.run.train, 1)?;
+    let result = train(&cfg, args.run.train.resume_mode(), &launch);
     launch.finish(result)
 }
 
-fn train(cfg: &Config, resume: bool, launch: &Launch) -> Result<()> {
-    let (run, t) = (&cfg.run, &cfg.tabular);
+fn train(cfg: &Config, resume: ResumeMode, launch: &Launch) -> Result<()> {
+    let (run, t) = (&cfg.run.train, &cfg.tabular);
     let a = table::read_csv(&t.data_dir.join("a.csv"))?;
     let b = table::read_csv(&t.data_dir.join("b.csv"))?;
     if a.rows != b.rows {
@@ -197,14 +184,9 @@ fn train(cfg: &Config, resume: bool, launch: &Launch) -> Result<()> {
         let idx = &order.1[i * run.batch_size + rank * micro..][..micro];
         Ok(PairBatch::new(rows(&a, idx)?, rows(&b, idx)?, micro))
     });
-    let resume = if resume {
-        ResumeMode::Require
-    } else {
-        ResumeMode::Auto
-    };
     let _sync = sync_bn_scope(run.sync_bn, &launch.collective());
-    let mut trainer = Trainer::builder(&model, &store, run.train_config(resume))
-        .loss(Box::new(VicRegLoss::new(run.vicreg())?))
+    let mut trainer = Trainer::builder(&model, &store, cfg.run.train_config(resume))
+        .loss(Box::new(VicRegLoss::new(cfg.run.vicreg())?))
         .collective(launch.collective())
         .run_dir(&run.exp_dir, cfg)
         .export("a", "a.encoder.")

@@ -216,20 +216,19 @@ impl Launch {
     }
 
     /// The launch of a training run: checks, before MPI starts, that the
-    /// global `batch_size` splits over the launcher's processes times
+    /// global `batch-size` of `run` splits over the launcher's processes times
     /// `accumulate` (so that every rank fails with the same message), starts
-    /// the group ([`Launch::from_env_with_device`], which rewrites `device`)
-    /// and resolves `sync_bn` for this world ([`sync_bn_enabled`]).
-    pub fn for_run(
-        batch_size: usize,
-        accumulate: usize,
-        timeout_s: f64,
-        device: &mut String,
-        sync_bn: &mut Option<bool>,
-    ) -> Result<Self> {
-        micro_batch(batch_size, launcher_world_size().unwrap_or(1), accumulate)?;
-        let launch = Self::from_env_with_device(timeout_s, device)?;
-        *sync_bn = Some(sync_bn_enabled(*sync_bn, launch.world()));
+    /// the group ([`Launch::from_env_with_device`], which rewrites `run.device`
+    /// to this rank's device) and resolves `run.sync_bn` for this world
+    /// ([`sync_bn_enabled`]).
+    pub fn for_run(run: &mut crate::recipe::TrainSettings, accumulate: usize) -> Result<Self> {
+        micro_batch(
+            run.batch_size,
+            launcher_world_size().unwrap_or(1),
+            accumulate,
+        )?;
+        let launch = Self::from_env_with_device(run.collective_timeout, &mut run.device)?;
+        run.sync_bn = Some(sync_bn_enabled(run.sync_bn, launch.world()));
         Ok(launch)
     }
 

@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 /// How the two branches' variance terms are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum VarianceReduction {
     /// Official code: `(v(Z) + v(Z')) / 2` (effective coefficient halved).
@@ -23,6 +24,7 @@ pub enum VarianceReduction {
 
 /// Normalisation applied to embeddings before the loss (paper appendix D.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum EmbeddingNorm {
     /// No normalisation (the paper's best setting).

@@ -3,20 +3,44 @@
 //!
 //! - [`overlay`]: defaults, then a TOML config file, then the flags, key by
 //!   key, for any configuration struct (no per-field merge code).
-//! - [`RunSettings`]: the `[run]` section every run has (epochs, batch,
-//!   optimizer, learning rate, VICReg coefficients, seed, logging,
-//!   checkpoints, device, multi-process settings), with its checks and its
-//!   conversion to the engine's [`TrainConfig`](crate::engine::TrainConfig);
-//!   with the `cli` feature, [`RunFlags`] gives the same keys as flags.
+//! - Config sections, each a serde struct with `Default` and a `validate`
+//!   that names the bad key, meant to be `#[serde(flatten)]`ed into an app's
+//!   flat config (so the keys stay flat: `epochs = 10`, not `[train]`):
+//!   [`TrainSettings`] (schedule, optimizer, seed, logging, checkpoints,
+//!   device, processes), [`DataSettings`], [`LossSettings`] and
+//!   [`CoeffSettings`], [`VariantSettings`] (BYOL / SimSiam, with
+//!   [`VariantSettings::fit_asymmetric`], the model and its training over any
+//!   encoder). [`RunSettings`] bundles a VICReg run's keys into one section.
+//! - With the `cli` feature, each section's flags (`TrainFlags`,
+//!   `DataFlags`, `LossFlags`, `CoeffFlags`, `VariantFlags`, `RunFlags`): the
+//!   same keys as `--key`, unset flags leaving the file's value; an app
+//!   flattens them into its command with `#[command(flatten)]` and
+//!   `#[serde(flatten)]`.
 //!
 //! The launch for several processes is [`crate::collective::Launch`], the
 //! trainer [`crate::engine::Trainer::builder`]; `apps/tabular` is a whole
 //! app on this layer (a new modality, its data and two branches).
 
+mod data;
+mod loss;
 mod overlay;
 mod run;
+mod train;
+mod variant;
 
-pub use overlay::overlay;
+#[cfg(feature = "cli")]
+pub use data::DataFlags;
+pub use data::DataSettings;
+#[cfg(feature = "cli")]
+pub use loss::{CoeffFlags, LossFlags};
+pub use loss::{CoeffSettings, LossSettings};
+pub use overlay::{overlay, overlay_table};
 #[cfg(feature = "cli")]
 pub use run::RunFlags;
 pub use run::RunSettings;
+#[cfg(feature = "cli")]
+pub use train::TrainFlags;
+pub use train::TrainSettings;
+#[cfg(feature = "cli")]
+pub use variant::VariantFlags;
+pub use variant::VariantSettings;

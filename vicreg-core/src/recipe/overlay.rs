@@ -22,15 +22,61 @@ where
     T: Serialize + DeserializeOwned,
     F: Serialize + ?Sized,
 {
-    let mut table = to_table(base, "the defaults")?;
+    let mut over = toml::Table::new();
     if let Some(path) = file {
-        merge(&mut table, read_table(path)?);
+        merge(&mut over, read_table(path)?);
     }
-    merge(&mut table, to_table(flags, "the flags")?);
+    merge(&mut over, to_table(flags, "the flags")?);
     let what = file.map_or("the flags".to_string(), |p| p.display().to_string());
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| Error::bad_file(what, format!("invalid configuration: {e}")))
+    overlay_table(base, over, &what)
+}
+
+/// `base`, then every key of the TOML table `over` (merged as in
+/// [`overlay`]), deserialized as `T`; `what` names where `over` came from in
+/// errors (a file, a section of a grid file, ...), with the offending key.
+pub fn overlay_table<T>(base: &T, over: toml::Table, what: &str) -> Result<T>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let base = to_table(base, "the defaults")?;
+    let mut table = base.clone();
+    merge(&mut table, over.clone());
+    toml::Value::Table(table).try_into().map_err(|e| {
+        // Sections flattened into one table report a bad value without its
+        // key: find the key by applying the given keys one at a time.
+        let key = leaves(&over, "")
+            .into_iter()
+            .find(|(_, one)| {
+                let mut t = base.clone();
+                merge(&mut t, one.clone());
+                toml::Value::Table(t).try_into::<T>().is_err()
+            })
+            .map_or(String::new(), |(k, _)| format!("`{k}`: "));
+        Error::bad_file(what, format!("invalid configuration: {key}{e}"))
+    })
+}
+
+/// Every non-table value of `t` as (dotted key, a table holding just it).
+fn leaves(t: &toml::Table, prefix: &str) -> Vec<(String, toml::Table)> {
+    let mut out = Vec::new();
+    for (k, v) in t {
+        let path = format!("{prefix}{k}");
+        match v {
+            toml::Value::Table(sub) => {
+                for (p, one) in leaves(sub, &format!("{path}.")) {
+                    let mut wrap = toml::Table::new();
+                    wrap.insert(k.clone(), toml::Value::Table(one));
+                    out.push((p, wrap));
+                }
+            }
+            _ => {
+                let mut one = toml::Table::new();
+                one.insert(k.clone(), v.clone());
+                out.push((path, one));
+            }
+        }
+    }
+    out
 }
 
 fn to_table<S: Serialize + ?Sized>(v: &S, what: &str) -> Result<toml::Table> {
@@ -137,6 +183,26 @@ mod tests {
         std::fs::write(&file, "[run]\nbase-lr = \"ten\"\n").unwrap();
         let e = overlay(&Config::default(), Some(&file), &flags).unwrap_err();
         assert!(e.to_string().contains("c.toml"), "{e}");
+        // A section flattened into a flat table: the bad key is still named.
+        #[derive(Serialize, Deserialize, Default, Debug)]
+        #[serde(default)]
+        struct Inner {
+            epochs: usize,
+        }
+        #[derive(Serialize, Deserialize, Default, Debug)]
+        #[serde(default, deny_unknown_fields)]
+        struct Flat {
+            #[serde(flatten)]
+            run: Inner,
+            name: String,
+        }
+        let no_flags = toml::Table::new();
+        std::fs::write(&file, "name = \"x\"\nepochs = \"ten\"\n").unwrap();
+        let e = overlay(&Flat::default(), Some(&file), &no_flags).unwrap_err();
+        assert!(e.to_string().contains("`epochs`"), "{e}");
+        std::fs::write(&file, "nmae = \"x\"\n").unwrap();
+        let e = overlay(&Flat::default(), Some(&file), &no_flags).unwrap_err();
+        assert!(e.to_string().contains("nmae"), "{e}");
         std::fs::write(&file, "[run\n").unwrap();
         let e = overlay(&Config::default(), Some(&file), &flags).unwrap_err();
         assert!(e.to_string().contains("invalid TOML"), "{e}");
