@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
 use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
-use vicreg_core::loss::LossKind;
-use vicreg_core::optim::OptimizerKind;
+use vicreg_core::recipe::{CoeffFlags, DataFlags, LossFlags, TrainFlags, VariantFlags};
 
 use crate::config::{limits, Pairing, Preset, PretrainConfig, WaveArch};
 use crate::data::Protocol;
@@ -53,251 +53,129 @@ pub enum Command {
     },
 }
 
-/// Flags of `pretrain`; each overrides the same key of `--config`.
-#[derive(clap::Args, Debug, Default)]
+/// Flags of `pretrain`; each overrides the same key of `--config`. The
+/// recipe layer's flags (run, data, loss, BYOL / SimSiam) are flattened in;
+/// the rest are this app's own.
+#[derive(clap::Args, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct PretrainArgs {
     /// Starting point before --config and the flags: paper (5 s at 44.1 kHz, ResNet-18 on both branches, 100 epochs; default) or laptop (8 kHz, 2 s views, small encoders, 40 epochs: a few hundred clips in ~15 min on 2 cores).
     #[arg(long, value_enum, default_value = "paper")]
+    #[serde(skip)]
     pub preset: Preset,
-    /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
-    #[arg(long)]
-    pub resume: bool,
-    /// ESC-50 root (meta/esc50.csv, audio/*.wav).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long)]
-    pub exp_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub criterion: LossFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub coeffs: CoeffFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub variant: VariantFlags,
     /// wave-spec (paper) or wave-wave.
     #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pairing: Option<Pairing>,
     /// Rate clips are resampled to (e.g. 16000, 22050, 44100). Range 4000..=768000 Hz.
     #[arg(long, value_parser = limits::int::<u32>(limits::SAMPLE_RATE))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
     /// Length of each view, seconds (ESC-50 clips are 5 s). Seconds in (0, 600].
     #[arg(long, value_parser = |s: &str| limits::CLIP_SECONDS.parse(s))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_seconds: Option<f64>,
     /// Probability per training view of a random speed change (pitch and tempo). In [0, 1].
     #[arg(long, value_parser = limits::unit_interval)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub speed_prob: Option<f64>,
     /// Speed factor range, `lo,hi` (log-uniform), each in (0, 4].
     #[arg(long, value_parser = parse_speed_range)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub speed_range: Option<(f64, f64)>,
     /// Probability per training view of mixing in another clip as background. In [0, 1].
     #[arg(long, value_parser = limits::unit_interval)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mix_prob: Option<f64>,
     /// Largest pole of the low-pass colouring the added noise (0: white). In [0, 0.999].
     #[arg(long, value_parser = |s: &str| limits::NOISE_COLOUR.parse(s))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub noise_colour: Option<f64>,
     /// How the encoders pool over time: mean-max (mean + max over frames, default) or mean.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub time_pool: Option<TimePool>,
     /// Where training crops go: active (around sound, default) or uniform (anywhere).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropPolicy>,
     /// Active crops: a 20 ms frame holds sound when within this many dB of the loudest (default -30). In [-120, 0].
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| limits::ACTIVE_DB.parse(s))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub active_db: Option<f64>,
     /// What evaluation shows the frozen encoders: full (the whole clip, default), windows (mean over windows that hold sound) or center (one centred crop).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_view: Option<EvalView>,
     /// Fold (1-5) left out of pretraining. Range 1..=5.
     #[arg(long, value_parser = limits::int::<u8>(limits::FOLD))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub test_fold: Option<u8>,
     /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wave_arch: Option<WaveArch>,
     /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub spec_arch: Option<String>,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.
     #[arg(long, value_parser = limits::int::<usize>(limits::N_MELS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub n_mels: Option<usize>,
     /// Spectrogram hop in samples (default: a quarter of the FFT window). Range 1..=1000000.
     #[arg(long, value_parser = limits::int::<usize>(limits::MEL_HOP))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mel_hop: Option<usize>,
     /// Expander widths of both branches, e.g. 8192-8192-8192.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<String>,
-    /// Epochs. Range 1..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS))]
-    pub epochs: Option<usize>,
-    /// Pairs per optimizer step. Range 1..=1048576.
-    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE))]
-    pub batch_size: Option<usize>,
     /// Peak learning rate. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
-    /// Weight decay. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub wd: Option<f64>,
-    /// lars, sgd or adamw.
-    #[arg(long, value_enum)]
-    pub optimizer: Option<Opt>,
-    /// Warmup epochs of the schedule (linear from 0, then cosine). Range 0..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::WARMUP_EPOCHS))]
-    pub warmup_epochs: Option<usize>,
-    /// Invariance coefficient. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub sim_coeff: Option<f64>,
-    /// Variance coefficient (both branches unless `std-coeff-b` is set). Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub std_coeff: Option<f64>,
-    /// Covariance coefficient (both branches unless `cov-coeff-b` is set). Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub cov_coeff: Option<f64>,
     /// Variance coefficient of branch B (the spectrogram branch for wave-spec). Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff_b: Option<f64>,
     /// Covariance coefficient of branch B. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff_b: Option<f64>,
-    /// Loader worker threads. Range 0..=256.
-    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS))]
-    pub num_workers: Option<usize>,
-    /// Seed of initialisation, data order and augmentation.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Log a metrics line every this many steps. Range 1..=1000000000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::LOG_EVERY))]
-    pub log_every: Option<usize>,
-    /// Also checkpoint every this many steps (0: only at epoch ends). Range 0..=1000000000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::CHECKPOINT_EVERY))]
-    pub checkpoint_every: Option<usize>,
-    /// Clip the global gradient norm (unset: no clipping). Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive)]
-    pub clip_grad: Option<f64>,
     /// Train a linear classifier on the detached wave representations alongside.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<bool>,
-    /// Fail on the first unreadable clip instead of skipping it.
-    #[arg(long)]
-    pub strict: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
-    /// cpu or cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Loss: vicreg, barlow-twins, simclr, byol or simsiam (byol/simsiam: --pairing wave-wave).
-    #[arg(long, value_parser = parse_loss)]
-    pub loss: Option<LossKind>,
-    /// Barlow Twins off-diagonal weight. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub barlow_lambda: Option<f64>,
-    /// SimCLR temperature. Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive)]
-    pub temperature: Option<f64>,
-    /// byol/simsiam: predictor on the online branch (true|false).
-    #[arg(long)]
-    pub predictor: Option<bool>,
-    /// byol/simsiam: predictor hidden width. Range 1..=65536.
-    #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
-    pub predictor_hidden: Option<usize>,
-    /// byol: EMA momentum at step 0. In [0, 1].
-    #[arg(long, value_parser = limits::unit_interval)]
-    pub momentum_base: Option<f64>,
-    /// byol/simsiam: stop-gradient on the target (true|false).
-    #[arg(long)]
-    pub stop_gradient: Option<bool>,
-    /// byol/simsiam: add VICReg's variance/covariance terms (D.8); `--vicreg-terms` alone means true.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub vicreg_terms: Option<bool>,
     /// wave-wave: share the waveform encoder between the views (true|false).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub share_weights: Option<bool>,
-    /// Synchronized BatchNorm over all processes (true|false; default: true when several).
-    #[arg(long)]
-    pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before the MPI job is aborted (default 600). Seconds in (0, 604800].
-    #[arg(long, value_parser = |s: &str| limits::COLLECTIVE_TIMEOUT.parse(s))]
-    pub collective_timeout: Option<f64>,
-}
-
-/// Parses a `--loss` value (see [`LossKind`]).
-pub fn parse_loss(s: &str) -> std::result::Result<LossKind, String> {
-    s.parse::<LossKind>().map_err(|e| e.to_string())
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Opt {
-    Lars,
-    Sgd,
-    Adamw,
 }
 
 impl PretrainArgs {
-    /// The config file (or the defaults) with every given flag applied.
-    pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
-        let mut c = match &self.config {
-            Some(p) => PretrainConfig::from_toml_file_over(p, self.preset.config())?,
-            None => self.preset.config(),
-        };
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
-        }
-        macro_rules! set_opt {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = Some(v); } )* };
-        }
-        set!(
-            exp_dir,
-            pairing,
-            sample_rate,
-            clip_seconds,
-            wave_arch,
-            spec_arch,
-            mlp,
-            epochs,
-            batch_size,
-            lr,
-            wd
-        );
-        set!(
-            warmup_epochs,
-            sim_coeff,
-            std_coeff,
-            cov_coeff,
-            num_workers,
-            seed,
-            log_every,
-            checkpoint_every
-        );
-        set!(online_probe, device);
-        set!(
-            loss,
-            barlow_lambda,
-            temperature,
-            predictor,
-            momentum_base,
-            stop_gradient,
-            vicreg_terms
-        );
-        set_opt!(predictor_hidden, share_weights, sync_bn);
-        set!(collective_timeout);
-        set_opt!(
-            data_dir,
-            test_fold,
-            n_mels,
-            mel_hop,
-            std_coeff_b,
-            cov_coeff_b,
-            clip_grad
-        );
-        if let Some(v) = self.optimizer {
-            c.optimizer = match v {
-                Opt::Lars => OptimizerKind::Lars,
-                Opt::Sgd => OptimizerKind::Sgd,
-                Opt::Adamw => OptimizerKind::Adamw,
-            };
-        }
-        set!(speed_prob, speed_range, mix_prob, noise_colour, time_pool);
-        set!(crop, active_db, eval_view);
-        c.strict |= self.strict;
-        c.quiet |= self.quiet;
-        Ok((c, self.resume))
+    /// The preset, then the config file, then every given flag; checked.
+    pub fn to_config(&self) -> Result<PretrainConfig> {
+        PretrainConfig::from_file_and_flags(
+            self.train.config.as_deref(),
+            self.preset.config(),
+            self,
+        )
     }
 }
 
@@ -479,9 +357,9 @@ impl SupervisedArgs {
             None => PretrainConfig::default(),
         };
         if let Some(d) = self.data_dir {
-            c.data_dir = Some(d);
+            c.data.data_dir = Some(d);
         }
-        c.exp_dir = self.exp_dir;
+        c.train.exp_dir = self.exp_dir;
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
@@ -489,9 +367,9 @@ impl SupervisedArgs {
         if self.n_mels.is_some() {
             c.n_mels = self.n_mels;
         }
-        c.seed = self.seed;
-        c.quiet = self.quiet;
-        c.device = self.device;
+        c.train.seed = self.seed;
+        c.train.quiet = self.quiet;
+        c.train.device = self.device;
         c.test_fold = None;
         let o = SupervisedOptions {
             protocol: self.protocol,
@@ -540,8 +418,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Pretrain(a)) => {
-            let (cfg, resume) = a.into_config()?;
-            pretrain::run(cfg, resume)
+            let cfg = a.to_config()?;
+            pretrain::run(cfg, a.train.resume_mode())
         }
         Some(Command::Eval(a)) => {
             let opts = EvalOptions {
@@ -580,7 +458,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Supervised(a)) => {
             let (cfg, opts) = a.split()?;
-            let exp = cfg.exp_dir.clone();
+            let exp = cfg.train.exp_dir.clone();
             let r = supervised::run(&cfg, &opts)?;
             evaluate::print_report(
                 &format!(

@@ -12,8 +12,11 @@ use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig, Ti
 use encoders::resnet::ResNetConfig;
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
-use vicreg_core::loss::{LossKind, VicRegConfig};
+use vicreg_core::loss::VicRegConfig;
 use vicreg_core::optim::OptimizerKind;
+use vicreg_core::recipe::{
+    overlay, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
+};
 
 /// What the two branches see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -79,10 +82,23 @@ impl WaveArch {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PretrainConfig {
-    /// ESC-50 root (`meta/esc50.csv` + `audio/*.wav`).
-    pub data_dir: Option<PathBuf>,
-    /// Run directory.
-    pub exp_dir: PathBuf,
+    /// `data-dir` (ESC-50 root: `meta/esc50.csv` + `audio/*.wav`; none: the
+    /// built-in set), `num-workers`, `strict`.
+    #[serde(flatten)]
+    pub data: DataSettings,
+    /// Schedule, optimizer, seed, logging, checkpoints, device, processes.
+    #[serde(flatten)]
+    pub train: TrainSettings,
+    /// `loss` and the other losses' settings.
+    #[serde(flatten)]
+    pub criterion: LossSettings,
+    /// `sim-coeff`, `std-coeff`, `cov-coeff` (branch A's and, unless
+    /// `std-coeff-b` / `cov-coeff-b` are set, branch B's).
+    #[serde(flatten)]
+    pub coeffs: CoeffSettings,
+    /// BYOL / SimSiam settings (wave-wave only).
+    #[serde(flatten)]
+    pub variant: VariantSettings,
     /// wave-spec (paper) or wave-wave.
     pub pairing: Pairing,
     /// Rate the clips are resampled to, Hz.
@@ -129,69 +145,16 @@ pub struct PretrainConfig {
     pub mel_hop: Option<usize>,
     /// Expander widths of both branches, e.g. 8192-8192-8192.
     pub mlp: String,
-    /// Epochs.
-    pub epochs: usize,
-    /// Pairs per optimizer step.
-    pub batch_size: usize,
     /// Peak learning rate (the paper: AdamW 5e-4).
     pub lr: f64,
-    /// Weight decay.
-    pub wd: f64,
-    /// lars, sgd or adamw.
-    pub optimizer: OptimizerKind,
-    /// Warmup epochs of the schedule (linear from 0, then cosine).
-    pub warmup_epochs: usize,
-    /// Invariance coefficient.
-    pub sim_coeff: f64,
-    /// Variance coefficient (both branches unless `std-coeff-b` is set).
-    pub std_coeff: f64,
-    /// Covariance coefficient (both branches unless `cov-coeff-b` is set).
-    pub cov_coeff: f64,
     /// Variance coefficient of branch B (the spectrogram branch for wave-spec).
     pub std_coeff_b: Option<f64>,
     /// Covariance coefficient of branch B.
     pub cov_coeff_b: Option<f64>,
-    /// Loader worker threads.
-    pub num_workers: usize,
-    /// Seed of initialisation, data order and augmentation.
-    pub seed: u64,
-    /// Log a metrics line every this many steps.
-    pub log_every: usize,
-    /// Also checkpoint every this many steps (0: only at epoch ends).
-    pub checkpoint_every: usize,
-    /// Clip the global gradient norm (unset: no clipping).
-    pub clip_grad: Option<f64>,
     /// Train a linear classifier on the detached wave representations alongside.
     pub online_probe: bool,
-    /// Fail on the first unreadable clip instead of skipping it.
-    pub strict: bool,
-    /// No progress bars.
-    pub quiet: bool,
-    /// cpu or cuda:N.
-    pub device: String,
-    /// Joint-embedding loss: vicreg, barlow-twins, simclr, byol or simsiam (byol / simsiam: wave-wave only).
-    pub loss: LossKind,
-    /// Barlow Twins: weight of the off-diagonal term (official 0.0051).
-    pub barlow_lambda: f64,
-    /// SimCLR: softmax temperature.
-    pub temperature: f64,
-    /// byol / simsiam: predictor MLP on the online branch.
-    pub predictor: bool,
-    /// byol / simsiam: predictor hidden width (unset: the embedding dimension).
-    pub predictor_hidden: Option<usize>,
-    /// byol: EMA momentum at step 0 (cosine schedule to 1).
-    pub momentum_base: f64,
-    /// byol / simsiam: stop-gradient on the target branch.
-    pub stop_gradient: bool,
-    /// byol / simsiam: add VICReg's variance and covariance terms (paper D.8).
-    pub vicreg_terms: bool,
     /// wave-wave: one waveform encoder for both views (unset: shared; false: two encoders).
     pub share_weights: Option<bool>,
-    /// Synchronized BatchNorm over the processes of an `mpirun` job (unset:
-    /// on when there are several, as the official code).
-    pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before an `mpirun` job is aborted.
-    pub collective_timeout: f64,
 }
 
 impl Default for PretrainConfig {
@@ -199,8 +162,23 @@ impl Default for PretrainConfig {
     /// ResNet-18 (384-d) + ResNet-18 on 128-band log-mels (512-d), AdamW 5e-4, 100 epochs.
     fn default() -> Self {
         Self {
-            data_dir: None,
-            exp_dir: PathBuf::from("runs/esc50"),
+            data: DataSettings {
+                num_workers: 2,
+                ..DataSettings::default()
+            },
+            train: TrainSettings {
+                exp_dir: PathBuf::from("runs/esc50"),
+                epochs: 100,
+                batch_size: 128,
+                optimizer: OptimizerKind::Adamw,
+                ..TrainSettings::default()
+            },
+            criterion: LossSettings::default(),
+            coeffs: CoeffSettings::default(),
+            variant: VariantSettings {
+                momentum_base: 0.996,
+                ..VariantSettings::default()
+            },
             pairing: Pairing::WaveSpec,
             sample_rate: 44_100,
             clip_seconds: 5.0,
@@ -218,37 +196,11 @@ impl Default for PretrainConfig {
             time_pool: TimePool::MeanMax,
             mel_hop: None,
             mlp: "8192-8192-8192".into(),
-            epochs: 100,
-            batch_size: 128,
             lr: 5e-4,
-            wd: 1e-6,
-            optimizer: OptimizerKind::Adamw,
-            warmup_epochs: 10,
-            sim_coeff: 25.0,
-            std_coeff: 25.0,
-            cov_coeff: 1.0,
             std_coeff_b: None,
             cov_coeff_b: None,
-            num_workers: 2,
-            seed: 0,
-            log_every: 10,
-            checkpoint_every: 0,
-            clip_grad: None,
             online_probe: false,
-            strict: false,
-            quiet: false,
-            device: "cpu".into(),
-            loss: LossKind::Vicreg,
-            barlow_lambda: 0.0051,
-            temperature: 0.1,
-            predictor: true,
-            predictor_hidden: None,
-            momentum_base: 0.996,
-            stop_gradient: true,
-            vicreg_terms: false,
             share_weights: None,
-            sync_bn: None,
-            collective_timeout: 600.0,
         }
     }
 }
@@ -280,6 +232,7 @@ impl PretrainConfig {
     /// 1,000 steps (12-15 minutes on 2 cores) on 640 training clips; see
     /// apps/esc50-audio/README.md for what it reaches on real check sets.
     pub fn laptop() -> Self {
+        let paper = Self::default();
         Self {
             sample_rate: 8000,
             clip_seconds: 2.0,
@@ -287,54 +240,57 @@ impl PretrainConfig {
             n_mels: Some(32),
             mel_hop: Some(256),
             mlp: "256-256-256".into(),
-            epochs: 40,
-            batch_size: 32,
+            train: TrainSettings {
+                epochs: 40,
+                batch_size: 32,
+                warmup_epochs: 2,
+                exp_dir: PathBuf::from("runs/esc50-laptop"),
+                ..paper.train
+            },
             lr: 1e-3,
-            warmup_epochs: 2,
-            exp_dir: PathBuf::from("runs/esc50-laptop"),
-            ..Self::default()
+            ..paper
         }
     }
 
     /// Reads a TOML file whose missing keys take `base`'s values (and, for a
     /// file without `time-pool`, mean pooling as in [`Self::from_toml_file`]).
     pub fn from_toml_file_over(path: &Path, base: Self) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        let over: toml::Table = text
-            .parse()
-            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
-        let legacy = !over.contains_key("time-pool");
-        let mut merged = toml::Table::try_from(&base).context("serializing the preset")?;
-        for (k, v) in over {
-            merged.insert(k, v);
-        }
-        let mut cfg: Self = merged
-            .try_into()
-            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
-        if legacy {
-            cfg.time_pool = TimePool::Mean;
-        }
-        cfg.validate_ranges()
-            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
+        Self::from_file_and_flags(Some(path), base, &toml::Table::new())
+    }
+
+    /// `base`, then the TOML file (if any), then `flags` (see
+    /// [`vicreg_core::recipe::overlay`]); checks the ranges. A file without
+    /// `time-pool` was written before the key existed and means mean pooling
+    /// (unless a flag sets it).
+    pub fn from_file_and_flags<F: serde::Serialize>(
+        file: Option<&Path>,
+        base: Self,
+        flags: &F,
+    ) -> Result<Self> {
+        let mut cfg = overlay(&base, file, flags)?;
+        let what = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?;
+                let legacy = text
+                    .parse::<toml::Table>()
+                    .is_ok_and(|t| !t.contains_key("time-pool"));
+                let flag_set =
+                    toml::Table::try_from(flags).is_ok_and(|t| t.contains_key("time-pool"));
+                if legacy && !flag_set {
+                    cfg.time_pool = TimePool::Mean;
+                }
+                format!("{}: invalid esc50-audio config", path.display())
+            }
+            None => "invalid esc50-audio flags".into(),
+        };
+        cfg.validate_ranges().context(what)?;
         Ok(cfg)
     }
 
-    /// Reads a TOML file with the keys of this struct.
+    /// Reads a TOML file with the keys of this struct (missing keys: the paper's values).
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        let mut cfg: Self = toml::from_str(&text)
-            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
-        // Run directories written before `time-pool` existed used mean pooling.
-        if let Ok(table) = text.parse::<toml::Table>() {
-            if !table.contains_key("time-pool") {
-                cfg.time_pool = TimePool::Mean;
-            }
-        }
-        cfg.validate_ranges()
-            .with_context(|| format!("{}: invalid esc50-audio config", path.display()))?;
-        Ok(cfg)
+        Self::from_toml_file_over(path, Self::default())
     }
 
     /// Checks every numeric key against the bounds of its flag (see [`limits`]);
@@ -362,41 +318,19 @@ impl PretrainConfig {
         if let Some(v) = self.mel_hop {
             check_int("mel-hop", v, &MEL_HOP)?;
         }
-        check_int("epochs", self.epochs, &EPOCHS)?;
-        check_int("batch-size", self.batch_size, &BATCH_SIZE)?;
+        self.data.validate()?;
+        self.train.validate()?;
+        self.criterion.validate()?;
+        self.coeffs.validate()?;
         check_float("lr", self.lr, FloatRange::NON_NEGATIVE)?;
-        check_float("wd", self.wd, FloatRange::NON_NEGATIVE)?;
-        check_int("warmup-epochs", self.warmup_epochs, &WARMUP_EPOCHS)?;
-        check_float("sim-coeff", self.sim_coeff, FloatRange::NON_NEGATIVE)?;
-        check_float("std-coeff", self.std_coeff, FloatRange::NON_NEGATIVE)?;
-        check_float("cov-coeff", self.cov_coeff, FloatRange::NON_NEGATIVE)?;
         if let Some(v) = self.std_coeff_b {
             check_float("std-coeff-b", v, FloatRange::NON_NEGATIVE)?;
         }
         if let Some(v) = self.cov_coeff_b {
             check_float("cov-coeff-b", v, FloatRange::NON_NEGATIVE)?;
         }
-        check_int("num-workers", self.num_workers, &NUM_WORKERS)?;
-        check_int("log-every", self.log_every, &LOG_EVERY)?;
-        check_int("checkpoint-every", self.checkpoint_every, &CHECKPOINT_EVERY)?;
-        if let Some(v) = self.clip_grad {
-            check_float("clip-grad", v, FloatRange::POSITIVE)?;
-        }
-        check_float(
-            "barlow-lambda",
-            self.barlow_lambda,
-            FloatRange::NON_NEGATIVE,
-        )?;
-        check_float("temperature", self.temperature, FloatRange::POSITIVE)?;
-        if let Some(v) = self.predictor_hidden {
-            check_int("predictor-hidden", v, &WIDTH)?;
-        }
-        check_float("momentum-base", self.momentum_base, FloatRange::UNIT)?;
-        check_float(
-            "collective-timeout",
-            self.collective_timeout,
-            COLLECTIVE_TIMEOUT,
-        )?;
+        self.variant
+            .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
         Ok(())
     }
 
@@ -473,48 +407,30 @@ impl PretrainConfig {
     /// The loss configuration (per-branch variance / covariance coefficients).
     pub fn loss(&self) -> VicRegConfig {
         VicRegConfig {
-            sim_coeff: self.sim_coeff,
-            std_coeff: self.std_coeff,
-            cov_coeff: self.cov_coeff,
             std_coeff_b: self.std_coeff_b,
             cov_coeff_b: self.cov_coeff_b,
-            ..VicRegConfig::official()
+            ..self.coeffs.vicreg()
         }
     }
 
     /// The engine configuration. The engine's peak rate is
     /// `base_lr * batch_size / 256`, so `lr` (the peak) is divided back.
-    pub fn train(&self, resume: bool, num_classes: usize) -> TrainConfig {
+    pub fn train(&self, resume: ResumeMode, num_classes: usize) -> TrainConfig {
+        let base_lr = self.lr * 256.0 / self.train.batch_size as f64;
         TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            base_lr: self.lr * 256.0 / self.batch_size as f64,
-            weight_decay: self.wd,
-            optimizer: self.optimizer,
-            warmup_epochs: self.warmup_epochs,
-            clip_grad: self.clip_grad,
-            log_every: self.log_every,
-            checkpoint_every_steps: self.checkpoint_every,
-            seed: self.seed,
-            quiet: self.quiet,
-            resume: if resume {
-                ResumeMode::Require
-            } else {
-                ResumeMode::Auto
-            },
             online_probe: self.online_probe.then(|| OnlineProbeConfig {
                 num_classes,
                 ..OnlineProbeConfig::default()
             }),
-            ..TrainConfig::default()
+            ..self.train.train_config(base_lr, resume)
         }
     }
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
         self.validate_ranges()?;
-        if self.batch_size < 2 || self.epochs == 0 {
-            bail!("batch-size must be at least 2 and epochs at least 1");
+        if self.train.batch_size < 2 {
+            bail!("batch-size must be at least 2");
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("lr must be > 0, got {}", self.lr);
@@ -569,7 +485,7 @@ mod tests {
     #[test]
     fn peak_lr_is_kept_through_the_engine_scaling() {
         let c = PretrainConfig::default();
-        let t = c.train(false, 50);
+        let t = c.train(ResumeMode::Auto, 50);
         assert!((t.base_lr * t.batch_size as f64 / 256.0 - 5e-4).abs() < 1e-12);
         assert_eq!(t.optimizer, OptimizerKind::Adamw);
     }
@@ -586,7 +502,7 @@ mod tests {
         std::fs::write(&f, "epochs = 3\ntime-pool = \"mean-max\"\n").unwrap();
         let over = PretrainConfig::from_toml_file_over(&f, Preset::Laptop.config()).unwrap();
         assert_eq!(
-            (over.epochs, over.sample_rate, over.batch_size),
+            (over.train.epochs, over.sample_rate, over.train.batch_size),
             (3, 8000, 32)
         );
         std::fs::remove_dir_all(&dir).ok();
@@ -613,6 +529,29 @@ mod tests {
             TimePool::MeanMax
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A run directory's config.toml written by the flat config of before the
+    /// recipe layer (and before `collective-timeout`) loads with the same
+    /// values and is written back with every old key unchanged.
+    #[test]
+    fn a_config_written_by_the_previous_layout_loads_and_round_trips() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/config-written-2026-12-06.toml");
+        let cfg = PretrainConfig::from_toml_file(&path).unwrap();
+        assert_eq!(
+            (cfg.train.epochs, cfg.train.batch_size, cfg.lr),
+            (40, 32, 1e-3)
+        );
+        assert_eq!(cfg.pairing, Pairing::WaveSpec);
+        assert_eq!(cfg.time_pool, TimePool::MeanMax);
+        assert_eq!(cfg.data.data_dir, Some(PathBuf::from("data/instruments80")));
+        let old: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let back = toml::Table::try_from(&cfg).unwrap();
+        for (k, v) in &old {
+            assert_eq!(back.get(k), Some(v), "key {k}");
+        }
+        assert_eq!(back.len(), old.len() + 1, "only collective-timeout is new");
     }
 
     #[test]

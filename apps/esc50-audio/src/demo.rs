@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig};
 use vicreg_core::optim::OptimizerKind;
+use vicreg_core::recipe::{DataSettings, TrainSettings};
 
 use crate::config::{Pairing, PretrainConfig, WaveArch};
 use crate::data::{self, Protocol};
@@ -99,8 +100,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         PathBuf::from(format!("runs/esc50-demo-{t}"))
     });
     let mut cfg = PretrainConfig {
-        data_dir: Some(data_dir.clone()),
-        exp_dir: exp_dir.join("vicreg"),
+        data: DataSettings {
+            data_dir: Some(data_dir.clone()),
+            num_workers: args.num_workers,
+            strict: false,
+        },
+        train: TrainSettings {
+            exp_dir: exp_dir.join("vicreg"),
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            optimizer: OptimizerKind::Adamw,
+            warmup_epochs: 2.min(args.epochs - 1),
+            seed: args.seed,
+            log_every: 5,
+            ..PretrainConfig::default().train
+        },
         pairing: Pairing::WaveSpec,
         sample_rate: args.sample_rate,
         clip_seconds: args.clip_seconds,
@@ -109,21 +123,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         n_mels: Some(args.n_mels),
         mel_hop: Some(args.mel_hop),
         mlp: args.mlp.clone(),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
         lr: args.lr,
-        optimizer: OptimizerKind::Adamw,
-        warmup_epochs: 2.min(args.epochs - 1),
-        num_workers: args.num_workers,
-        seed: args.seed,
-        log_every: 5,
         ..PretrainConfig::default()
     };
     cfg.resolve();
     cfg.validate()?;
     pretrain::announce(&cfg, &index)?;
     let t = Instant::now();
-    let out = pretrain::pretrain_on(&cfg, index, false)?;
+    let out = pretrain::pretrain_on(&cfg, index, vicreg_core::engine::ResumeMode::Auto)?;
     let pretrain_s = t.elapsed().as_secs_f64();
 
     let probe = crate::evaluate::ProbeSettings {
@@ -146,11 +153,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         data_dir: None,
         batch_size: 64,
         workers: args.num_workers,
-        device: cfg.device.clone(),
+        device: cfg.train.device.clone(),
     };
     let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     let t = Instant::now();
-    let reports: Vec<EvalReport> = evaluate::run(&cfg.exp_dir, &opts)?;
+    let reports: Vec<EvalReport> = evaluate::run(&cfg.train.exp_dir, &opts)?;
     rows.push((
         "VICReg (wave-spec)".into(),
         reports.iter().map(|r| Some(r.mean_top1)).collect(),
@@ -167,9 +174,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     let t = Instant::now();
     let mut sup_cfg = cfg.clone();
-    sup_cfg.exp_dir = exp_dir.join("supervised");
+    sup_cfg.train.exp_dir = exp_dir.join("supervised");
     sup_cfg.test_fold = None;
-    sup_cfg.quiet = true;
+    sup_cfg.train.quiet = true;
     let sup = supervised::run(
         &sup_cfg,
         &SupervisedOptions {
@@ -225,7 +232,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     println!(
         "try: esc50-audio classify --exp-dir {} {}",
-        cfg.exp_dir.display(),
+        cfg.train.exp_dir.display(),
         data_dir.join("audio").join("5-*.wav").display()
     );
     Ok(())

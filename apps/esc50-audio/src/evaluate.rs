@@ -243,13 +243,13 @@ pub fn fold_run_dir(
     }
     let mut cfg = base.clone();
     cfg.test_fold = Some(run.test_fold);
-    cfg.exp_dir = dir.clone();
-    cfg.data_dir = Some(data_dir.to_path_buf());
+    cfg.train.exp_dir = dir.clone();
+    cfg.data.data_dir = Some(data_dir.to_path_buf());
     cfg.resolve();
     cfg.validate()?;
     let index = data::open_index(data_dir)?;
     pretrain::announce(&cfg, &index)?;
-    pretrain::pretrain_on(&cfg, index, false)?;
+    pretrain::pretrain_on(&cfg, index, vicreg_core::engine::ResumeMode::Auto)?;
     Ok(dir)
 }
 
@@ -264,7 +264,7 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
         bail!("no --branch to evaluate");
     }
     let base = PretrainConfig::of_run(exp)?;
-    let data_dir = match opts.data_dir.clone().or_else(|| base.data_dir.clone()) {
+    let data_dir = match opts.data_dir.clone().or_else(|| base.data.data_dir.clone()) {
         Some(d) => d,
         None => bail!(
             "{}: its config has no data-dir; pass --data-dir",
@@ -330,7 +330,10 @@ fn probe_encoders(
     let mut folds: Vec<Vec<FoldResult>> = vec![Vec::new(); opts.branches.len()];
     for run in fold_plan(opts.protocol)? {
         let (enc, run_dir) = match init {
-            InitKind::Random => (Encoders::random(base, need, base.seed, &device)?, None),
+            InitKind::Random => (
+                Encoders::random(base, need, base.train.seed, &device)?,
+                None,
+            ),
             InitKind::Pretrained => {
                 let dir = fold_run_dir(exp, base, &run, data_dir)?;
                 let cfg = PretrainConfig::of_run(&dir)?;

@@ -9,7 +9,7 @@ use datasets::audio::{collate_waveform_pairs, Esc50Index, Esc50Pretrain, ESC50_F
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
-use vicreg_core::engine::TrainSummary;
+use vicreg_core::engine::{ResumeMode, TrainSummary};
 
 use crate::config::{parse_device, PretrainConfig};
 use crate::data;
@@ -41,7 +41,7 @@ pub fn pretrain_folds(test_fold: Option<u8>) -> Result<Vec<u8>> {
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     index: Arc<Esc50Index>,
-    resume: bool,
+    resume: ResumeMode,
 ) -> Result<PretrainOutcome> {
     pretrain_on_group(cfg, index, resume, Arc::new(SingleProcess))
 }
@@ -53,13 +53,13 @@ pub fn pretrain_on(
 pub fn pretrain_on_group(
     cfg: &PretrainConfig,
     index: Arc<Esc50Index>,
-    resume: bool,
+    resume: ResumeMode,
     collective: Arc<dyn Collective>,
 ) -> Result<PretrainOutcome> {
     let world = collective.world_size();
     let rank = collective.rank();
-    let micro = micro_batch(cfg.batch_size, world, 1)?;
-    let device = parse_device(&cfg.device)?;
+    let micro = micro_batch(cfg.train.batch_size, world, 1)?;
+    let device = parse_device(&cfg.train.device)?;
     let folds = pretrain_folds(cfg.test_fold)?;
     let names = data::clip_names(&index, &folds)?;
     let num_classes = index.num_classes();
@@ -73,13 +73,13 @@ pub fn pretrain_on_group(
         Arc::new(dataset),
         LoaderConfig {
             batch_size: micro,
-            num_workers: cfg.num_workers,
-            seed: cfg.seed,
+            num_workers: cfg.data.num_workers,
+            seed: cfg.train.seed,
             shuffle: true,
             drop_last: true,
             rank,
             world_size: world,
-            policy: if cfg.strict {
+            policy: if cfg.data.strict {
                 datasets::image::BadSamplePolicy::Strict
             } else {
                 datasets::image::BadSamplePolicy::Skip
@@ -93,19 +93,19 @@ pub fn pretrain_on_group(
         anyhow::bail!(
             "{} pretraining clips (folds {folds:?}) make no full batch of {}; lower --batch-size",
             names.len(),
-            cfg.batch_size
+            cfg.train.batch_size
         );
     }
-    let mut pairs = PairBatches::labelled(loader, SkipLog::new(Some(&cfg.exp_dir), rank));
+    let mut pairs = PairBatches::labelled(loader, SkipLog::new(Some(&cfg.train.exp_dir), rank));
 
     let train_cfg = cfg.train(resume, num_classes);
-    std::fs::create_dir_all(&cfg.exp_dir)
-        .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
+    std::fs::create_dir_all(&cfg.train.exp_dir)
+        .with_context(|| format!("creating {}", cfg.train.exp_dir.display()))?;
     if rank == 0 {
-        write_clip_list(&cfg.exp_dir, &names)?;
+        write_clip_list(&cfg.train.exp_dir, &names)?;
     }
     let start = Instant::now();
-    let _sync = sync_bn_scope(cfg.sync_bn, &collective);
+    let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
     // The model of `--loss` / `--pairing` / `--share-weights` (see variants.rs).
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
     Ok(PretrainOutcome {
@@ -149,37 +149,31 @@ pub fn announce(cfg: &PretrainConfig, index: &Esc50Index) -> Result<()> {
         index.num_classes(),
         cfg.clip_seconds,
         cfg.sample_rate,
-        cfg.batch_size,
-        cfg.optimizer,
+        cfg.train.batch_size,
+        cfg.train.optimizer,
         cfg.lr,
-        cfg.epochs,
-        cfg.exp_dir.display()
+        cfg.train.epochs,
+        cfg.train.exp_dir.display()
     );
     Ok(())
 }
 
 /// `esc50-audio pretrain`.
-pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
-    let dir = cfg.data_dir.clone().context(
+pub fn run(mut cfg: PretrainConfig, resume: ResumeMode) -> Result<()> {
+    let dir = cfg.data.data_dir.clone().context(
         "pretrain needs --data-dir (run `esc50-audio` with no arguments for the built-in demo)",
     )?;
     cfg.resolve();
     cfg.validate()?;
     // Under `mpirun -np N` (binary built with the cargo feature `mpi`): one
     // rank of N; `--device cuda` becomes this rank's GPU.
-    let launch = Launch::for_run(
-        cfg.batch_size,
-        1,
-        cfg.collective_timeout,
-        &mut cfg.device,
-        &mut cfg.sync_bn,
-    )?;
+    let launch = Launch::for_run(&mut cfg.train, 1)?;
     let result = run_as(&cfg, &dir, resume, &launch);
     launch.finish(result)
 }
 
 /// The body of [`run`] for one rank of `launch`.
-fn run_as(cfg: &PretrainConfig, dir: &Path, resume: bool, launch: &Launch) -> Result<()> {
+fn run_as(cfg: &PretrainConfig, dir: &Path, resume: ResumeMode, launch: &Launch) -> Result<()> {
     let rank0 = launch.rank() == 0;
     let index = data::open_index(dir)?;
     if rank0 {
@@ -188,8 +182,8 @@ fn run_as(cfg: &PretrainConfig, dir: &Path, resume: bool, launch: &Launch) -> Re
             eprintln!(
                 "{} processes, {} clips each per step{}",
                 launch.world(),
-                cfg.batch_size / launch.world(),
-                if cfg.sync_bn == Some(true) {
+                cfg.train.batch_size / launch.world(),
+                if cfg.train.sync_bn == Some(true) {
                     ", synchronized BatchNorm"
                 } else {
                     ""
@@ -205,7 +199,7 @@ fn run_as(cfg: &PretrainConfig, dir: &Path, resume: bool, launch: &Launch) -> Re
         eprintln!(
             "skipped {} unreadable clips in total (listed in {})",
             out.skipped,
-            cfg.exp_dir.join(SKIPPED_FILE).display()
+            cfg.train.exp_dir.join(SKIPPED_FILE).display()
         );
     }
     println!(

@@ -68,7 +68,7 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
         cfg.train_views(),
         opts.batch_size,
         opts.workers,
-        cfg.seed,
+        cfg.train.seed,
         device,
     )?;
     let steps = loader.steps_per_epoch();
@@ -101,12 +101,12 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
         lr_backbone: opts.lr,
         lr_head: opts.lr,
         weight_decay: opts.wd,
-        seed: cfg.seed,
+        seed: cfg.train.seed,
     };
     let _ = std::fs::remove_file(log);
     let mut on_epoch = |a: &EpochAccuracy| -> vicreg_core::Result<()> {
         use std::io::Write;
-        if !cfg.quiet {
+        if !cfg.train.quiet {
             eprintln!(
                 "  epoch {}: train loss {:.4}, test top-1 {:.2}%",
                 a.epoch + 1,
@@ -145,13 +145,14 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         bail!("supervised --batch-size must be at least 2 (BatchNorm)");
     }
     let data_dir = template
+        .data
         .data_dir
         .clone()
         .context("supervised needs --data-dir")?;
-    let device = parse_device(&template.device)?;
+    let device = parse_device(&template.train.device)?;
     let index = data::open_index(&data_dir)?;
     let plan = EvalPlan::new(template, &index, opts.view.unwrap_or(template.eval_view))?;
-    let exp = template.exp_dir.clone();
+    let exp = template.train.exp_dir.clone();
     let mut folds = Vec::new();
     for run in fold_plan(opts.protocol)? {
         let dir: PathBuf = match opts.protocol {
@@ -161,7 +162,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut cfg = template.clone();
         cfg.test_fold = Some(run.test_fold);
-        cfg.exp_dir = dir.clone();
+        cfg.train.exp_dir = dir.clone();
         cfg.resolve();
         cfg.validate()?;
         let text = toml::to_string(&cfg)?;
@@ -174,7 +175,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
             run.train_folds,
             dir.display()
         );
-        let store = ParamStore::new(cfg.seed);
+        let store = ParamStore::new(cfg.train.seed);
         let vb = store.var_builder(DType::F32, &device);
         let log = dir.join("supervised.jsonl");
         let file = dir.join(format!("{}-encoder.safetensors", opts.branch.name()));

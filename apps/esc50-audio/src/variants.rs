@@ -16,77 +16,50 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use vicreg_core::collective::Collective;
-use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer};
+use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer, TrainerBuilder};
 use vicreg_core::loss::{build_loss, JointLoss, LossConfig};
-use vicreg_core::model::{
-    parse_mlp_spec, AsymmetricModel, Branch, EmaOptimizer, ExpanderConfig, JointEmbedding,
-    Predictor,
-};
+use vicreg_core::model::{Branch, ExpanderConfig, JointEmbedding, JointModel};
 use vicreg_core::ParamStore;
 
 use crate::config::{Pairing, PretrainConfig};
 use crate::model::{self, Joint, SPEC_PREFIX, WAVE_PREFIX};
 
-/// The settings of every loss from the flat pretraining configuration
-/// (see [`LossConfig::from_knobs`], including the D.8 `vicreg-terms` weights).
+/// The settings of every loss (see [`LossSettings::loss_config`], including
+/// the D.8 `vicreg-terms` weights).
+///
+/// [`LossSettings::loss_config`]: vicreg_core::recipe::LossSettings::loss_config
 pub fn loss_config(cfg: &PretrainConfig) -> LossConfig {
-    LossConfig::from_knobs(
-        cfg.loss(),
-        cfg.barlow_lambda,
-        cfg.temperature,
-        cfg.stop_gradient,
-        cfg.vicreg_terms,
-    )
+    cfg.criterion.loss_config(cfg.loss(), Some(&cfg.variant))
 }
 
-/// The loss of `cfg.loss`.
+/// The loss of `cfg.criterion.loss`.
 pub fn loss(cfg: &PretrainConfig) -> Result<Box<dyn JointLoss>> {
-    Ok(build_loss(cfg.loss, &loss_config(cfg))?)
+    Ok(build_loss(cfg.criterion.loss, &loss_config(cfg))?)
 }
 
-/// Checks the combinations of loss, pairing and sharing options.
+/// Checks the combinations of loss, pairing and sharing options (the recipe
+/// layer checks the BYOL / SimSiam keys themselves).
 pub fn validate(cfg: &PretrainConfig) -> Result<()> {
-    let asym = cfg.loss.needs_asymmetric_model();
+    let kind = cfg.criterion.loss;
+    let asym = kind.needs_asymmetric_model();
     if asym && cfg.pairing == Pairing::SpecSpec {
-        bail!(
-            "--loss {} is available with --pairing wave-wave only",
-            cfg.loss
-        );
+        bail!("--loss {kind} is available with --pairing wave-wave only");
     }
     if cfg.pairing == Pairing::SpecSpec && cfg.share_weights == Some(false) {
         bail!("spec-spec shares one spectrogram encoder (share-weights = false is for wave-wave)");
     }
     if asym && cfg.pairing == Pairing::WaveSpec {
         bail!(
-            "--loss {} needs two views through one encoder: use --pairing wave-wave (wave-spec has two different encoders)",
-            cfg.loss
+            "--loss {kind} needs two views through one encoder: use --pairing wave-wave (wave-spec has two different encoders)"
         );
     }
     if cfg.pairing == Pairing::WaveSpec && cfg.share_weights == Some(true) {
         bail!("share-weights = true is impossible with wave-spec (a 1-D and a 2-D encoder)");
     }
     if asym && cfg.share_weights == Some(false) {
-        bail!(
-            "share-weights = false is for the symmetric losses; {} uses one online network",
-            cfg.loss
-        );
+        bail!("share-weights = false is for the symmetric losses; {kind} uses one online network");
     }
-    if cfg.vicreg_terms && !asym {
-        bail!(
-            "vicreg-terms adds VICReg's variance / covariance terms to byol or simsiam (paper D.8), not to {}",
-            cfg.loss
-        );
-    }
-    if cfg.vicreg_terms && cfg.sim_coeff <= 0.0 {
-        bail!("vicreg-terms scales the terms by std-coeff / sim-coeff: sim-coeff must be > 0");
-    }
-    if cfg.predictor_hidden == Some(0) {
-        bail!("predictor-hidden must be at least 1 (use predictor = false for no predictor)");
-    }
-    if !(0.0..=1.0).contains(&cfg.momentum_base) {
-        bail!("momentum-base must be in [0, 1], got {}", cfg.momentum_base);
-    }
-    Ok(())
+    Ok(cfg.variant.validate(kind, cfg.coeffs.sim_coeff)?)
 }
 
 fn wave_branch(
@@ -103,8 +76,8 @@ fn wave_branch(
     )?)
 }
 
-/// Builds the model of `cfg` (fresh store seeded with `cfg.seed`), trains it
-/// on `source` into `cfg.exp_dir` (resuming a checkpoint found there).
+/// Builds the model of `cfg` (fresh store seeded with `cfg.train.seed`), trains it
+/// on `source` into `cfg.train.exp_dir` (resuming a checkpoint found there).
 pub fn fit<S: BatchSource<Tensor, Tensor>>(
     cfg: &PretrainConfig,
     train_cfg: TrainConfig,
@@ -113,122 +86,116 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
     device: &Device,
 ) -> Result<TrainSummary> {
     validate(cfg)?;
-    let store = ParamStore::new(cfg.seed);
+    let store = ParamStore::new(cfg.train.seed);
     let loss = loss(cfg)?;
-    let dir = &cfg.exp_dir;
-    if !cfg.loss.needs_asymmetric_model() {
-        if cfg.pairing == Pairing::WaveWave && cfg.share_weights == Some(false) {
-            let a = wave_branch(cfg, &store, device, "wave")?;
-            let b = wave_branch(cfg, &store, device, "wave_b")?;
-            let net = JointEmbedding::new(a, b);
-            let mut t = Trainer::builder(&net, &store, train_cfg)
-                .loss(loss)
-                .collective(collective)
-                .run_dir(dir, cfg)
-                .export("wave", WAVE_PREFIX)
-                .build()?;
-            return Ok(t.fit(source)?);
-        }
-        return Ok(match model::joint(cfg, &store, device)? {
-            Joint::WaveSpec(m) => {
-                let mut t = Trainer::builder(&m, &store, train_cfg)
-                    .loss(loss)
-                    .collective(collective)
-                    .run_dir(dir, cfg)
-                    .export("wave", WAVE_PREFIX)
-                    .export("spec", SPEC_PREFIX)
-                    .build()?;
-                t.fit(source)?
-            }
-            Joint::WaveWave(m) => {
-                let mut t = Trainer::builder(&m, &store, train_cfg)
-                    .loss(loss)
-                    .collective(collective)
-                    .run_dir(dir, cfg)
-                    .export("wave", WAVE_PREFIX)
-                    .build()?;
-                t.fit(source)?
-            }
-            Joint::SpecSpec(m) => {
-                let mut t = Trainer::builder(&m, &store, train_cfg)
-                    .loss(loss)
-                    .collective(collective)
-                    .run_dir(dir, cfg)
-                    .export("spec", SPEC_PREFIX)
-                    .build()?;
-                t.fit(source)?
-            }
-        });
+    let dir = &cfg.train.exp_dir;
+    let wave: &[(&str, &str)] = &[("wave", WAVE_PREFIX)];
+    if cfg.criterion.loss.needs_asymmetric_model() {
+        return cfg.variant.fit_asymmetric(
+            cfg.criterion.loss,
+            &store,
+            device,
+            ("wave", "target.wave"),
+            |name: &str| wave_branch(cfg, &store, device, name),
+            train_cfg,
+            |b| exports(b.loss(loss).collective(collective).run_dir(dir, cfg), wave),
+            source,
+        );
     }
-    let online = wave_branch(cfg, &store, device, "wave")?;
-    let emb = *parse_mlp_spec(&cfg.mlp)?.last().unwrap_or(&1);
-    let vb = store.var_builder(DType::F32, device);
-    let predictor = cfg
-        .predictor
-        .then(|| Predictor::square(emb, cfg.predictor_hidden, vb.pp("predictor")))
-        .transpose()?;
-    let momentum = cfg.loss.uses_momentum_target();
-    let target = momentum
-        .then(|| wave_branch(cfg, &store, device, "target.wave"))
-        .transpose()?;
-    let net = AsymmetricModel::new(online, predictor, target)?;
-    let mut builder = Trainer::builder(&net, &store, train_cfg.clone())
+    if cfg.pairing == Pairing::WaveWave && cfg.share_weights == Some(false) {
+        let net = JointEmbedding::new(
+            wave_branch(cfg, &store, device, "wave")?,
+            wave_branch(cfg, &store, device, "wave_b")?,
+        );
+        return fit_symmetric(&net, &store, train_cfg, loss, collective, cfg, wave, source);
+    }
+    match model::joint(cfg, &store, device)? {
+        Joint::WaveSpec(m) => {
+            let both = &[("wave", WAVE_PREFIX), ("spec", SPEC_PREFIX)];
+            fit_symmetric(&m, &store, train_cfg, loss, collective, cfg, both, source)
+        }
+        Joint::WaveWave(m) => {
+            fit_symmetric(&m, &store, train_cfg, loss, collective, cfg, wave, source)
+        }
+        Joint::SpecSpec(m) => {
+            let spec = &[("spec", SPEC_PREFIX)];
+            fit_symmetric(&m, &store, train_cfg, loss, collective, cfg, spec, source)
+        }
+    }
+}
+
+/// `builder` exporting each `(name, store prefix)` of `list`.
+fn exports<'m, M: JointModel>(
+    mut builder: TrainerBuilder<'m, M>,
+    list: &[(&str, &str)],
+) -> TrainerBuilder<'m, M> {
+    for (name, prefix) in list {
+        builder = builder.export(name, prefix);
+    }
+    builder
+}
+
+/// Trains the symmetric model `net` (every loss but byol / simsiam).
+#[allow(clippy::too_many_arguments)]
+fn fit_symmetric<M, S>(
+    net: &M,
+    store: &ParamStore,
+    train_cfg: TrainConfig,
+    loss: Box<dyn JointLoss>,
+    collective: Arc<dyn Collective>,
+    cfg: &PretrainConfig,
+    list: &[(&str, &str)],
+    source: &mut S,
+) -> Result<TrainSummary>
+where
+    M: JointModel<A = Tensor, B = Tensor>,
+    S: BatchSource<Tensor, Tensor>,
+{
+    let builder = Trainer::builder(net, store, train_cfg)
         .loss(loss)
         .collective(collective)
-        .run_dir(dir, cfg)
-        .export("wave", WAVE_PREFIX);
-    if momentum {
-        let steps = (source.batches_per_epoch() / train_cfg.accumulate.max(1)) * train_cfg.epochs;
-        builder = builder.optimizer(Box::new(EmaOptimizer::over_store(
-            &store,
-            "wave.",
-            "target.wave.",
-            train_cfg.optimizer,
-            train_cfg.weight_decay,
-            cfg.momentum_base,
-            steps as u64,
-        )?));
-    }
-    let mut t = builder.build()?;
-    Ok(t.fit(source)?)
+        .run_dir(&cfg.train.exp_dir, cfg);
+    Ok(exports(builder, list).build()?.fit(source)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use vicreg_core::loss::LossKind;
+    use vicreg_core::recipe::{LossSettings, VariantSettings};
+
+    fn with(loss: LossKind, pairing: Pairing, vicreg_terms: bool) -> PretrainConfig {
+        PretrainConfig {
+            criterion: LossSettings {
+                loss,
+                ..LossSettings::default()
+            },
+            variant: VariantSettings {
+                vicreg_terms,
+                ..VariantSettings::default()
+            },
+            pairing,
+            ..PretrainConfig::default()
+        }
+    }
 
     #[test]
     fn combinations_are_checked() {
-        let ok = PretrainConfig {
-            loss: LossKind::Byol,
-            pairing: Pairing::WaveWave,
-            vicreg_terms: true,
-            ..PretrainConfig::default()
-        };
+        let ok = with(LossKind::Byol, Pairing::WaveWave, true);
         validate(&ok).unwrap();
         assert_eq!(loss_config(&ok).negative_cosine.std_coeff, 1.0);
+        let shared_wave_spec = PretrainConfig {
+            share_weights: Some(true),
+            ..PretrainConfig::default()
+        };
         for (bad, word) in [
             (
-                PretrainConfig {
-                    loss: LossKind::Simsiam,
-                    ..PretrainConfig::default()
-                },
+                with(LossKind::Simsiam, Pairing::WaveSpec, false),
                 "wave-wave",
             ),
+            (shared_wave_spec, "share-weights"),
             (
-                PretrainConfig {
-                    share_weights: Some(true),
-                    ..PretrainConfig::default()
-                },
-                "share-weights",
-            ),
-            (
-                PretrainConfig {
-                    loss: LossKind::BarlowTwins,
-                    vicreg_terms: true,
-                    ..PretrainConfig::default()
-                },
+                with(LossKind::BarlowTwins, Pairing::WaveSpec, true),
                 "vicreg-terms",
             ),
         ] {
