@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction};
-use vicreg_core::optim::OptimizerKind;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
+use vicreg_core::recipe::{DataFlags, LossFlags, TrainFlags};
 
 use crate::config::{limits, parse_device, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
@@ -42,285 +43,151 @@ pub enum Command {
     },
 }
 
-/// Flags of `pretrain`; each overrides the same key of `--config`.
-#[derive(clap::Args, Debug)]
+/// Flags of `pretrain`; each overrides the same key of `--config`. The
+/// recipe layer's flags (run, data, loss) are flattened in; the rest are this
+/// app's own.
+#[derive(clap::Args, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct PretrainArgs {
-    /// TOML file with the same keys as these flags (e.g. a previous run's config.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Require resuming from the checkpoint in --exp-dir (a run dir holding one is resumed anyway).
-    #[arg(long)]
-    pub resume: bool,
-    /// COCO root (annotations/captions_{train,val}2017.json, train2017/, val2017/).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub criterion: LossFlags,
     /// Karpathy split file (dataset_coco.json), absolute or relative to --data-dir.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub karpathy_split: Option<PathBuf>,
     /// Folder of training images, anywhere (with --train-captions; instead of --data-dir).
     #[arg(long, requires = "train_captions")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub train_images: Option<PathBuf>,
     /// COCO-format captions JSON of --train-images (images[] with file_name, annotations[]).
     #[arg(long, requires = "train_images")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub train_captions: Option<PathBuf>,
     /// Folder of test images, anywhere (with --val-captions; used by eval and retrieve).
     #[arg(long, requires = "val_captions")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub val_images: Option<PathBuf>,
     /// COCO-format captions JSON of --val-images.
     #[arg(long, requires = "val_images")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub val_captions: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long)]
-    pub exp_dir: Option<PathBuf>,
     /// resnet18/34/50/101/152/200 (optionally xN).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_arch: Option<String>,
     /// Zero-initialise the last BN of every residual branch.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zero_init_residual: Option<bool>,
     /// Crop size of the image views, pixels. Range 16..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<u32>,
     /// Image augmentation of pretraining.
     #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<ImageAugment>,
     /// transformer | gru | pretrained:<model dir or HF hub id>.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_encoder: Option<String>,
     /// Transformer layers (from-scratch transformer). Range 1..=64.
     #[arg(long, value_parser = limits::int::<usize>(limits::TEXT_LAYERS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_layers: Option<usize>,
     /// Transformer hidden size / GRU state size (from scratch). Range 1..=65536.
     #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_hidden: Option<usize>,
     /// Attention heads (from-scratch transformer). Range 1..=256.
     #[arg(long, value_parser = limits::int::<usize>(limits::TEXT_HEADS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_heads: Option<usize>,
     /// Word-embedding width of the GRU. Range 1..=65536.
     #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_embed: Option<usize>,
     /// Dropout of the from-scratch transformer. In [0, 1].
     #[arg(long, value_parser = limits::unit_interval)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_dropout: Option<f64>,
     /// Target size of the WordPiece vocabulary trained on the training captions (from scratch). Range 8..=1000000.
     #[arg(long, value_parser = limits::int::<usize>(limits::VOCAB_SIZE))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vocab_size: Option<usize>,
     /// Tokens per caption after truncation/padding, special tokens included. Range 3..=4096.
     #[arg(long, value_parser = limits::int::<usize>(limits::MAX_LEN))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_len: Option<usize>,
     /// Expander widths of both branches.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<String>,
     /// Expander of the image branch (unset: `mlp`).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp_image: Option<String>,
     /// Expander of the text branch (unset: `mlp`).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp_text: Option<String>,
     /// Keep the image encoder fixed (its expander still trains).
-    #[arg(long)]
-    pub freeze_image: bool,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freeze_image: Option<bool>,
     /// Keep the text encoder fixed (its expander still trains).
-    #[arg(long)]
-    pub freeze_text: bool,
-    /// Epochs. Range 1..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS))]
-    pub epochs: Option<usize>,
-    /// Image-caption pairs per optimizer step. Range 1..=1048576.
-    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE))]
-    pub batch_size: Option<usize>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freeze_text: Option<bool>,
     /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_lr: Option<f64>,
-    /// Weight decay. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub wd: Option<f64>,
-    /// lars, sgd or adamw.
-    #[arg(long, value_enum)]
-    pub optimizer: Option<Opt>,
-    /// Warmup epochs of the schedule. Range 0..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::WARMUP_EPOCHS))]
-    pub warmup_epochs: Option<usize>,
-    /// Loss: vicreg, barlow-twins or simclr (byol / simsiam are refused: they need weight sharing).
-    #[arg(long, value_parser = parse_loss)]
-    pub loss: Option<LossKind>,
-    /// Barlow Twins off-diagonal weight. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative)]
-    pub barlow_lambda: Option<f64>,
-    /// SimCLR temperature. Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive)]
-    pub temperature: Option<f64>,
     /// VICReg invariance coefficient. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sim_coeff: Option<f64>,
     /// Variance coefficient of the image branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff_image: Option<f64>,
     /// Variance coefficient of the text branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff_text: Option<f64>,
     /// Covariance coefficient of the image branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff_image: Option<f64>,
     /// Covariance coefficient of the text branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff_text: Option<f64>,
     /// mean (official code) or sum (paper) of the two variance terms.
     #[arg(long, value_enum)]
-    pub variance_reduction: Option<VarRed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variance_reduction: Option<VarianceReduction>,
     /// Embedding normalisation before the loss: none, standardize, l2.
     #[arg(long, value_enum)]
-    pub normalization: Option<Norm>,
-    /// Loader worker threads. Range 0..=256.
-    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS))]
-    pub num_workers: Option<usize>,
-    /// Seed of initialisation, data order, caption choice and augmentation.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Log a metrics line every this many steps. Range 1..=1000000000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::LOG_EVERY))]
-    pub log_every: Option<usize>,
-    /// Also checkpoint every this many steps (0: only at epoch ends). Range 0..=1000000000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::CHECKPOINT_EVERY))]
-    pub checkpoint_every: Option<usize>,
-    /// Clip the global gradient norm (unset: no clipping). Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive)]
-    pub clip_grad: Option<f64>,
-    /// Fail on the first unreadable image instead of skipping it.
-    #[arg(long)]
-    pub strict: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
-    /// cpu or cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Synchronized BatchNorm over all processes (true|false; default: true when several).
-    #[arg(long)]
-    pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before the MPI job is aborted (default 600). Seconds in (0, 604800].
-    #[arg(long, value_parser = |s: &str| limits::COLLECTIVE_TIMEOUT.parse(s))]
-    pub collective_timeout: Option<f64>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum VarRed {
-    Mean,
-    Sum,
-}
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Norm {
-    None,
-    Standardize,
-    L2,
-}
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Opt {
-    Lars,
-    Sgd,
-    Adamw,
-}
-
-/// Parses a `--loss` value (see [`LossKind`]); the pretraining config rejects
-/// the kinds that need weight sharing.
-pub fn parse_loss(s: &str) -> std::result::Result<LossKind, String> {
-    s.parse::<LossKind>().map_err(|e| e.to_string())
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<EmbeddingNorm>,
 }
 
 impl PretrainArgs {
-    /// The config file (or the defaults) with every given flag applied.
-    pub fn into_config(self) -> Result<(PretrainConfig, bool)> {
-        let mut c = match &self.config {
-            Some(p) => PretrainConfig::from_toml_file(p)?,
-            None => PretrainConfig::default(),
-        };
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
-        }
-        macro_rules! set_opt {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = Some(v); } )* };
-        }
-        set!(
-            exp_dir,
-            image_arch,
-            zero_init_residual,
-            image_size,
-            augment,
-            text_encoder,
-            text_layers,
-            text_hidden,
-            text_heads
-        );
-        set!(
-            text_embed,
-            text_dropout,
-            vocab_size,
-            max_len,
-            mlp,
-            epochs,
-            batch_size,
-            wd,
-            warmup_epochs,
-            sim_coeff,
-            loss,
-            barlow_lambda,
-            temperature
-        );
-        set!(
-            std_coeff_image,
-            std_coeff_text,
-            cov_coeff_image,
-            cov_coeff_text,
-            num_workers,
-            seed,
-            log_every,
-            checkpoint_every,
-            device,
-            collective_timeout
-        );
-        set_opt!(
-            data_dir,
-            karpathy_split,
-            train_images,
-            train_captions,
-            val_images,
-            val_captions,
-            mlp_image,
-            mlp_text,
-            base_lr,
-            clip_grad,
-            sync_bn
-        );
-        if self.mlp.is_some() {
-            // --mlp sets both branches unless a per-branch flag says otherwise.
-            c.mlp_image = self.mlp_image.clone();
-            c.mlp_text = self.mlp_text.clone();
-        }
-        if let Some(v) = self.variance_reduction {
-            c.variance_reduction = match v {
-                VarRed::Mean => VarianceReduction::Mean,
-                VarRed::Sum => VarianceReduction::Sum,
-            };
-        }
-        if let Some(v) = self.normalization {
-            c.normalization = match v {
-                Norm::None => EmbeddingNorm::None,
-                Norm::Standardize => EmbeddingNorm::Standardize,
-                Norm::L2 => EmbeddingNorm::L2,
-            };
-        }
-        if let Some(v) = self.optimizer {
-            c.optimizer = match v {
-                Opt::Lars => OptimizerKind::Lars,
-                Opt::Sgd => OptimizerKind::Sgd,
-                Opt::Adamw => OptimizerKind::Adamw,
-            };
-        }
-        c.freeze_image |= self.freeze_image;
-        c.freeze_text |= self.freeze_text;
-        c.strict |= self.strict;
-        c.quiet |= self.quiet;
-        Ok((c, self.resume))
+    /// The defaults, then the config file, then every given flag; checked.
+    pub fn to_config(&self) -> Result<PretrainConfig> {
+        PretrainConfig::from_file_and_flags(
+            self.train.config.as_deref(),
+            PretrainConfig::default(),
+            self,
+        )
     }
 }
 
@@ -372,8 +239,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Pretrain(a)) => {
-            let (cfg, resume) = a.into_config()?;
-            pretrain::run(cfg, resume)
+            let cfg = a.to_config()?;
+            pretrain::run(cfg, a.train.resume_mode())
         }
         Some(Command::Eval(a)) => {
             let device = parse_device(&a.device)?;
@@ -384,7 +251,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 let e = evaluate::evaluate(&evaluate::embed(
                     &run,
                     test,
-                    run.cfg.num_workers,
+                    run.cfg.data.num_workers,
                     &device,
                 )?)?;
                 print!(
@@ -393,7 +260,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
-            let (index, _) = evaluate::run_index(&run, &a.exp_dir, run.cfg.num_workers, &device)?;
+            let (index, _) =
+                evaluate::run_index(&run, &a.exp_dir, run.cfg.data.num_workers, &device)?;
             let e = evaluate::evaluate(&index)?;
             let mut base: Vec<(String, evaluate::Evaluation)> = Vec::new();
             if a.baselines {
@@ -405,7 +273,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     evaluate::evaluate(&evaluate::embed(
                         &rnd,
                         test,
-                        rnd.cfg.num_workers,
+                        rnd.cfg.data.num_workers,
                         &device,
                     )?)?,
                 ));
@@ -427,7 +295,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let device = parse_device(&a.device)?;
             let run = model::load_run(&a.exp_dir, true, &device)?;
             let (index, built) =
-                evaluate::run_index(&run, &a.exp_dir, run.cfg.num_workers, &device)?;
+                evaluate::run_index(&run, &a.exp_dir, run.cfg.data.num_workers, &device)?;
             if built {
                 eprintln!(
                     "index cached in {}",

@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{ResumeMode, TrainConfig};
-use vicreg_core::loss::{
-    BarlowTwinsConfig, EmbeddingNorm, LossConfig, LossKind, SimClrConfig, VarianceReduction,
-    VicRegConfig,
-};
-use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
+use vicreg_core::loss::{EmbeddingNorm, LossConfig, VarianceReduction, VicRegConfig};
+use vicreg_core::optim::paper_small_batch_base_lr;
+use vicreg_core::recipe::{overlay, DataSettings, LossSettings, TrainSettings};
 
 use crate::text::TextChoice;
 
@@ -31,8 +29,18 @@ pub enum ImageAugment {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PretrainConfig {
-    /// COCO root: `annotations/captions_{train,val}2017.json`, `train2017/`, `val2017/`.
-    pub data_dir: Option<PathBuf>,
+    /// `data-dir` (COCO root: `annotations/captions_{train,val}2017.json`,
+    /// `train2017/`, `val2017/`), `num-workers`, `strict`.
+    #[serde(flatten)]
+    pub data: DataSettings,
+    /// Schedule, optimizer, seed, logging, checkpoints, device, processes.
+    #[serde(flatten)]
+    pub train: TrainSettings,
+    /// `loss`: vicreg, barlow-twins or simclr (byol / simsiam need weight
+    /// sharing or a predictor on one branch and are refused for these
+    /// non-shared image / text branches), and the other losses' settings.
+    #[serde(flatten)]
+    pub criterion: LossSettings,
     /// Karpathy split file (`dataset_coco.json`); unset: train2017 for training, val2017 as the test set.
     pub karpathy_split: Option<PathBuf>,
     /// Folder of the training images of `train-captions` (instead of `data-dir`'s layout).
@@ -43,8 +51,6 @@ pub struct PretrainConfig {
     pub val_images: Option<PathBuf>,
     /// COCO-format captions JSON of the test images.
     pub val_captions: Option<PathBuf>,
-    /// Run directory.
-    pub exp_dir: PathBuf,
     /// Image backbone: resnet18/34/50/101/152/200, optionally `xN`.
     pub image_arch: String,
     /// Zero-initialise the last BN of every residual branch.
@@ -80,26 +86,8 @@ pub struct PretrainConfig {
     pub freeze_image: bool,
     /// Keep the text encoder fixed (eval mode, no gradient); its expander still trains.
     pub freeze_text: bool,
-    /// Epochs.
-    pub epochs: usize,
-    /// Image-caption pairs per optimizer step.
-    pub batch_size: usize,
     /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values.
     pub base_lr: Option<f64>,
-    /// Weight decay.
-    pub wd: f64,
-    /// lars, sgd or adamw.
-    pub optimizer: OptimizerKind,
-    /// Warmup epochs of the schedule.
-    pub warmup_epochs: usize,
-    /// Joint-embedding loss: vicreg, barlow-twins or simclr (byol / simsiam need
-    /// weight sharing or a predictor on one branch and are refused for these
-    /// non-shared image / text branches).
-    pub loss: LossKind,
-    /// Barlow Twins: weight of the off-diagonal (redundancy-reduction) term.
-    pub barlow_lambda: f64,
-    /// SimCLR: softmax temperature of the cross-modal InfoNCE.
-    pub temperature: f64,
     /// VICReg invariance coefficient.
     pub sim_coeff: f64,
     /// Variance coefficient of the image branch.
@@ -114,27 +102,6 @@ pub struct PretrainConfig {
     pub variance_reduction: VarianceReduction,
     /// Embedding normalisation before the loss: none, standardize, l2.
     pub normalization: EmbeddingNorm,
-    /// Loader worker threads.
-    pub num_workers: usize,
-    /// Seed of initialisation, data order, caption choice and augmentation.
-    pub seed: u64,
-    /// Log a metrics line every this many steps.
-    pub log_every: usize,
-    /// Also checkpoint every this many steps (0: only at epoch ends).
-    pub checkpoint_every: usize,
-    /// Clip the global gradient norm (unset: no clipping).
-    pub clip_grad: Option<f64>,
-    /// Fail on the first unreadable image instead of skipping it.
-    pub strict: bool,
-    /// No progress bars.
-    pub quiet: bool,
-    /// cpu or cuda:N.
-    pub device: String,
-    /// Synchronized BatchNorm over the processes of an `mpirun` job (unset:
-    /// on when there are several, as the official code).
-    pub sync_bn: Option<bool>,
-    /// Seconds a collective may take before an `mpirun` job is aborted.
-    pub collective_timeout: f64,
 }
 
 impl Default for PretrainConfig {
@@ -142,13 +109,23 @@ impl Default for PretrainConfig {
     /// expanders, VICReg coefficients of the official code, LARS, batch 256.
     fn default() -> Self {
         Self {
-            data_dir: None,
+            data: DataSettings {
+                num_workers: 2,
+                ..DataSettings::default()
+            },
+            train: TrainSettings {
+                exp_dir: PathBuf::from("runs/coco-retrieval"),
+                epochs: 30,
+                batch_size: 256,
+                warmup_epochs: 2,
+                ..TrainSettings::default()
+            },
+            criterion: LossSettings::default(),
             karpathy_split: None,
             train_images: None,
             train_captions: None,
             val_images: None,
             val_captions: None,
-            exp_dir: PathBuf::from("runs/coco-retrieval"),
             image_arch: "resnet50".into(),
             zero_init_residual: true,
             image_size: 224,
@@ -166,15 +143,7 @@ impl Default for PretrainConfig {
             mlp_text: None,
             freeze_image: false,
             freeze_text: false,
-            epochs: 30,
-            batch_size: 256,
             base_lr: None,
-            wd: 1e-6,
-            optimizer: OptimizerKind::Lars,
-            warmup_epochs: 2,
-            loss: LossKind::Vicreg,
-            barlow_lambda: BarlowTwinsConfig::official().lambda,
-            temperature: SimClrConfig::default().temperature,
             sim_coeff: 25.0,
             std_coeff_image: 25.0,
             std_coeff_text: 25.0,
@@ -182,36 +151,38 @@ impl Default for PretrainConfig {
             cov_coeff_text: 1.0,
             variance_reduction: VarianceReduction::Mean,
             normalization: EmbeddingNorm::None,
-            num_workers: 2,
-            seed: 0,
-            log_every: 10,
-            checkpoint_every: 0,
-            clip_grad: None,
-            strict: false,
-            quiet: false,
-            device: "cpu".into(),
-            sync_bn: None,
-            collective_timeout: 600.0,
         }
     }
 }
 
 impl PretrainConfig {
-    /// Reads a TOML file with the keys of this struct.
-    pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        let cfg: Self = toml::from_str(&text)
-            .with_context(|| format!("{}: invalid coco-retrieval config", path.display()))?;
-        cfg.validate_ranges()
-            .with_context(|| format!("{}: invalid coco-retrieval config", path.display()))?;
+    /// `base`, then the TOML file (if any), then `flags` (see
+    /// [`vicreg_core::recipe::overlay`]); checks the ranges.
+    pub fn from_file_and_flags<F: Serialize>(
+        file: Option<&Path>,
+        base: Self,
+        flags: &F,
+    ) -> Result<Self> {
+        let cfg = overlay(&base, file, flags)?;
+        cfg.validate_ranges().with_context(|| match file {
+            Some(f) => format!("{}: invalid coco-retrieval config", f.display()),
+            None => "invalid coco-retrieval flags".into(),
+        })?;
         Ok(cfg)
+    }
+
+    /// Reads a TOML file with the keys of this struct (missing keys: the defaults).
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        Self::from_file_and_flags(Some(path), Self::default(), &toml::Table::new())
     }
 
     /// Checks every numeric key against the bounds of its flag (see [`limits`]);
     /// the error names the key.
     pub fn validate_ranges(&self) -> Result<()> {
         use limits::*;
+        self.data.validate()?;
+        self.train.validate()?;
+        self.criterion.validate()?;
         check_int("image-size", self.image_size, &IMAGE_SIZE)?;
         check_int("text-layers", self.text_layers, &TEXT_LAYERS)?;
         check_int("text-hidden", self.text_hidden, &WIDTH)?;
@@ -220,50 +191,17 @@ impl PretrainConfig {
         check_float("text-dropout", self.text_dropout, FloatRange::UNIT)?;
         check_int("vocab-size", self.vocab_size, &VOCAB_SIZE)?;
         check_int("max-len", self.max_len, &MAX_LEN)?;
-        check_int("epochs", self.epochs, &EPOCHS)?;
-        check_int("batch-size", self.batch_size, &BATCH_SIZE)?;
         if let Some(v) = self.base_lr {
             check_float("base-lr", v, FloatRange::NON_NEGATIVE)?;
         }
-        check_float("wd", self.wd, FloatRange::NON_NEGATIVE)?;
-        check_int("warmup-epochs", self.warmup_epochs, &WARMUP_EPOCHS)?;
-        check_float(
-            "barlow-lambda",
-            self.barlow_lambda,
-            FloatRange::NON_NEGATIVE,
-        )?;
-        check_float("temperature", self.temperature, FloatRange::POSITIVE)?;
-        check_float(
-            "collective-timeout",
-            self.collective_timeout,
-            COLLECTIVE_TIMEOUT,
-        )?;
-        check_float("sim-coeff", self.sim_coeff, FloatRange::NON_NEGATIVE)?;
-        check_float(
-            "std-coeff-image",
-            self.std_coeff_image,
-            FloatRange::NON_NEGATIVE,
-        )?;
-        check_float(
-            "std-coeff-text",
-            self.std_coeff_text,
-            FloatRange::NON_NEGATIVE,
-        )?;
-        check_float(
-            "cov-coeff-image",
-            self.cov_coeff_image,
-            FloatRange::NON_NEGATIVE,
-        )?;
-        check_float(
-            "cov-coeff-text",
-            self.cov_coeff_text,
-            FloatRange::NON_NEGATIVE,
-        )?;
-        check_int("num-workers", self.num_workers, &NUM_WORKERS)?;
-        check_int("log-every", self.log_every, &LOG_EVERY)?;
-        check_int("checkpoint-every", self.checkpoint_every, &CHECKPOINT_EVERY)?;
-        if let Some(v) = self.clip_grad {
-            check_float("clip-grad", v, FloatRange::POSITIVE)?;
+        for (k, v) in [
+            ("sim-coeff", self.sim_coeff),
+            ("std-coeff-image", self.std_coeff_image),
+            ("std-coeff-text", self.std_coeff_text),
+            ("cov-coeff-image", self.cov_coeff_image),
+            ("cov-coeff-text", self.cov_coeff_text),
+        ] {
+            check_float(k, v, FloatRange::NON_NEGATIVE)?;
         }
         Ok(())
     }
@@ -310,7 +248,7 @@ impl PretrainConfig {
                 )
             }
             (None, None) => {
-                let dir = self.data_dir.as_deref().with_context(|| {
+                let dir = self.data.data_dir.as_deref().with_context(|| {
                     format!(
                         "no data: give --data-dir (a COCO 2017 tree) or --{} with --{}",
                         names.0, names.1
@@ -329,7 +267,7 @@ impl PretrainConfig {
     /// The base learning rate actually used.
     pub fn resolved_base_lr(&self) -> f64 {
         self.base_lr
-            .unwrap_or_else(|| paper_small_batch_base_lr(self.batch_size))
+            .unwrap_or_else(|| paper_small_batch_base_lr(self.train.batch_size))
     }
 
     /// Fills every derived value (so the written config repeats the run exactly).
@@ -375,53 +313,29 @@ impl PretrainConfig {
     /// The settings of every loss (the one of `loss` is used; byol / simsiam
     /// keep their defaults, they are refused for non-shared branches).
     pub fn loss_config(&self) -> LossConfig {
-        LossConfig::from_knobs(
-            self.vicreg(),
-            self.barlow_lambda,
-            self.temperature,
-            true,
-            false,
-        )
+        self.criterion.loss_config(self.vicreg(), None)
     }
 
     /// The engine configuration.
-    pub fn train(&self, resume: bool) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            base_lr: self.resolved_base_lr(),
-            weight_decay: self.wd,
-            optimizer: self.optimizer,
-            warmup_epochs: self.warmup_epochs,
-            clip_grad: self.clip_grad,
-            log_every: self.log_every,
-            checkpoint_every_steps: self.checkpoint_every,
-            seed: self.seed,
-            quiet: self.quiet,
-            resume: if resume {
-                ResumeMode::Require
-            } else {
-                ResumeMode::Auto
-            },
-            ..TrainConfig::default()
-        }
+    pub fn train(&self, resume: ResumeMode) -> TrainConfig {
+        self.train.train_config(self.resolved_base_lr(), resume)
     }
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
         self.validate_ranges()?;
-        if self.batch_size < 2 || self.epochs == 0 {
-            bail!("batch-size must be at least 2 and epochs at least 1");
+        if self.train.batch_size < 2 {
+            bail!("batch-size must be at least 2");
         }
-        if self.loss.needs_asymmetric_model() {
+        if self.criterion.loss.needs_asymmetric_model() {
             bail!(
                 "--loss {} is not available here: it needs a predictor on one branch and a target branch \
                  sharing (byol: tracking) the online weights, which two non-shared image / text branches \
                  cannot provide; use vicreg, barlow-twins or simclr",
-                self.loss
+                self.criterion.loss
             );
         }
-        vicreg_core::loss::build_loss(self.loss, &self.loss_config())?;
+        vicreg_core::loss::build_loss(self.criterion.loss, &self.loss_config())?;
         if self.max_len < 3 {
             bail!(
                 "max-len {} leaves no room for a word between [CLS] and [SEP]",
@@ -467,4 +381,28 @@ pub mod limits {
     pub const MAX_LEN: RangeInclusive<u64> = 3..=4096;
     /// Retrieval results.
     pub const TOP_K: RangeInclusive<u64> = 1..=100_000;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory's config.toml written by the flat config of before the
+    /// recipe layer (and before `collective-timeout`) loads with the same
+    /// values and is written back with every old key unchanged.
+    #[test]
+    fn a_config_written_by_the_previous_layout_loads_and_round_trips() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/config-written-2026-12-06.toml");
+        let cfg = PretrainConfig::from_toml_file(&path).unwrap();
+        assert_eq!((cfg.train.epochs, cfg.train.warmup_epochs), (15, 1));
+        assert_eq!(cfg.image_arch, "resnet18");
+        assert_eq!(cfg.data.data_dir, Some(PathBuf::from("data/captions")));
+        let old: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let back = toml::Table::try_from(&cfg).unwrap();
+        for (k, v) in &old {
+            assert_eq!(back.get(k), Some(v), "key {k}");
+        }
+        assert_eq!(back.len(), old.len() + 1, "only collective-timeout is new");
+    }
 }

@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
+use vicreg_core::engine::ResumeMode;
 use vicreg_core::loss::LossKind;
 use vicreg_core::optim::OptimizerKind;
+use vicreg_core::recipe::{DataSettings, LossSettings, TrainSettings};
 
 use crate::config::{parse_device, ImageAugment, PretrainConfig};
 use crate::data::{self, Part};
@@ -61,7 +63,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0.008)]
     pub base_lr: f64,
     /// Joint-embedding loss: vicreg, barlow-twins or simclr.
-    #[arg(long, default_value = "vicreg", value_parser = crate::cli::parse_loss)]
+    #[arg(long, default_value = "vicreg", value_parser = |s: &str| s.parse::<LossKind>().map_err(|e| e.to_string()))]
     pub loss: LossKind,
     /// Keep the text encoder fixed (e.g. a pretrained one); its expander still trains.
     #[arg(long)]
@@ -112,8 +114,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
         PathBuf::from(format!("runs/coco-retrieval-demo-{t}"))
     });
     let mut cfg = PretrainConfig {
-        data_dir: Some(data_dir.clone()),
-        exp_dir: exp_dir.clone(),
+        data: DataSettings {
+            data_dir: Some(data_dir.clone()),
+            num_workers: args.num_workers,
+            strict: false,
+        },
+        train: TrainSettings {
+            exp_dir: exp_dir.clone(),
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            optimizer: args.optimizer,
+            warmup_epochs: 1.min(args.epochs - 1),
+            seed: args.seed,
+            log_every: 5,
+            ..PretrainConfig::default().train
+        },
+        criterion: LossSettings {
+            loss: args.loss,
+            ..LossSettings::default()
+        },
         image_arch: args.image_arch.clone(),
         image_size: args.image_size,
         augment: ImageAugment::CaptionSafe,
@@ -125,16 +144,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         text_dropout: 0.0,
         max_len: 24,
         mlp: args.mlp.clone(),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer: args.optimizer,
         base_lr: Some(args.base_lr),
-        warmup_epochs: 1.min(args.epochs - 1),
         freeze_text: args.freeze_text,
-        loss: args.loss,
-        num_workers: args.num_workers,
-        seed: args.seed,
-        log_every: 5,
         ..PretrainConfig::default()
     };
     cfg.resolve();
@@ -145,23 +156,28 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.image_arch,
         cfg.text_encoder,
         cfg.mlp,
-        cfg.loss,
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.optimizer,
+        cfg.criterion.loss,
+        cfg.train.epochs,
+        cfg.train.batch_size,
+        cfg.train.optimizer,
         cfg.resolved_base_lr(),
         exp_dir.display()
     );
-    let out = pretrain::pretrain_on(&cfg, train, false)?;
+    let out = pretrain::pretrain_on(&cfg, train, ResumeMode::Auto)?;
 
-    let device = parse_device(&cfg.device)?;
+    let device = parse_device(&cfg.train.device)?;
     let t_eval = Instant::now();
     let trained = model::load_run(&exp_dir, true, &device)?;
-    let (index, _) = evaluate::run_index(&trained, &exp_dir, cfg.num_workers, &device)?;
+    let (index, _) = evaluate::run_index(&trained, &exp_dir, cfg.data.num_workers, &device)?;
     let e_trained = evaluate::evaluate(&index)?;
     let random = model::load_run(&exp_dir, false, &device)?;
     let test = data::open(&data_dir, None, Part::Test)?;
-    let e_random = evaluate::evaluate(&evaluate::embed(&random, test, cfg.num_workers, &device)?)?;
+    let e_random = evaluate::evaluate(&evaluate::embed(
+        &random,
+        test,
+        cfg.data.num_workers,
+        &device,
+    )?)?;
     let e_chance = evaluate::chance_evaluation(&index.meta.caption_image, index.meta.images.len());
     let enc = format!("{} + {}", cfg.image_arch, cfg.text_encoder);
     evaluate::save(
@@ -185,7 +201,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     print!(
         "{}",
         evaluate::table(&[
-            (format!("{} ({enc})", cfg.loss), &e_trained),
+            (format!("{} ({enc})", cfg.criterion.loss), &e_trained),
             (format!("random init ({enc})"), &e_random),
             ("chance".to_string(), &e_chance)
         ])

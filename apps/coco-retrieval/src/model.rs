@@ -152,7 +152,7 @@ pub fn load_run(exp_dir: &Path, trained: bool, device: &Device) -> Result<Loaded
     let cfg = PretrainConfig::of_run(exp_dir)?;
     let arch = TextArch::of_run(exp_dir)?;
     let tokenizer = crate::text::run_tokenizer(exp_dir, cfg.max_len)?;
-    let store = ParamStore::new(cfg.seed);
+    let store = ParamStore::new(cfg.train.seed);
     let model = build(&cfg, &arch, &store, device)?;
     if trained {
         let f = exp_dir.join(MODEL_FILE);

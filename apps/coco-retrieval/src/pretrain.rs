@@ -14,7 +14,7 @@ use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
-use vicreg_core::engine::{PairBatch, TrainSummary, Trainer};
+use vicreg_core::engine::{PairBatch, ResumeMode, TrainSummary, Trainer};
 use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
@@ -60,11 +60,11 @@ pub struct PretrainOutcome {
 
 /// Runs pretraining with a resolved `cfg` on the captioned images `train`;
 /// writes `tokenizer.json`, `text-encoder.json`, the engine's files and, at the
-/// end, `model.safetensors` (both encoders and expanders) into `cfg.exp_dir`.
+/// end, `model.safetensors` (both encoders and expanders) into `cfg.train.exp_dir`.
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     train: CocoCaptions,
-    resume: bool,
+    resume: ResumeMode,
 ) -> Result<PretrainOutcome> {
     pretrain_on_group(cfg, train, resume, Arc::new(SingleProcess))
 }
@@ -76,12 +76,12 @@ pub fn pretrain_on(
 pub fn pretrain_on_group(
     cfg: &PretrainConfig,
     train: CocoCaptions,
-    resume: bool,
+    resume: ResumeMode,
     collective: Arc<dyn Collective>,
 ) -> Result<PretrainOutcome> {
-    let device = parse_device(&cfg.device)?;
+    let device = parse_device(&cfg.train.device)?;
     let (rank, world) = (collective.rank(), collective.world_size());
-    let micro = micro_batch(cfg.batch_size, world, 1)?;
+    let micro = micro_batch(cfg.train.batch_size, world, 1)?;
     let n_images = train.len();
     let prepared = {
         let (captions, _) = train.flat_captions();
@@ -102,13 +102,13 @@ pub fn pretrain_on_group(
         Arc::new(dataset),
         LoaderConfig {
             batch_size: micro,
-            num_workers: cfg.num_workers,
+            num_workers: cfg.data.num_workers,
             rank,
             world_size: world,
-            seed: cfg.seed,
+            seed: cfg.train.seed,
             shuffle: true,
             drop_last: true,
-            policy: if cfg.strict {
+            policy: if cfg.data.strict {
                 BadSamplePolicy::Strict
             } else {
                 BadSamplePolicy::Skip
@@ -117,18 +117,23 @@ pub fn pretrain_on_group(
         },
         move |items| collate_image_tokens(items, &dev),
     )
-    .with_context(|| format!("{n_images} training images, batch size {}", cfg.batch_size))?;
+    .with_context(|| {
+        format!(
+            "{n_images} training images, batch size {}",
+            cfg.train.batch_size
+        )
+    })?;
     if loader.steps_per_epoch() == 0 {
         anyhow::bail!(
             "{n_images} training images are fewer than one batch of {}",
-            cfg.batch_size
+            cfg.train.batch_size
         );
     }
     // Branch A: the `(B, 3, S, S)` image view; branch B: one caption per
     // image (drawn per epoch), cut to the batch's longest caption.
     let mut pairs = PairBatches::new(
         loader,
-        SkipLog::new(Some(&cfg.exp_dir), rank),
+        SkipLog::new(Some(&cfg.train.exp_dir), rank),
         |(images, ids, mask): (Tensor, Tensor, Tensor)| {
             let n = images.dims().first().copied().unwrap_or(0);
             let text = text_batch(&ids, &mask).map_err(|e| {
@@ -138,7 +143,7 @@ pub fn pretrain_on_group(
         },
     );
 
-    let store = ParamStore::new(cfg.seed);
+    let store = ParamStore::new(cfg.train.seed);
     let net = model::build(cfg, &prepared.arch, &store, &device)?;
     if let Some(w) = &prepared.weights {
         let r = encoders::text::load_bert_weights(
@@ -164,25 +169,29 @@ pub fn pretrain_on_group(
             _ => "",
         }
     );
-    let optimizer = build_optimizer(cfg.optimizer, vec![ParamGroup::new(vars)], cfg.wd)?;
-    let loss = build_loss(cfg.loss, &cfg.loss_config())?;
+    let optimizer = build_optimizer(
+        cfg.train.optimizer,
+        vec![ParamGroup::new(vars)],
+        cfg.train.wd,
+    )?;
+    let loss = build_loss(cfg.criterion.loss, &cfg.loss_config())?;
     let mut trainer = Trainer::builder(&net, &store, cfg.train(resume))
         .loss(loss)
         .collective(collective.clone())
-        .run_dir(&cfg.exp_dir, cfg)
+        .run_dir(&cfg.train.exp_dir, cfg)
         .optimizer(optimizer)
         .export("image", model::IMAGE_ENCODER)
         .export("text", model::TEXT_ENCODER)
         .build()?;
     let start = Instant::now();
-    let _sync = sync_bn_scope(cfg.sync_bn, &collective);
+    let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
     let summary = trainer.fit(&mut pairs)?;
     let seconds = start.elapsed().as_secs_f64();
     if rank == 0 {
-        store.save_safetensors(&cfg.exp_dir.join(MODEL_FILE))?;
+        store.save_safetensors(&cfg.train.exp_dir.join(MODEL_FILE))?;
     }
     let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
-    let pairs_per_s = (done_steps as f64 * cfg.batch_size as f64) / seconds.max(1e-9);
+    let pairs_per_s = (done_steps as f64 * cfg.train.batch_size as f64) / seconds.max(1e-9);
     Ok(PretrainOutcome {
         summary,
         seconds,
@@ -191,9 +200,9 @@ pub fn pretrain_on_group(
     })
 }
 
-/// `coco-retrieval pretrain` on `cfg.data_dir`.
-pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
-    if cfg.data_dir.is_none() && cfg.train_captions.is_none() {
+/// `coco-retrieval pretrain` on `cfg.data.data_dir`.
+pub fn run(mut cfg: PretrainConfig, resume: ResumeMode) -> Result<()> {
+    if cfg.data.data_dir.is_none() && cfg.train_captions.is_none() {
         anyhow::bail!(
             "pretrain needs --data-dir or --train-images with --train-captions (run `coco-retrieval` with no arguments for the built-in demo)"
         );
@@ -202,22 +211,16 @@ pub fn run(mut cfg: PretrainConfig, resume: bool) -> Result<()> {
     cfg.validate()?;
     // Under `mpirun -np N` (binary built with the cargo feature `mpi`): one
     // rank of N; `--device cuda` becomes this rank's GPU.
-    let launch = Launch::for_run(
-        cfg.batch_size,
-        1,
-        cfg.collective_timeout,
-        &mut cfg.device,
-        &mut cfg.sync_bn,
-    )?;
+    let launch = Launch::for_run(&mut cfg.train, 1)?;
     let result = run_as(&cfg, resume, &launch);
     launch.finish(result)
 }
 
 /// The body of [`run`] for one rank of `launch`.
-fn run_as(cfg: &PretrainConfig, resume: bool, launch: &Launch) -> Result<()> {
+fn run_as(cfg: &PretrainConfig, resume: ResumeMode, launch: &Launch) -> Result<()> {
     let rank0 = launch.rank() == 0;
     let train = cfg.open_part(Part::Train)?;
-    let from = match (&cfg.train_captions, &cfg.data_dir) {
+    let from = match (&cfg.train_captions, &cfg.data.data_dir) {
         (Some(c), _) => c.display().to_string(),
         (None, Some(d)) => d.display().to_string(),
         (None, None) => String::new(),
@@ -231,12 +234,12 @@ fn run_as(cfg: &PretrainConfig, resume: bool, launch: &Launch) -> Result<()> {
         train.len(),
         train.num_captions(),
         cfg.image_size,
-        cfg.batch_size,
+        cfg.train.batch_size,
         launch.world(),
-        if cfg.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
+        if cfg.train.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
         cfg.resolved_base_lr(),
-        cfg.epochs,
-        cfg.exp_dir.display()
+        cfg.train.epochs,
+        cfg.train.exp_dir.display()
     );
     }
     let out = pretrain_on_group(cfg, train, resume, launch.collective())?;
@@ -247,7 +250,7 @@ fn run_as(cfg: &PretrainConfig, resume: bool, launch: &Launch) -> Result<()> {
         eprintln!(
             "skipped {} unreadable images in total (listed in {})",
             out.skipped,
-            cfg.exp_dir.join(SKIPPED_FILE).display()
+            cfg.train.exp_dir.join(SKIPPED_FILE).display()
         );
     }
     println!(
@@ -255,7 +258,7 @@ fn run_as(cfg: &PretrainConfig, resume: bool, launch: &Launch) -> Result<()> {
         out.summary.global_step,
         out.seconds,
         out.pairs_per_s,
-        cfg.exp_dir.join(MODEL_FILE).display()
+        cfg.train.exp_dir.join(MODEL_FILE).display()
     );
     Ok(())
 }

@@ -117,10 +117,10 @@ pub struct PreparedText {
 /// is written: the tokenizer rank 0 saved is read back.
 pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str], write: bool) -> Result<PreparedText> {
     if write {
-        std::fs::create_dir_all(&cfg.exp_dir)
-            .with_context(|| format!("creating {}", cfg.exp_dir.display()))?;
+        std::fs::create_dir_all(&cfg.train.exp_dir)
+            .with_context(|| format!("creating {}", cfg.train.exp_dir.display()))?;
     }
-    let tok_path = cfg.exp_dir.join(TOKENIZER_FILE);
+    let tok_path = cfg.train.exp_dir.join(TOKENIZER_FILE);
     let existing = if tok_path.is_file() {
         Some(TextTokenizer::from_file(&tok_path)?)
     } else {
@@ -130,7 +130,7 @@ pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str], write: bool) -> Re
         TextChoice::Pretrained(spec) => {
             let files = pretrained_files(&spec)?;
             let mut bert = BertConfig::from_json_file(&files.config)?;
-            bert.dropout_seed = cfg.seed;
+            bert.dropout_seed = cfg.train.seed;
             let tokenizer = match existing {
                 Some(t) => t,
                 None => TextTokenizer::from_file(&files.tokenizer)?,
@@ -181,7 +181,7 @@ pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str], write: bool) -> Re
                     hidden_dropout_prob: cfg.text_dropout,
                     attention_probs_dropout_prob: cfg.text_dropout,
                     norm_position: NormPosition::Pre,
-                    dropout_seed: cfg.seed,
+                    dropout_seed: cfg.train.seed,
                     ..BertConfig::small()
                 })
             };
@@ -197,7 +197,7 @@ pub fn prepare(cfg: &PretrainConfig, train_captions: &[&str], write: bool) -> Re
     }
     if write {
         prepared.tokenizer.save(&tok_path)?;
-        prepared.arch.save(&cfg.exp_dir)?;
+        prepared.arch.save(&cfg.train.exp_dir)?;
     }
     Ok(prepared)
 }
