@@ -60,123 +60,93 @@ pub struct PretrainArgs {
     pub criterion: LossFlags,
     /// Karpathy split file (dataset_coco.json), absolute or relative to --data-dir.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub karpathy_split: Option<PathBuf>,
     /// Folder of training images, anywhere (with --train-captions; instead of --data-dir).
     #[arg(long, requires = "train_captions")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub train_images: Option<PathBuf>,
     /// COCO-format captions JSON of --train-images (images[] with file_name, annotations[]).
     #[arg(long, requires = "train_images")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub train_captions: Option<PathBuf>,
     /// Folder of test images, anywhere (with --val-captions; used by eval and retrieve).
     #[arg(long, requires = "val_captions")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub val_images: Option<PathBuf>,
     /// COCO-format captions JSON of --val-images.
     #[arg(long, requires = "val_images")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub val_captions: Option<PathBuf>,
     /// resnet18/34/50/101/152/200 (optionally xN).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_arch: Option<String>,
     /// Zero-initialise the last BN of every residual branch.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub zero_init_residual: Option<bool>,
     /// Crop size of the image views, pixels. Range 16..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<u32>,
     /// Image augmentation of pretraining.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<ImageAugment>,
     /// transformer | gru | pretrained:<model dir or HF hub id>.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_encoder: Option<String>,
     /// Transformer layers (from-scratch transformer). Range 1..=64.
     #[arg(long, value_parser = limits::int::<usize>(limits::TEXT_LAYERS))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_layers: Option<usize>,
     /// Transformer hidden size / GRU state size (from scratch). Range 1..=65536.
     #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_hidden: Option<usize>,
     /// Attention heads (from-scratch transformer). Range 1..=256.
     #[arg(long, value_parser = limits::int::<usize>(limits::TEXT_HEADS))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_heads: Option<usize>,
     /// Word-embedding width of the GRU. Range 1..=65536.
     #[arg(long, value_parser = limits::int::<usize>(limits::WIDTH))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_embed: Option<usize>,
     /// Dropout of the from-scratch transformer. In [0, 1].
     #[arg(long, value_parser = limits::unit_interval)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_dropout: Option<f64>,
     /// Target size of the WordPiece vocabulary trained on the training captions (from scratch). Range 8..=1000000.
     #[arg(long, value_parser = limits::int::<usize>(limits::VOCAB_SIZE))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub vocab_size: Option<usize>,
     /// Tokens per caption after truncation/padding, special tokens included. Range 3..=4096.
     #[arg(long, value_parser = limits::int::<usize>(limits::MAX_LEN))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_len: Option<usize>,
     /// Expander widths of both branches.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<String>,
     /// Expander of the image branch (unset: `mlp`).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp_image: Option<String>,
     /// Expander of the text branch (unset: `mlp`).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp_text: Option<String>,
     /// Keep the image encoder fixed (its expander still trains).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub freeze_image: Option<bool>,
     /// Keep the text encoder fixed (its expander still trains).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub freeze_text: Option<bool>,
     /// Base learning rate (peak = base-lr * batch-size / 256); unset: the paper's small-batch values. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_lr: Option<f64>,
     /// VICReg invariance coefficient. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sim_coeff: Option<f64>,
     /// Variance coefficient of the image branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff_image: Option<f64>,
     /// Variance coefficient of the text branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff_text: Option<f64>,
     /// Covariance coefficient of the image branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff_image: Option<f64>,
     /// Covariance coefficient of the text branch. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff_text: Option<f64>,
     /// mean (official code) or sum (paper) of the two variance terms.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub variance_reduction: Option<VarianceReduction>,
     /// Embedding normalisation before the loss: none, standardize, l2.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub normalization: Option<EmbeddingNorm>,
 }
 

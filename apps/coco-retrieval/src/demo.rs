@@ -77,14 +77,9 @@ pub struct DemoArgs {
 }
 
 impl Default for DemoArgs {
+    /// Every flag at its default (what running with no arguments does).
     fn default() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            d: DemoArgs,
-        }
-        Wrap::parse_from(["demo"]).d
+        vicreg_core::recipe::flag_defaults().expect("every demo flag has a default")
     }
 }
 
@@ -106,13 +101,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.test_images,
         t0.elapsed().as_secs_f64()
     );
-    let exp_dir = args.exp_dir.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from(format!("runs/coco-retrieval-demo-{t}"))
-    });
+    let exp_dir = args
+        .exp_dir
+        .clone()
+        .unwrap_or_else(|| vicreg_core::recipe::timestamped_dir("runs/coco-retrieval-demo"));
     let mut cfg = PretrainConfig {
         data: DataSettings {
             data_dir: Some(data_dir.clone()),

@@ -14,7 +14,7 @@ use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
-use vicreg_core::engine::{PairBatch, ResumeMode, TrainSummary, Trainer};
+use vicreg_core::engine::{PairBatch, ResumeMode, RunOutcome, Trainer};
 use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
@@ -45,19 +45,6 @@ pub fn image_view(aug: ImageAugment, size: u32) -> SingleViewConfig {
     }
 }
 
-/// What a pretraining run produced.
-pub struct PretrainOutcome {
-    /// The engine's summary.
-    pub summary: TrainSummary,
-    /// Wall-clock seconds of this invocation.
-    pub seconds: f64,
-    /// Pairs seen per second over this invocation.
-    pub pairs_per_s: f64,
-    /// Images skipped as unreadable in this invocation (all epochs; each is
-    /// listed in `<exp-dir>/skipped.txt`).
-    pub skipped: usize,
-}
-
 /// Runs pretraining with a resolved `cfg` on the captioned images `train`;
 /// writes `tokenizer.json`, `text-encoder.json`, the engine's files and, at the
 /// end, `model.safetensors` (both encoders and expanders) into `cfg.train.exp_dir`.
@@ -65,7 +52,7 @@ pub fn pretrain_on(
     cfg: &PretrainConfig,
     train: CocoCaptions,
     resume: ResumeMode,
-) -> Result<PretrainOutcome> {
+) -> Result<RunOutcome> {
     pretrain_on_group(cfg, train, resume, Arc::new(SingleProcess))
 }
 
@@ -78,7 +65,7 @@ pub fn pretrain_on_group(
     train: CocoCaptions,
     resume: ResumeMode,
     collective: Arc<dyn Collective>,
-) -> Result<PretrainOutcome> {
+) -> Result<RunOutcome> {
     let device = parse_device(&cfg.train.device)?;
     let (rank, world) = (collective.rank(), collective.world_size());
     let micro = micro_batch(cfg.train.batch_size, world, 1)?;
@@ -186,18 +173,15 @@ pub fn pretrain_on_group(
     let start = Instant::now();
     let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
     let summary = trainer.fit(&mut pairs)?;
-    let seconds = start.elapsed().as_secs_f64();
     if rank == 0 {
         store.save_safetensors(&cfg.train.exp_dir.join(MODEL_FILE))?;
     }
-    let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
-    let pairs_per_s = (done_steps as f64 * cfg.train.batch_size as f64) / seconds.max(1e-9);
-    Ok(PretrainOutcome {
+    Ok(RunOutcome::new(
         summary,
-        seconds,
-        pairs_per_s,
-        skipped: pairs.skips().total(),
-    })
+        start,
+        cfg.train.batch_size,
+        pairs.skips().total(),
+    ))
 }
 
 /// `coco-retrieval pretrain` on `cfg.data.data_dir`.
@@ -246,19 +230,6 @@ fn run_as(cfg: &PretrainConfig, resume: ResumeMode, launch: &Launch) -> Result<(
     if !rank0 {
         return Ok(());
     }
-    if out.skipped > 0 {
-        eprintln!(
-            "skipped {} unreadable images in total (listed in {})",
-            out.skipped,
-            cfg.train.exp_dir.join(SKIPPED_FILE).display()
-        );
-    }
-    println!(
-        "done: {} steps in {:.1} s ({:.1} pairs/s); model: {}",
-        out.summary.global_step,
-        out.seconds,
-        out.pairs_per_s,
-        cfg.train.exp_dir.join(MODEL_FILE).display()
-    );
+    out.print("images", &cfg.train.exp_dir.join(SKIPPED_FILE));
     Ok(())
 }

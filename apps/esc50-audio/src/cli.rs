@@ -80,91 +80,69 @@ pub struct PretrainArgs {
     pub variant: VariantFlags,
     /// wave-spec (paper) or wave-wave.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pairing: Option<Pairing>,
     /// Rate clips are resampled to (e.g. 16000, 22050, 44100). Range 4000..=768000 Hz.
     #[arg(long, value_parser = limits::int::<u32>(limits::SAMPLE_RATE))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
     /// Length of each view, seconds (ESC-50 clips are 5 s). Seconds in (0, 600].
     #[arg(long, value_parser = |s: &str| limits::CLIP_SECONDS.parse(s))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_seconds: Option<f64>,
     /// Probability per training view of a random speed change (pitch and tempo). In [0, 1].
     #[arg(long, value_parser = limits::unit_interval)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub speed_prob: Option<f64>,
     /// Speed factor range, `lo,hi` (log-uniform), each in (0, 4].
     #[arg(long, value_parser = parse_speed_range)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub speed_range: Option<(f64, f64)>,
     /// Probability per training view of mixing in another clip as background. In [0, 1].
     #[arg(long, value_parser = limits::unit_interval)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mix_prob: Option<f64>,
     /// Largest pole of the low-pass colouring the added noise (0: white). In [0, 0.999].
     #[arg(long, value_parser = |s: &str| limits::NOISE_COLOUR.parse(s))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub noise_colour: Option<f64>,
     /// How the encoders pool over time: mean-max (mean + max over frames, default) or mean.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub time_pool: Option<TimePool>,
     /// Where training crops go: active (around sound, default) or uniform (anywhere).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropPolicy>,
     /// Active crops: a 20 ms frame holds sound when within this many dB of the loudest (default -30). In [-120, 0].
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| limits::ACTIVE_DB.parse(s))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub active_db: Option<f64>,
     /// What evaluation shows the frozen encoders: full (the whole clip, default), windows (mean over windows that hold sound) or center (one centred crop).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_view: Option<EvalView>,
     /// Fold (1-5) left out of pretraining. Range 1..=5.
     #[arg(long, value_parser = limits::int::<u8>(limits::FOLD))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub test_fold: Option<u8>,
     /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub wave_arch: Option<WaveArch>,
     /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub spec_arch: Option<String>,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.
     #[arg(long, value_parser = limits::int::<usize>(limits::N_MELS))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub n_mels: Option<usize>,
     /// Spectrogram hop in samples (default: a quarter of the FFT window). Range 1..=1000000.
     #[arg(long, value_parser = limits::int::<usize>(limits::MEL_HOP))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mel_hop: Option<usize>,
     /// Expander widths of both branches, e.g. 8192-8192-8192.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<String>,
     /// Peak learning rate. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// Variance coefficient of branch B (the spectrogram branch for wave-spec). Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff_b: Option<f64>,
     /// Covariance coefficient of branch B. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff_b: Option<f64>,
     /// Train a linear classifier on the detached wave representations alongside.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<bool>,
     /// wave-wave: share the waveform encoder between the views (true|false).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub share_weights: Option<bool>,
 }
 

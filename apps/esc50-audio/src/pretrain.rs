@@ -9,7 +9,7 @@ use datasets::audio::{collate_waveform_pairs, Esc50Index, Esc50Pretrain, ESC50_F
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
-use vicreg_core::engine::{ResumeMode, TrainSummary};
+use vicreg_core::engine::{ResumeMode, RunOutcome};
 
 use crate::config::{parse_device, PretrainConfig};
 use crate::data;
@@ -17,17 +17,6 @@ use crate::variants;
 
 /// Name of the file listing the clips a run was pretrained on (one per line).
 pub const PRETRAIN_CLIPS: &str = "pretrain_clips.txt";
-
-/// What a pretraining run produced.
-pub struct PretrainOutcome {
-    /// The engine's summary.
-    pub summary: TrainSummary,
-    /// Wall-clock seconds of this invocation.
-    pub seconds: f64,
-    /// Clips skipped as unreadable in this invocation (all epochs; each is
-    /// listed in `<exp-dir>/skipped.txt`).
-    pub skipped: usize,
-}
 
 /// The folds pretraining reads: all but `test_fold`, or all five.
 pub fn pretrain_folds(test_fold: Option<u8>) -> Result<Vec<u8>> {
@@ -42,7 +31,7 @@ pub fn pretrain_on(
     cfg: &PretrainConfig,
     index: Arc<Esc50Index>,
     resume: ResumeMode,
-) -> Result<PretrainOutcome> {
+) -> Result<RunOutcome> {
     pretrain_on_group(cfg, index, resume, Arc::new(SingleProcess))
 }
 
@@ -55,7 +44,7 @@ pub fn pretrain_on_group(
     index: Arc<Esc50Index>,
     resume: ResumeMode,
     collective: Arc<dyn Collective>,
-) -> Result<PretrainOutcome> {
+) -> Result<RunOutcome> {
     let world = collective.world_size();
     let rank = collective.rank();
     let micro = micro_batch(cfg.train.batch_size, world, 1)?;
@@ -108,11 +97,12 @@ pub fn pretrain_on_group(
     let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
     // The model of `--loss` / `--pairing` / `--share-weights` (see variants.rs).
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
-    Ok(PretrainOutcome {
+    Ok(RunOutcome::new(
         summary,
-        seconds: start.elapsed().as_secs_f64(),
-        skipped: pairs.skips().total(),
-    })
+        start,
+        cfg.train.batch_size,
+        pairs.skips().total(),
+    ))
 }
 
 fn write_clip_list(dir: &Path, names: &[String]) -> Result<()> {
@@ -195,23 +185,6 @@ fn run_as(cfg: &PretrainConfig, dir: &Path, resume: ResumeMode, launch: &Launch)
     if !rank0 {
         return Ok(());
     }
-    if out.skipped > 0 {
-        eprintln!(
-            "skipped {} unreadable clips in total (listed in {})",
-            out.skipped,
-            cfg.train.exp_dir.join(SKIPPED_FILE).display()
-        );
-    }
-    println!(
-        "done: {} steps in {:.1} s; encoder weights: {}",
-        out.summary.global_step,
-        out.seconds,
-        out.summary
-            .encoder_files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    out.print("clips", &cfg.train.exp_dir.join(SKIPPED_FILE));
     Ok(())
 }

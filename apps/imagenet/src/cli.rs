@@ -98,51 +98,39 @@ pub struct PretrainArgs {
     pub variant: VariantFlags,
     /// Backbone: resnet18/34/50/101/152/200, optionally wide (e.g. resnet50x2).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
     /// Zero-initialise the last BatchNorm of every residual branch (official: true).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub zero_init_residual: Option<bool>,
     /// Expander widths, e.g. 8192-8192-8192.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<String>,
     /// Base learning rate (peak = base-lr x batch-size / 256); unset: the paper's small-batch values. Finite, >= 0.
     #[arg(long, value_parser = limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_lr: Option<f64>,
     /// Combine the two branches' variance terms by mean (official code) or sum (paper).
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub variance_reduction: Option<VarianceReduction>,
     /// Embedding normalisation before the loss.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub normalization: Option<EmbeddingNorm>,
     /// Crop size in pixels; unset: the median shorter side of the training images, at most 224 (ImageNet: 224), 32 for IDX and the built-in set. Range 1..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<u32>,
     /// Two-view augmentation preset.
     #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<AugPreset>,
     /// Micro-batches accumulated per optimizer step. Range 1..=4096.
     #[arg(long, value_parser = limits::int::<usize>(limits::ACCUMULATE))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub accumulate: Option<usize>,
     /// Train a linear classifier on detached representations alongside (needs labels).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<bool>,
     /// vicreg/barlow-twins/simclr: share the branches' weights (true|false).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub share_weights: Option<bool>,
     /// BatchNorm in the expander's hidden layers (true|false).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expander_bn: Option<bool>,
 }
 

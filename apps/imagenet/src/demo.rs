@@ -77,14 +77,9 @@ struct Row {
 }
 
 impl Default for DemoArgs {
+    /// Every flag at its default (what running with no arguments does).
     fn default() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            d: DemoArgs,
-        }
-        Wrap::parse_from(["demo"]).d
+        vicreg_core::recipe::flag_defaults().expect("every demo flag has a default")
     }
 }
 
@@ -106,13 +101,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.train_per_class,
         args.val_per_class
     );
-    let exp_dir = args.exp_dir.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from(format!("runs/imagenet-demo-{t}"))
-    });
+    let exp_dir = args
+        .exp_dir
+        .clone()
+        .unwrap_or_else(|| vicreg_core::recipe::timestamped_dir("runs/imagenet-demo"));
     let mut cfg = PretrainConfig {
         data: DataSettings {
             data_dir: Some(data_dir.clone()),

@@ -9,7 +9,7 @@ use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
-use vicreg_core::engine::{ResumeMode, TrainSummary};
+use vicreg_core::engine::{ResumeMode, RunOutcome};
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
 use crate::data::{self, AnySource};
@@ -28,25 +28,12 @@ pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
     cfg
 }
 
-/// What a pretraining run produced.
-pub struct PretrainOutcome {
-    /// The engine's summary.
-    pub summary: TrainSummary,
-    /// Wall-clock seconds of this invocation.
-    pub seconds: f64,
-    /// Pairs seen per second over this invocation.
-    pub pairs_per_s: f64,
-    /// Images skipped as unreadable by this process in this invocation (all
-    /// epochs; each is listed in `<exp-dir>/skipped.txt`).
-    pub skipped: usize,
-}
-
 /// Runs pretraining with a fully resolved `cfg` on `source` in this process alone.
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     source: AnySource,
     resume: ResumeMode,
-) -> Result<PretrainOutcome> {
+) -> Result<RunOutcome> {
     pretrain_on_group(cfg, source, resume, Arc::new(SingleProcess))
 }
 
@@ -58,7 +45,7 @@ pub fn pretrain_on_group(
     source: AnySource,
     resume: ResumeMode,
     collective: Arc<dyn Collective>,
-) -> Result<PretrainOutcome> {
+) -> Result<RunOutcome> {
     let device = parse_device(&cfg.train.device)?;
     let size = cfg
         .image_size
@@ -102,15 +89,12 @@ pub fn pretrain_on_group(
     // The model of `--loss` / `--share-weights` (see variants.rs).
     let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
     let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let done_steps = summary.global_step - summary.resumed_from.unwrap_or(0);
-    let pairs_per_s = (done_steps as f64 * cfg.train.batch_size as f64) / seconds.max(1e-9);
-    Ok(PretrainOutcome {
+    Ok(RunOutcome::new(
         summary,
-        seconds,
-        pairs_per_s,
-        skipped: pairs.skips().total(),
-    })
+        start,
+        cfg.train.batch_size,
+        pairs.skips().total(),
+    ))
 }
 
 /// `imagenet pretrain` on `cfg.data.data_dir` (resolved here).
@@ -155,24 +139,6 @@ fn run_as(
     if !rank0 {
         return Ok(());
     }
-    if out.skipped > 0 {
-        eprintln!(
-            "skipped {} unreadable images in total (listed in {})",
-            out.skipped,
-            cfg.train.exp_dir.join(SKIPPED_FILE).display()
-        );
-    }
-    println!(
-        "done: {} steps in {:.1} s ({:.1} pairs/s); encoder weights: {}",
-        out.summary.global_step,
-        out.seconds,
-        out.pairs_per_s,
-        out.summary
-            .encoder_files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    out.print("images", &cfg.train.exp_dir.join(SKIPPED_FILE));
     Ok(())
 }

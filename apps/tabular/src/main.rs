@@ -82,15 +82,12 @@ impl Default for TabularSettings {
 struct TabularFlags {
     /// Folder with a.csv and b.csv.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
     /// Width of each encoder's hidden layer and representation. Range 1..=65536.
     #[arg(long, value_parser = vicreg_core::limits::int::<usize>(vicreg_core::limits::WIDTH))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     hidden: Option<usize>,
     /// Expander widths, e.g. 256-256-256.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     mlp: Option<String>,
 }
 

@@ -80,6 +80,7 @@ mod checkpoint;
 mod config;
 mod guard;
 pub mod metrics;
+mod outcome;
 mod plot;
 mod progress;
 mod run_dir;
@@ -97,6 +98,7 @@ pub use checkpoint::{
 pub use config::{ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
 pub use metrics::{read_metrics, EpochAccum};
+pub use outcome::RunOutcome;
 pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;
 pub use run_dir::RunDir;

@@ -34,14 +34,11 @@ impl DataSettings {
 pub struct DataFlags {
     /// The data set's root (see the app's README for its layout); unset: the built-in data.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Loader worker threads. Range 0..=256.
     #[arg(long, value_parser = crate::limits::int::<usize>(NUM_WORKERS))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub num_workers: Option<usize>,
     /// Fail on the first unreadable file instead of skipping it (`--strict` alone means true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }

@@ -117,15 +117,12 @@ impl CoeffSettings {
 pub struct LossFlags {
     /// Loss: vicreg, barlow-twins, simclr, byol or simsiam (byol / simsiam: two views of one encoder).
     #[arg(long, value_parser = |s: &str| s.parse::<LossKind>().map_err(|e| e.to_string()))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<LossKind>,
     /// Barlow Twins off-diagonal weight. Finite, >= 0.
     #[arg(long, value_parser = crate::limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub barlow_lambda: Option<f64>,
     /// SimCLR temperature. Finite, > 0.
     #[arg(long, value_parser = crate::limits::finite_positive)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
 }
 
@@ -136,14 +133,11 @@ pub struct LossFlags {
 pub struct CoeffFlags {
     /// Invariance coefficient. Finite, >= 0.
     #[arg(long, value_parser = crate::limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sim_coeff: Option<f64>,
     /// Variance coefficient. Finite, >= 0.
     #[arg(long, value_parser = crate::limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub std_coeff: Option<f64>,
     /// Covariance coefficient. Finite, >= 0.
     #[arg(long, value_parser = crate::limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cov_coeff: Option<f64>,
 }

@@ -44,3 +44,22 @@ pub use train::TrainSettings;
 #[cfg(feature = "cli")]
 pub use variant::VariantFlags;
 pub use variant::VariantSettings;
+
+/// The value of a clap argument struct when no flag is given: every field's
+/// `default_value` (what an app runs with no arguments, e.g. its demo).
+/// Fails if `A` has a required flag.
+#[cfg(feature = "cli")]
+pub fn flag_defaults<A: clap::Args + clap::FromArgMatches>() -> Result<A, clap::Error> {
+    let cmd = A::augment_args(clap::Command::new("defaults"));
+    let matches = cmd.try_get_matches_from(["defaults"])?;
+    A::from_arg_matches(&matches)
+}
+
+/// `<prefix>-<unix seconds>`: a fresh run directory name for a run the user
+/// gave no `--exp-dir` (e.g. a demo), so that runs do not resume each other.
+pub fn timestamped_dir(prefix: &str) -> std::path::PathBuf {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    std::path::PathBuf::from(format!("{prefix}-{t}"))
+}

@@ -12,8 +12,8 @@ use crate::{Error, Result};
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// `base`, then every key of the TOML file `file` (if any), then every key
-/// that `flags` serializes (flags left unset must be skipped, e.g. with
-/// `#[serde(skip_serializing_if = "Option::is_none")]`). Tables merge key by
+/// that `flags` serializes: a flag left unset is a `None` field, which TOML
+/// (having no null) leaves out, so it keeps the file's value. Tables merge key by
 /// key at every depth, so `[run] epochs = 10` in the file keeps `run`'s other
 /// keys. The result is deserialized as `T` (with `deny_unknown_fields`, an
 /// unknown or misspelt key is an error naming the file).
@@ -143,9 +143,7 @@ mod tests {
     #[derive(Serialize)]
     #[serde(rename_all = "kebab-case")]
     struct FlagSection {
-        #[serde(skip_serializing_if = "Option::is_none")]
         epochs: Option<usize>,
-        #[serde(skip_serializing_if = "Option::is_none")]
         clip: Option<f64>,
     }
 

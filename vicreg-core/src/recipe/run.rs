@@ -71,7 +71,6 @@ pub struct RunFlags {
     pub train: TrainFlags,
     /// Base learning rate (peak: base-lr * batch-size / 256). Finite, >= 0.
     #[arg(long, value_parser = crate::limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_lr: Option<f64>,
     #[command(flatten)]
     #[serde(flatten)]

@@ -136,59 +136,45 @@ pub struct TrainFlags {
     pub resume: bool,
     /// Run directory.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp_dir: Option<PathBuf>,
     /// Epochs. Range 1..=100000.
     #[arg(long, value_parser = crate::limits::int::<usize>(EPOCHS))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
     /// Global batch size (pairs per optimizer step). Range 1..=1048576.
     #[arg(long, value_parser = crate::limits::int::<usize>(BATCH_SIZE))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
     /// Weight decay. Finite, >= 0.
     #[arg(long, value_parser = crate::limits::finite_non_negative)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub wd: Option<f64>,
     /// lars, sgd or adamw.
     #[arg(long, value_parser = |s: &str| s.parse::<OptimizerKind>().map_err(|e| e.to_string()))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerKind>,
     /// Warmup epochs (linear from 0, then cosine). Range 0..=100000.
     #[arg(long, value_parser = crate::limits::int::<usize>(WARMUP_EPOCHS))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_epochs: Option<usize>,
     /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// A metrics record every this many steps. Range 1..=1000000000.
     #[arg(long, value_parser = crate::limits::int::<usize>(LOG_EVERY))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_every: Option<usize>,
     /// Also checkpoint every this many steps (0: epoch ends only). Range 0..=1000000000.
     #[arg(long, value_parser = crate::limits::int::<usize>(CHECKPOINT_EVERY))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<usize>,
     /// Clip the global gradient norm (unset: no clipping). Finite, > 0.
     #[arg(long, value_parser = crate::limits::finite_positive)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_grad: Option<f64>,
     /// No progress bars (`--quiet` alone means true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub quiet: Option<bool>,
     /// cpu, cuda or cuda:N.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     /// Synchronized BatchNorm over all processes (true|false; default: true when several).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_bn: Option<bool>,
     /// Seconds a collective may take before the MPI job is aborted (default 600). In (0, 604800].
     #[arg(long, value_parser = |s: &str| COLLECTIVE_TIMEOUT.parse(s))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub collective_timeout: Option<f64>,
 }
 

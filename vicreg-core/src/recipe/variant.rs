@@ -124,22 +124,17 @@ impl VariantSettings {
 pub struct VariantFlags {
     /// byol/simsiam: predictor on the online branch (true|false).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub predictor: Option<bool>,
     /// byol/simsiam: predictor hidden width. Range 1..=65536.
     #[arg(long, value_parser = crate::limits::int::<usize>(WIDTH))]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub predictor_hidden: Option<usize>,
     /// byol: EMA momentum at step 0. In [0, 1].
     #[arg(long, value_parser = crate::limits::unit_interval)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum_base: Option<f64>,
     /// byol/simsiam: stop-gradient on the target (true|false).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_gradient: Option<bool>,
     /// byol/simsiam: add VICReg's variance/covariance terms (D.8); `--vicreg-terms` alone means true.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub vicreg_terms: Option<bool>,
 }
