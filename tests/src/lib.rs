@@ -22,3 +22,4 @@ pub fn golden(name: &str) -> PathBuf {
 pub mod bad_input;
 pub mod config_fuzz;
 pub mod mpi_run;
+pub mod numpy;

@@ -35,6 +35,7 @@ pub mod engine;
 mod error;
 pub mod eval;
 pub mod gradcheck;
+pub mod insight;
 pub mod io;
 pub mod limits;
 pub mod loss;

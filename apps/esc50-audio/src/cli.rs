@@ -37,12 +37,8 @@ pub enum Command {
     Supervised(Box<SupervisedArgs>),
     /// Top-5 classes of wav files with a run's encoders and saved head.
     Classify(ClassifyArgs),
-    /// Redraw the charts of a run directory.
-    Plot {
-        /// The run directory.
-        #[arg(long)]
-        exp_dir: PathBuf,
-    },
+    /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
+    Plot(vicreg_core::recipe::PlotArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
     /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
@@ -476,8 +472,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Plot { exp_dir }) => {
-            for f in vicreg_core::engine::plot_run(&exp_dir)? {
+        Some(Command::Plot(a)) => {
+            for f in vicreg_core::recipe::plot(&a)? {
                 println!("{}", f.display());
             }
             Ok(())

@@ -30,12 +30,8 @@ pub enum Command {
     KnnEval(KnnEvalArgs),
     /// Representations of every image in a folder -> safetensors + file index.
     Embed(EmbedArgs),
-    /// Redraw the charts of a run directory.
-    Plot {
-        /// The run directory.
-        #[arg(long)]
-        exp_dir: PathBuf,
-    },
+    /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
+    Plot(vicreg_core::recipe::PlotArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
     /// Writes the built-in synthetic ImageFolder (the demo's data) to a folder.
@@ -256,9 +252,12 @@ pub struct EmbedArgs {
     /// Backbone architecture (default: the pretraining run's, else resnet50).
     #[arg(long)]
     pub arch: Option<String>,
-    /// Output safetensors file (the file list goes to <out>.files.txt).
+    /// Output path STEM (or STEM.safetensors): writes STEM.npy (NumPy float32), STEM.safetensors, STEM.csv (index,name,label; label = the image's class folder in an ImageFolder) and STEM.safetensors.files.txt.
     #[arg(long)]
     pub out: PathBuf,
+    /// With an ImageFolder (two or more class folders): also draw STEM-map.svg (t-SNE coloured by class), STEM-std.svg and STEM-correlation.svg (true|false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub map: bool,
     /// Crop size in pixels (centre crop after resizing). Range 1..=4096.
     #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE), default_value_t = 224)]
     pub image_size: u32,
@@ -372,6 +371,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 seed: a.seed,
             };
             let r = evaluate::linear_eval(&tr, &va, classes, &cfg, out.as_deref())?;
+            if let Some(dir) = out.as_deref() {
+                evaluate::val_pictures(dir, &va, &a.data_dir)?;
+            }
             println!(
                 "linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%",
                 tr.len(),
@@ -444,6 +446,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .clone()
                 .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
             let res = evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())?;
+            if let Some(dir) = out.as_deref() {
+                evaluate::val_pictures(dir, &va, &a.data_dir)?;
+            }
             for (k, top1) in &res {
                 println!("{k}-NN top-1 ({arch}): {top1:.2}%");
             }
@@ -467,25 +472,27 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Embed(a)) => {
             let device = parse_device(&a.device)?;
             let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
-            let (n, d) = embed::run(
+            let e = embed::run(
                 &a.images,
                 &arch,
                 a.pretrained.as_deref(),
                 a.image_size,
                 a.num_workers,
                 &a.out,
+                a.map,
                 &device,
             )?;
-            println!(
-                "wrote {n} x {d} embeddings to {} (file list: {}.files.txt)",
-                a.out.display(),
-                a.out.display()
-            );
+            println!("wrote {} x {} embeddings:", e.rows, e.dim);
+            for f in &e.files {
+                println!("  {}", f.display());
+            }
+            if let Some(acc) = e.knn_2d {
+                println!("map: 2-D 5-NN accuracy of the classes {:.1}%", 100.0 * acc);
+            }
             Ok(())
         }
-        Some(Command::Plot { exp_dir }) => {
-            let files = vicreg_core::engine::plot_run(&exp_dir)?;
-            for f in files {
+        Some(Command::Plot(a)) => {
+            for f in vicreg_core::recipe::plot(&a)? {
                 println!("{}", f.display());
             }
             Ok(())

@@ -170,6 +170,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let out_dir = pretrained.map(|p| p.to_path_buf());
         let lin = evaluate::linear_eval(&tr, &va, classes, &probe, out_dir.as_deref())?;
         let k = evaluate::knn_eval(&tr, &va, classes, &knn, out_dir.as_deref())?;
+        if let Some(dir) = out_dir.as_deref() {
+            evaluate::val_pictures(dir, &va, &data_dir)?;
+        }
         let knn_of = |kk: usize| {
             k.iter()
                 .find(|(x, _)| *x == kk)

@@ -87,8 +87,51 @@ pub fn collect_images(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Writes `out` (safetensors with `embeddings` (N, D) f32) and `out` + `.files.txt`
-/// (the N image paths, one per line, in row order). Returns (N, D).
+/// The class of each file: the name of its folder directly under `root`
+/// (an ImageFolder), when every file sits in one and there are at least two;
+/// `None` otherwise.
+fn folder_labels(root: &Path, files: &[PathBuf]) -> Option<(Vec<usize>, Vec<String>)> {
+    let class_of = |f: &PathBuf| -> Option<String> {
+        let rel = f.strip_prefix(root).ok()?;
+        let mut parts = rel.components();
+        let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+        parts.next().map(|_| first)
+    };
+    let per_file: Vec<String> = files.iter().map(class_of).collect::<Option<_>>()?;
+    let mut classes = per_file.clone();
+    classes.sort();
+    classes.dedup();
+    if classes.len() < 2 {
+        return None;
+    }
+    let labels = per_file
+        .iter()
+        .map(|c| classes.binary_search(c).unwrap_or(0))
+        .collect();
+    Some((labels, classes))
+}
+
+/// What `embed` wrote.
+pub struct Embedded {
+    /// Images embedded.
+    pub rows: usize,
+    /// Representation width.
+    pub dim: usize,
+    /// The files written: `<stem>.npy`, `<stem>.safetensors`, `<stem>.csv`,
+    /// `<stem>.safetensors.files.txt`, and with classes the map pictures.
+    pub files: Vec<PathBuf>,
+    /// With classes (an ImageFolder): the 2-D 5-NN accuracy of the map.
+    pub knn_2d: Option<f64>,
+}
+
+/// Embeds every image under `images` and writes, for `out` = `<stem>` or
+/// `<stem>.safetensors`: `<stem>.npy` (NumPy float32 `(N, D)`),
+/// `<stem>.safetensors` (tensor `embeddings`), `<stem>.csv` (`index,name,label`;
+/// the label is the image's folder under `images` when it is an ImageFolder),
+/// `<stem>.safetensors.files.txt` (the paths, one per line, in row order) and,
+/// with `map` and classes, `<stem>-map.svg`, `<stem>-std.svg`,
+/// `<stem>-correlation.svg` (see `vicreg_core::insight`).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     images: &Path,
     arch: &str,
@@ -96,8 +139,9 @@ pub fn run(
     size: u32,
     workers: usize,
     out: &Path,
+    map: bool,
     device: &Device,
-) -> Result<(usize, usize)> {
+) -> Result<Embedded> {
     let files = collect_images(images)?;
     if files.is_empty() {
         bail!(
@@ -106,19 +150,41 @@ pub fn run(
         );
     }
     let net = evaluate::backbone(arch, pretrained, 0, device)?;
-    let n = files.len();
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let labels = folder_labels(images, &files);
     let feats = evaluate::features(&net, FileList(files), size, workers, device)?;
-    let d = feats.dim();
-    let mut map = HashMap::new();
-    map.insert("embeddings".to_string(), feats.x);
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+    let (rows, dim) = (feats.len(), feats.dim());
+    let stem = if out.extension().is_some_and(|e| e == "safetensors") {
+        out.with_extension("")
+    } else {
+        out.to_path_buf()
+    };
+    let by_label = labels.as_ref().map(|(l, c)| (l.as_slice(), c.as_slice()));
+    let mut written = vicreg_core::insight::export_embeddings(&stem, &feats.x, &names, by_label)?;
+    let index = PathBuf::from(format!("{}.safetensors.files.txt", stem.display()));
+    vicreg_core::io::write_atomic(&index, (names.join("\n") + "\n").as_bytes())?;
+    written.push(index);
+    let mut knn_2d = None;
+    if let (true, Some((labels, classes))) = (map && rows >= 4, &labels) {
+        let dir = stem.parent().filter(|p| !p.as_os_str().is_empty());
+        let prefix = stem
+            .file_name()
+            .map_or("embeddings".into(), |n| n.to_string_lossy().into_owned());
+        let pics = vicreg_core::insight::draw_pictures(
+            dir.unwrap_or(Path::new(".")),
+            &prefix,
+            &feats.x,
+            labels,
+            classes,
+            &vicreg_core::insight::TsneConfig::default(),
+        )?;
+        knn_2d = Some(pics.knn_2d);
+        written.extend([pics.map, pics.std_histogram, pics.correlation]);
     }
-    vicreg_core::io::save_safetensors_atomic(&map, out)?;
-    let mut index = out.as_os_str().to_owned();
-    index.push(".files.txt");
-    vicreg_core::io::write_atomic(Path::new(&index), (names.join("\n") + "\n").as_bytes())?;
-    Ok((n, d))
+    Ok(Embedded {
+        rows,
+        dim,
+        files: written,
+        knn_2d,
+    })
 }

@@ -275,3 +275,35 @@ pub fn finetune_eval(
         &mut on_epoch,
     )?)
 }
+
+/// Draws the t-SNE map of the validation representations `val` coloured by
+/// class, and the collapse pictures, into `dir` (`val-map.svg`,
+/// `val-std.svg`, `val-correlation.svg`); prints where and the map's 2-D
+/// 5-NN accuracy.
+pub fn val_pictures(dir: &Path, val: &Features, data_dir: &Path) -> Result<()> {
+    if val.len() < 4 {
+        return Ok(());
+    }
+    let train = data::open_split(data_dir, "train", false)?;
+    let classes: Vec<String> = match train.class_names() {
+        Some(c) => c.to_vec(),
+        None => (0..train.num_classes()).map(|c| c.to_string()).collect(),
+    };
+    let pics = vicreg_core::insight::draw_pictures(
+        dir,
+        "val",
+        &val.x,
+        &val.labels,
+        &classes,
+        &vicreg_core::insight::TsneConfig::default(),
+    )?;
+    eprintln!(
+        "map of {} val representations: {} (2-D 5-NN accuracy {:.1}%), {}, {}",
+        pics.points,
+        pics.map.display(),
+        100.0 * pics.knn_2d,
+        pics.std_histogram.display(),
+        pics.correlation.display()
+    );
+    Ok(())
+}

@@ -208,6 +208,20 @@ fn pretrain_then_evaluate_then_embed() {
     assert_eq!(t["embeddings"].dims(), &[8, 512]);
     let files = std::fs::read_to_string(root.join("emb.safetensors.files.txt")).unwrap();
     assert_eq!(files.lines().count(), 8);
+    // The same rows as NumPy's .npy, with names and class folders in the CSV,
+    // and the map of the classes.
+    let (npy, rows, cols) = vicreg_core::insight::read_npy(&root.join("emb.npy")).unwrap();
+    assert_eq!((rows, cols), (8, 512));
+    let st: Vec<f32> = t["embeddings"].flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(npy, st);
+    let (_, labels, classes) = vicreg_core::insight::read_export(&root.join("emb")).unwrap();
+    assert_eq!(labels.len(), 8);
+    assert!(classes.len() >= 2, "{classes:?}");
+    for f in ["emb-map.svg", "emb-std.svg", "emb-correlation.svg"] {
+        let svg = std::fs::read_to_string(root.join(f)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{f}");
+    }
+    vicreg_tests::numpy::check_npy_loads(&root.join("emb.npy"), 8, 512);
 
     // Weights of another architecture: a clear error listing the mismatch.
     let err = fails(

@@ -77,6 +77,7 @@
 //! ```
 
 mod checkpoint;
+mod compare;
 mod config;
 mod guard;
 pub mod metrics;
@@ -99,6 +100,7 @@ pub use config::{ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
 pub use metrics::{read_metrics, EpochAccum};
 pub use outcome::RunOutcome;
+pub use compare::plot_comparison;
 pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;
 pub use run_dir::RunDir;

@@ -63,3 +63,58 @@ pub fn timestamped_dir(prefix: &str) -> std::path::PathBuf {
         .map_or(0, |d| d.as_secs());
     std::path::PathBuf::from(format!("{prefix}-{t}"))
 }
+
+/// `plot`: the charts of one or several run directories, and the map of
+/// exported embeddings.
+#[cfg(feature = "cli")]
+#[derive(clap::Args, Clone, Debug)]
+pub struct PlotArgs {
+    /// Run directories (`--exp-dir a --exp-dir b` or `--exp-dir a b`): each one's charts are redrawn; with several, compare.svg puts their curves side by side.
+    #[arg(long, num_args = 1.., required_unless_present = "map")]
+    pub exp_dir: Vec<std::path::PathBuf>,
+    /// Folder for compare.svg (default: the first run directory).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Embeddings written by `embed` (the path without .npy / .csv): draws their t-SNE map coloured by label and the collapse pictures next to them.
+    #[arg(long)]
+    pub map: Option<std::path::PathBuf>,
+}
+
+/// Runs `plot`: returns the files written.
+#[cfg(feature = "cli")]
+pub fn plot(args: &PlotArgs) -> crate::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for dir in &args.exp_dir {
+        files.extend(crate::engine::plot_run(dir)?);
+    }
+    if args.exp_dir.len() > 1 {
+        let out = args.out.clone().unwrap_or_else(|| args.exp_dir[0].clone());
+        files.push(crate::engine::plot_comparison(&args.exp_dir, &out)?);
+    }
+    if let Some(stem) = &args.map {
+        let (x, labels, classes) = crate::insight::read_export(stem)?;
+        let dir = stem
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let prefix = stem
+            .file_name()
+            .map_or("embeddings".into(), |n| n.to_string_lossy().into_owned());
+        let pics = crate::insight::draw_pictures(
+            dir,
+            &prefix,
+            &x,
+            &labels,
+            &classes,
+            &crate::insight::TsneConfig::default(),
+        )?;
+        println!(
+            "map of {} points, {} classes: 2-D 5-NN accuracy {:.1}%",
+            pics.points,
+            classes.len(),
+            100.0 * pics.knn_2d
+        );
+        files.extend([pics.map, pics.std_histogram, pics.correlation]);
+    }
+    Ok(files)
+}
