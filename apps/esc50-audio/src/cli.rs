@@ -39,6 +39,8 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
     Plot(vicreg_core::recipe::PlotArgs),
+    /// Representations of every clip -> .npy / safetensors / CSV, with the t-SNE map.
+    Embed(crate::embed::EmbedArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
     /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
@@ -469,6 +471,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                         .collect();
                     println!("{}: {}", p.file.display(), top.join(", "));
                 }
+            }
+            Ok(())
+        }
+        Some(Command::Embed(a)) => {
+            let (files, knn_2d) = crate::embed::run(&a)?;
+            for f in &files {
+                println!("{}", f.display());
+            }
+            if let Some(acc) = knn_2d {
+                println!("map: 2-D 5-NN accuracy of the classes {:.1}%", 100.0 * acc);
             }
             Ok(())
         }

@@ -389,6 +389,9 @@ fn probe_encoders(
                 r.train_top1
             );
             folds[i].push(r);
+            if let Some(dir) = run_dir.as_deref() {
+                test_pictures(dir, &format!("test-{}", b.name()), &tr, &te, index)?;
+            }
         }
     }
     let mut reports = Vec::new();
@@ -554,4 +557,43 @@ pub fn print_report(title: &str, r: &EvalReport) {
             r.mean_top1, r.std_top1
         );
     }
+}
+
+/// The t-SNE map of a fold's test representations (training representations
+/// added when the test fold is small, so the map has structure to show)
+/// coloured by class, and the collapse pictures, into `dir` as
+/// `<prefix>-map.svg`, `<prefix>-std.svg`, `<prefix>-correlation.svg`.
+fn test_pictures(
+    dir: &Path,
+    prefix: &str,
+    train: &Features,
+    test: &Features,
+    index: &Esc50Index,
+) -> Result<()> {
+    let f = if test.len() >= 200 {
+        test.clone()
+    } else {
+        Features::new(
+            candle_core::Tensor::cat(&[&train.x, &test.x], 0)?,
+            train.labels.iter().chain(&test.labels).copied().collect(),
+        )?
+    };
+    if f.len() < 4 {
+        return Ok(());
+    }
+    let pics = vicreg_core::insight::draw_pictures(
+        dir,
+        prefix,
+        &f.x,
+        &f.labels,
+        index.classes(),
+        &vicreg_core::insight::TsneConfig::default(),
+    )?;
+    eprintln!(
+        "map of {} clips: {} (2-D 5-NN accuracy {:.1}%)",
+        pics.points,
+        pics.map.display(),
+        100.0 * pics.knn_2d
+    );
+    Ok(())
 }

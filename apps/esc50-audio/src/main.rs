@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod data;
 mod demo;
+mod embed;
 mod evaluate;
 mod head;
 mod model;

@@ -252,6 +252,25 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
         .arg("--exp-dir")
         .arg(&exp));
     assert!(exp.join("eval-split-wave-random.json").is_file());
+    // The evaluation drew the map of the test fold's (and training) clips.
+    assert!(exp.join("test-wave-map.svg").is_file());
+
+    // embed: every clip of two folds, as NumPy rows with names and classes.
+    let stem = root.join("emb").join("clips");
+    let out = run(bin()
+        .args(["embed", "--branch", "both", "--folds", "1,5", "--num-workers", "1"])
+        .arg("--exp-dir")
+        .arg(&exp)
+        .arg("--out")
+        .arg(&stem));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("clips.npy") && text.contains("2-D 5-NN accuracy"), "{text}");
+    let (x, labels, classes) = vicreg_core::insight::read_export(&stem).unwrap();
+    let (rows, dim) = x.dims2().unwrap();
+    assert_eq!((rows, labels.len()), (16, 16), "4 classes x 2 clips x 2 folds");
+    assert!(dim > 0 && classes.len() == 4, "{dim} {classes:?}");
+    assert!(root.join("emb").join("clips-map.svg").is_file());
+    vicreg_tests::numpy::check_npy_loads(&stem.with_extension("npy"), rows, dim);
 
     let wavs = [
         (44_100, 2, 0.5),
