@@ -16,6 +16,7 @@ mod dataset;
 mod error;
 pub mod image;
 pub mod loader;
+pub mod media;
 pub mod pairs;
 mod safe_path;
 pub mod synth_audio;

@@ -20,6 +20,7 @@ pub fn golden(name: &str) -> PathBuf {
 }
 
 pub mod bad_input;
+pub mod browser;
 pub mod config_fuzz;
 pub mod mpi_run;
 pub mod numpy;

@@ -29,6 +29,8 @@ pub enum Command {
     Retrieve(RetrieveArgs),
     /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
     Plot(vicreg_core::recipe::PlotArgs),
+    /// The test set's image and caption embeddings -> .npy / safetensors / CSV, with the t-SNE map.
+    Embed(crate::embed::EmbedArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
     /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
@@ -168,6 +170,9 @@ pub struct EvalArgs {
     /// With trained weights, also report the baselines in the same table and results file: the same model at random initialisation, and chance (true|false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub baselines: bool,
+    /// Also write <exp-dir>/gallery.html: for this many sample captions the 5 nearest images, and for as many images the 5 nearest captions, hits marked (0: no page). Range 0..=1000.
+    #[arg(long, value_parser = limits::int::<usize>(0..=1000), default_value_t = 0, num_args = 0..=1, default_missing_value = "12")]
+    pub gallery: usize,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -229,6 +234,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let (index, _) =
                 evaluate::run_index(&run, &a.exp_dir, run.cfg.data.num_workers, &device)?;
             let e = evaluate::evaluate(&index)?;
+            if a.gallery > 0 {
+                let p = crate::gallery::write(&index, &a.exp_dir, a.gallery, run.cfg.train.seed)?;
+                eprintln!("gallery: {}", p.display());
+            }
             let mut base: Vec<(String, evaluate::Evaluation)> = Vec::new();
             if a.baselines {
                 eprintln!("baseline: the same model at random initialisation");
@@ -300,6 +309,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     }
                 }
                 _ => bail!("retrieve needs --text \"a caption\" or --image path.jpg"),
+            }
+            Ok(())
+        }
+        Some(Command::Embed(a)) => {
+            for f in crate::embed::run(&a)? {
+                println!("{}", f.display());
             }
             Ok(())
         }

@@ -2,7 +2,8 @@
 //! ([`export_embeddings`]: `.npy` for NumPy, safetensors, a CSV of names and
 //! labels), a 2-D t-SNE map coloured by class and the collapse pictures
 //! (per-dimension std histogram, correlation heat map) as SVG
-//! ([`draw_pictures`]).
+//! ([`draw_pictures`]), and retrieval galleries as one self-contained HTML
+//! page ([`write_gallery`]).
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -28,6 +29,7 @@
 //! ```
 
 mod charts;
+mod gallery;
 mod npy;
 mod tsne;
 
@@ -37,6 +39,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 pub use charts::{correlation_heatmap, scatter_map, std_histogram};
+pub use gallery::{base64, escape_html, gallery_html, write_gallery, Hit, Item, Media, Row, Section};
 pub use npy::{npy_bytes, read_npy, write_npy};
 pub use tsne::{knn_accuracy_2d, subsample, tsne, TsneConfig};
 
