@@ -17,18 +17,24 @@ pub const MAX_INLINE_SAMPLES: usize = 960_000;
 /// The image at `path` scaled to fit `max_side` pixels (never enlarged), as
 /// a `data:image/jpeg;base64,...` URI. Errors name the file.
 pub fn thumbnail_uri(path: &Path, max_side: u32) -> Result<String> {
-    let img = load_rgb(path)?;
+    thumbnail_uri_of(&load_rgb(path)?, max_side)
+        .map_err(|e| Error::bad_file(path, format!("cannot encode a thumbnail: {e}")))
+}
+
+/// `img` scaled to fit `max_side` pixels (never enlarged), as a
+/// `data:image/jpeg;base64,...` URI.
+pub fn thumbnail_uri_of(img: &image::RgbImage, max_side: u32) -> Result<String> {
     let (w, h) = img.dimensions();
     let scale = (max_side.max(1) as f64 / w.max(h).max(1) as f64).min(1.0);
     let (tw, th) = (
         ((w as f64 * scale).round() as u32).max(1),
         ((h as f64 * scale).round() as u32).max(1),
     );
-    let small = image::imageops::resize(&img, tw, th, FilterType::Triangle);
+    let small = image::imageops::resize(img, tw, th, FilterType::Triangle);
     let mut bytes = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
         .encode_image(&small)
-        .map_err(|e| Error::bad_file(path, format!("cannot encode a thumbnail: {e}")))?;
+        .map_err(|e| Error::Config(format!("cannot encode a thumbnail: {e}")))?;
     Ok(format!("data:image/jpeg;base64,{}", base64(&bytes)))
 }
 

@@ -236,6 +236,9 @@ pub struct KnnEvalArgs {
     /// With --pretrained, also evaluate the baselines (random-init backbone k-NN, raw-pixel k-NN, chance) and print one table (default: on for training sets of at most 20,000 images).
     #[arg(long)]
     pub baselines: Option<bool>,
+    /// Also write knn_gallery.html into the results folder: for this many val images (`--gallery` alone: 12) the 5 nearest training images, same class marked (0: no page). Range 0..=1000.
+    #[arg(long, value_parser = limits::int::<usize>(0..=1000), default_value_t = 0, num_args = 0..=1, default_missing_value = "12")]
+    pub gallery: usize,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -448,6 +451,15 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let res = evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())?;
             if let Some(dir) = out.as_deref() {
                 evaluate::val_pictures(dir, &va, &a.data_dir)?;
+                if a.gallery > 0 {
+                    let (ts, vs, _) = evaluate::eval_splits(&a.data_dir, 100.0, None, 0)?;
+                    let names = data::open_split(&a.data_dir, "train", false)?
+                        .class_names()
+                        .map(<[String]>::to_vec)
+                        .unwrap_or_default();
+                    let p = evaluate::knn_gallery(dir, &tr, &va, (ts, vs), &names, a.gallery, 0)?;
+                    eprintln!("gallery: {}", p.display());
+                }
             }
             for (k, top1) in &res {
                 println!("{k}-NN top-1 ({arch}): {top1:.2}%");

@@ -69,6 +69,24 @@ pub fn resolve_arch(arch: Option<String>, pretrained: Option<&Path>) -> String {
         .unwrap_or_else(|| "resnet50".into())
 }
 
+/// The labelled training images (`train_percent` of each class, or the files
+/// of `subset_file`) and the val images mapped onto the training classes,
+/// with the class count: what [`split_features`] embeds, in its order.
+pub fn eval_splits(
+    data_dir: &Path,
+    train_percent: f64,
+    subset_file: Option<&Path>,
+    seed: u64,
+) -> Result<(data::Subset, data::OnTrainClasses, usize)> {
+    let train = data::open_split(data_dir, "train", false)?;
+    let classes = train.num_classes();
+    let names = train.class_names().map(<[String]>::to_vec);
+    let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
+    let val = data::open_split(data_dir, "val", false)?;
+    let val = data::onto_train_classes(val, names.as_deref(), classes)?;
+    Ok((train, val, classes))
+}
+
 /// Train/val features of a data directory for `net`.
 #[allow(clippy::too_many_arguments)]
 pub fn split_features(
@@ -81,12 +99,7 @@ pub fn split_features(
     workers: usize,
     device: &Device,
 ) -> Result<(Features, Features, usize)> {
-    let train = data::open_split(data_dir, "train", false)?;
-    let classes = train.num_classes();
-    let names = train.class_names().map(<[String]>::to_vec);
-    let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
-    let val = data::open_split(data_dir, "val", false)?;
-    let val = data::onto_train_classes(val, names.as_deref(), classes)?;
+    let (train, val, classes) = eval_splits(data_dir, train_percent, subset_file, seed)?;
     eprintln!(
         "extracting features: {} train images, {} val images",
         train.len(),
@@ -306,4 +319,88 @@ pub fn val_pictures(dir: &Path, val: &Features, data_dir: &Path) -> Result<()> {
         pics.correlation.display()
     );
     Ok(())
+}
+
+/// Writes `<dir>/knn_gallery.html`: for `n` val images drawn with `seed`, the
+/// 5 nearest training images by cosine similarity of the representations
+/// (`train` / `val` as [`split_features`] made them from `splits`), the ones
+/// of the query's class marked. Returns its path.
+pub fn knn_gallery(
+    dir: &Path,
+    train: &Features,
+    val: &Features,
+    splits: (data::Subset, data::OnTrainClasses),
+    class_names: &[String],
+    n: usize,
+    seed: u64,
+) -> Result<PathBuf> {
+    use datasets::media::thumbnail_uri_of;
+    use vicreg_core::insight::{write_gallery, Hit, Item, Media, Row, Section};
+    const TOP: usize = 5;
+    let (tsrc, vsrc) = splits;
+    let unit = |x: &candle_core::Tensor| -> Result<candle_core::Tensor> {
+        let norm = (x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+        Ok(x.broadcast_div(&norm)?)
+    };
+    let mut picks = vicreg_core::SeededRng::for_name(seed, "knn-gallery").permutation(val.len());
+    picks.truncate(n);
+    let idx = candle_core::Tensor::from_vec(
+        picks.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        picks.len(),
+        val.x.device(),
+    )?;
+    let sims: Vec<Vec<f32>> = unit(&val.x.index_select(&idx, 0)?)?
+        .matmul(&unit(&train.x)?.t()?)?
+        .to_vec2()?;
+    let class = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let item = |src: &dyn ImageSource, i: usize, label: usize| -> Result<Item> {
+        let img = src
+            .load(i)
+            .with_context(|| src.name(i).unwrap_or_else(|| format!("image #{i}")))?;
+        let file = src
+            .name(i)
+            .and_then(|p| Path::new(&p).file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| format!("#{i}"));
+        Ok(Item {
+            text: format!("{} ({file})", class(label)),
+            media: Media::Image(thumbnail_uri_of(&img, 128)?),
+        })
+    };
+    let mut rows = Vec::new();
+    for (q, &v) in picks.iter().enumerate() {
+        let s = &sims[q];
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+        let hits = order
+            .into_iter()
+            .take(TOP)
+            .map(|t| {
+                Ok(Hit {
+                    item: item(&tsrc, t, train.labels[t])?,
+                    score: s[t],
+                    correct: train.labels[t] == val.labels[v],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.push(Row {
+            query: item(&vsrc, v, val.labels[v])?,
+            hits,
+        });
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("knn_gallery.html");
+    write_gallery(
+        &path,
+        "imagenet: nearest training images of val images",
+        &format!(
+            "{} training and {} val images; the {TOP} nearest training images by cosine similarity of the representations, same class in green.",
+            train.len(),
+            val.len()
+        ),
+        &[Section {
+            title: "val image -> nearest training images".into(),
+            rows,
+        }],
+    )?;
+    Ok(path)
 }

@@ -183,13 +183,16 @@ fn pretrain_then_evaluate_then_embed() {
     assert!(log.contains("\"top5\""));
 
     let out = run(bin()
-        .args(["knn-eval", "--k", "1,3", "--num-workers", "1"])
+        .args(["knn-eval", "--k", "1,3", "--num-workers", "1", "--gallery", "2"])
         .arg("--data-dir")
         .arg(&data)
         .arg("--pretrained")
         .arg(exp.join("resnet18-encoder.safetensors")));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("1-NN top-1") && s.contains("3-NN top-1"), "{s}");
+    // The gallery (2 val images, 5 neighbours each) and the map of the val set.
+    vicreg_tests::browser::check_page(&exp.join("knn_gallery.html"), 2 + 2 * 5, 0);
+    assert!(exp.join("val-map.svg").is_file() && exp.join("val-std.svg").is_file());
     assert!(
         s.contains("| random init, 3-NN |") && s.contains("| raw pixels (32 px), 200-NN |"),
         "{s}"
