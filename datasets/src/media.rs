@@ -59,7 +59,10 @@ pub fn wav_uri(samples: &[f32], sample_rate: u32) -> Result<String> {
         }
         w.finalize().map_err(fail)?;
     }
-    Ok(format!("data:audio/wav;base64,{}", base64(&cursor.into_inner())))
+    Ok(format!(
+        "data:audio/wav;base64,{}",
+        base64(&cursor.into_inner())
+    ))
 }
 
 #[cfg(test)]
@@ -77,7 +80,10 @@ mod tests {
         let uri = thumbnail_uri(&p, 60).unwrap();
         assert!(uri.starts_with("data:image/jpeg;base64,"));
         let w = wav_uri(&[0.0, 0.5, -0.5, 1.0], 8000).unwrap();
-        assert!(w.starts_with("data:audio/wav;base64,UklGR"), "RIFF header: {w}");
+        assert!(
+            w.starts_with("data:audio/wav;base64,UklGR"),
+            "RIFF header: {w}"
+        );
         assert!(thumbnail_uri(&dir.join("missing.png"), 60)
             .unwrap_err()
             .to_string()

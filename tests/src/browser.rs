@@ -16,7 +16,10 @@ fn unbase64(s: &str) -> Vec<u8> {
         .collect();
     let mut out = Vec::new();
     for c in vals.chunks(4) {
-        let n = c.iter().enumerate().fold(0u32, |n, (i, v)| n | v << (18 - 6 * i));
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, v)| n | v << (18 - 6 * i));
         for k in 0..c.len().saturating_sub(1) {
             out.push((n >> (16 - 8 * k)) as u8);
         }
@@ -45,14 +48,25 @@ pub fn check_page(path: &Path, expect_images: usize, expect_audio: usize) {
     }
     let audio = html.matches("<audio controls").count();
     assert_eq!(audio, expect_audio, "audio players in {}", path.display());
-    for a in html.split("<audio controls preload=\"none\" src=\"").skip(1) {
+    for a in html
+        .split("<audio controls preload=\"none\" src=\"")
+        .skip(1)
+    {
         let data = a.split('"').next().unwrap_or_default();
         let bytes = unbase64(data.split_once(";base64,").expect("data: URI").1);
-        assert!(bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WAVE", "not a WAV");
+        assert!(
+            bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WAVE",
+            "not a WAV"
+        );
     }
     let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
     else {
         eprintln!(
             "{}: checked statically; no headless browser installed (Debian package chromium)",
@@ -61,10 +75,16 @@ pub fn check_page(path: &Path, expect_images: usize, expect_audio: usize) {
         return;
     };
     let probe = path.with_extension("probe.html");
-    let script = "<script>window.addEventListener('load',()=>{const i=Array.from(document.images);\
-                  const bad=i.filter(x=>!(x.complete&&x.naturalWidth>0)).length;\
-                  document.body.setAttribute('data-check','images='+i.length+' broken='+bad);});</script>";
-    std::fs::write(&probe, html.replace("</body>", &format!("{script}</body>"))).expect("write probe");
+    // Images: decoded once the page has loaded. Sounds: each player is asked
+    // to load and must reach its metadata (a decodable WAV) or report an error.
+    let script = "<script>let sounds=0,bad=0;const au=Array.from(document.querySelectorAll('audio'));\
+                  au.forEach(a=>{a.preload='auto';a.onloadedmetadata=()=>{sounds++;};a.onerror=()=>{bad++;};a.load();});\
+                  window.addEventListener('load',()=>setTimeout(()=>{const i=Array.from(document.images);\
+                  const broken=i.filter(x=>!(x.complete&&x.naturalWidth>0)).length;\
+                  document.body.setAttribute('data-check','images='+i.length+' broken='+broken+\
+                  ' sounds='+sounds+' badsounds='+bad);},2000));</script>";
+    std::fs::write(&probe, html.replace("</body>", &format!("{script}</body>")))
+        .expect("write probe");
     let url = format!(
         "file://{}",
         std::fs::canonicalize(&probe).expect("probe path").display()
@@ -86,8 +106,10 @@ pub fn check_page(path: &Path, expect_images: usize, expect_audio: usize) {
     let dom = String::from_utf8_lossy(&out.stdout);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        dom.contains(&format!("data-check=\"images={expect_images} broken=0\"")),
-        "{browser}: images not all decoded in {}:\n{}\n{log}",
+        dom.contains(&format!(
+            "data-check=\"images={expect_images} broken=0 sounds={expect_audio} badsounds=0\""
+        )),
+        "{browser}: images or sounds not all decoded in {}:\n{}\n{log}",
         path.display(),
         dom.chars().take(400).collect::<String>()
     );
@@ -95,9 +117,12 @@ pub fn check_page(path: &Path, expect_images: usize, expect_audio: usize) {
         .lines()
         .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught")))
         .collect();
-    assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
+    assert!(
+        console_errors.is_empty(),
+        "console errors: {console_errors:?}"
+    );
     eprintln!(
-        "{}: {browser} loaded it, {expect_images} images decoded, no console error",
+        "{}: {browser} loaded it, {expect_images} images and {expect_audio} sounds decoded, no console error",
         path.display()
     );
 }

@@ -35,7 +35,11 @@ pub fn run(a: &EmbedArgs) -> Result<Vec<PathBuf>> {
     let (index, _) = evaluate::run_index(&run, &a.exp_dir, run.cfg.data.num_workers, &device)?;
     let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", a.out.display()));
     let meta = &index.meta;
-    let image_names: Vec<String> = meta.images.iter().map(|p| p.display().to_string()).collect();
+    let image_names: Vec<String> = meta
+        .images
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let mut files = export_embeddings(&with("-images"), &index.images, &image_names, None)?;
     let owners: Vec<usize> = meta.caption_image.clone();
     files.extend(export_embeddings(

@@ -30,13 +30,13 @@ pub fn write(index: &RetrievalIndex, dir: &Path, n: usize, seed: u64) -> Result<
         idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         idx.into_iter().take(TOP).map(|i| (i, scores[i])).collect()
     };
-    let thumb = |i: usize| -> Result<Media> {
-        Ok(Media::Image(thumbnail_uri(&meta.images[i], THUMB)?))
-    };
+    let thumb =
+        |i: usize| -> Result<Media> { Ok(Media::Image(thumbnail_uri(&meta.images[i], THUMB)?)) };
     let name = |i: usize| {
-        meta.images[i]
-            .file_name()
-            .map_or_else(|| meta.images[i].display().to_string(), |f| f.to_string_lossy().into_owned())
+        meta.images[i].file_name().map_or_else(
+            || meta.images[i].display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        )
     };
     let mut rng = SeededRng::for_name(seed, "gallery");
     let mut caption_rows = Vec::new();

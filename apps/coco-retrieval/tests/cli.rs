@@ -199,10 +199,21 @@ fn pretrain_eval_retrieve_and_resume() {
     vicreg_tests::browser::check_page(&page, 3 * 5 + 3, 0);
     let html = std::fs::read_to_string(&page).unwrap();
     assert_eq!(html.matches("class=\"row\"").count(), 6, "3 + 3 queries");
-    assert!(html.contains("hit correct"), "8 images: some right answer is in a top 5");
+    assert!(
+        html.contains("hit correct"),
+        "8 images: some right answer is in a top 5"
+    );
     let stem = root.join("emb");
-    let s = run(bin().arg("embed").arg("--exp-dir").arg(&exp).arg("--out").arg(&stem));
-    assert!(s.contains("emb-captions.npy") && s.contains("emb-map.svg"), "{s}");
+    let s = run(bin()
+        .arg("embed")
+        .arg("--exp-dir")
+        .arg(&exp)
+        .arg("--out")
+        .arg(&stem));
+    assert!(
+        s.contains("emb-captions.npy") && s.contains("emb-map.svg"),
+        "{s}"
+    );
     let (x, labels, _) = vicreg_core::insight::read_export(&root.join("emb-captions")).unwrap();
     assert_eq!((x.dims2().unwrap().0, labels.len()), (40, 40));
     vicreg_tests::numpy::check_npy_loads(&root.join("emb-images.npy"), 8, x.dims2().unwrap().1);

@@ -5,8 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use datasets::audio::load_wav;
 use datasets::audio::{EvalView, ESC50_FOLDS};
-use vicreg_core::insight::{draw_pictures, export_embeddings, TsneConfig};
+use datasets::media::wav_uri;
+use vicreg_core::eval::Features;
+use vicreg_core::insight::{
+    draw_pictures, export_embeddings, write_gallery, Hit, Item, Media, Row, Section, TsneConfig,
+};
+use vicreg_core::SeededRng;
 
 use crate::config::{parse_device, PretrainConfig};
 use crate::data::{self, EvalPlan};
@@ -36,6 +42,9 @@ pub struct EmbedArgs {
     /// Also draw the t-SNE map coloured by class and the collapse pictures (true|false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub map: bool,
+    /// Also write STEM-gallery.html: for this many clips (`--gallery` alone: 12) the 5 nearest other clips, with audio players, same class marked (0: no page). Range 0..=1000.
+    #[arg(long, value_parser = crate::config::limits::int::<usize>(0..=1000), default_value_t = 0, num_args = 0..=1, default_missing_value = "12")]
+    pub gallery: usize,
     /// Clips per batch. Range 1..=1048576.
     #[arg(long, value_parser = crate::config::limits::int::<usize>(crate::config::limits::BATCH_SIZE), default_value_t = 32)]
     pub batch_size: usize,
@@ -51,7 +60,10 @@ pub struct EmbedArgs {
 pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
     let cfg = PretrainConfig::of_run(&a.exp_dir)?;
     let Some(data_dir) = a.data_dir.clone().or_else(|| cfg.data.data_dir.clone()) else {
-        bail!("{}: its config has no data-dir; pass --data-dir", a.exp_dir.display());
+        bail!(
+            "{}: its config has no data-dir; pass --data-dir",
+            a.exp_dir.display()
+        );
     };
     let device = parse_device(&a.device)?;
     let index = data::open_index(&data_dir)?;
@@ -81,8 +93,7 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
         );
     }
     let classes = index.classes().to_vec();
-    let mut files =
-        export_embeddings(&a.out, &feats.x, &names, Some((&feats.labels, &classes)))?;
+    let mut files = export_embeddings(&a.out, &feats.x, &names, Some((&feats.labels, &classes)))?;
     let mut knn_2d = None;
     if a.map && feats.len() >= 4 {
         let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty());
@@ -101,5 +112,83 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
         knn_2d = Some(pics.knn_2d);
         files.extend([pics.map, pics.std_histogram, pics.correlation]);
     }
+    if a.gallery > 0 {
+        let paths: Vec<PathBuf> = index
+            .select_folds(&folds)?
+            .into_iter()
+            .map(|i| index.audio_path(&index.clips()[i]))
+            .collect();
+        let page = PathBuf::from(format!("{}-gallery.html", a.out.display()));
+        gallery(&page, &feats, &paths, &classes, a.gallery, cfg.train.seed)?;
+        files.push(page);
+    }
     Ok((files, knn_2d))
+}
+
+/// Writes the nearest-clips page: for `n` clips drawn with `seed`, the 5
+/// nearest other clips by cosine similarity, each with an audio player (the
+/// file as decoded, mono, at 16 kHz), same class marked.
+fn gallery(
+    page: &Path,
+    feats: &Features,
+    paths: &[PathBuf],
+    classes: &[String],
+    n: usize,
+    seed: u64,
+) -> Result<()> {
+    const TOP: usize = 5;
+    const RATE: u32 = 16_000;
+    let norm = (feats.x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+    let unit = feats.x.broadcast_div(&norm)?;
+    let sims: Vec<Vec<f32>> = unit.matmul(&unit.t()?)?.to_vec2()?;
+    let item = |i: usize| -> Result<Item> {
+        let wave = load_wav(&paths[i], RATE)?;
+        let file = paths[i].file_name().map_or_else(
+            || paths[i].display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        Ok(Item {
+            text: format!(
+                "{} ({file})",
+                classes.get(feats.labels[i]).map_or("?", String::as_str)
+            ),
+            media: Media::Audio(wav_uri(&wave, RATE)?),
+        })
+    };
+    let mut picks = SeededRng::for_name(seed, "clip-gallery").permutation(feats.len());
+    picks.truncate(n);
+    let mut rows = Vec::new();
+    for q in picks {
+        let s = &sims[q];
+        let mut order: Vec<usize> = (0..s.len()).filter(|&j| j != q).collect();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+        let hits = order
+            .into_iter()
+            .take(TOP)
+            .map(|j| {
+                Ok(Hit {
+                    item: item(j)?,
+                    score: s[j],
+                    correct: feats.labels[j] == feats.labels[q],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.push(Row {
+            query: item(q)?,
+            hits,
+        });
+    }
+    write_gallery(
+        page,
+        "esc50-audio: nearest clips",
+        &format!(
+            "{} clips; the {TOP} nearest other clips by cosine similarity of the representations, same class in green.",
+            feats.len()
+        ),
+        &[Section {
+            title: "clip -> nearest clips".into(),
+            rows,
+        }],
+    )?;
+    Ok(())
 }

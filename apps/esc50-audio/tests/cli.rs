@@ -258,18 +258,37 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
     // embed: every clip of two folds, as NumPy rows with names and classes.
     let stem = root.join("emb").join("clips");
     let out = run(bin()
-        .args(["embed", "--branch", "both", "--folds", "1,5", "--num-workers", "1"])
+        .args([
+            "embed",
+            "--branch",
+            "both",
+            "--folds",
+            "1,5",
+            "--num-workers",
+            "1",
+            "--gallery",
+            "2",
+        ])
         .arg("--exp-dir")
         .arg(&exp)
         .arg("--out")
         .arg(&stem));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("clips.npy") && text.contains("2-D 5-NN accuracy"), "{text}");
+    assert!(
+        text.contains("clips.npy") && text.contains("2-D 5-NN accuracy"),
+        "{text}"
+    );
     let (x, labels, classes) = vicreg_core::insight::read_export(&stem).unwrap();
     let (rows, dim) = x.dims2().unwrap();
-    assert_eq!((rows, labels.len()), (16, 16), "4 classes x 2 clips x 2 folds");
+    assert_eq!(
+        (rows, labels.len()),
+        (16, 16),
+        "4 classes x 2 clips x 2 folds"
+    );
     assert!(dim > 0 && classes.len() == 4, "{dim} {classes:?}");
     assert!(root.join("emb").join("clips-map.svg").is_file());
+    // The nearest-clips page: 2 query clips + 2 x 5 neighbours, each playable.
+    vicreg_tests::browser::check_page(&root.join("emb").join("clips-gallery.html"), 0, 12);
     vicreg_tests::numpy::check_npy_loads(&stem.with_extension("npy"), rows, dim);
 
     let wavs = [

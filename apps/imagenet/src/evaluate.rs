@@ -359,7 +359,11 @@ pub fn knn_gallery(
             .with_context(|| src.name(i).unwrap_or_else(|| format!("image #{i}")))?;
         let file = src
             .name(i)
-            .and_then(|p| Path::new(&p).file_name().map(|f| f.to_string_lossy().into_owned()))
+            .and_then(|p| {
+                Path::new(&p)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
             .unwrap_or_else(|| format!("#{i}"));
         Ok(Item {
             text: format!("{} ({file})", class(label)),

@@ -183,7 +183,15 @@ fn pretrain_then_evaluate_then_embed() {
     assert!(log.contains("\"top5\""));
 
     let out = run(bin()
-        .args(["knn-eval", "--k", "1,3", "--num-workers", "1", "--gallery", "2"])
+        .args([
+            "knn-eval",
+            "--k",
+            "1,3",
+            "--num-workers",
+            "1",
+            "--gallery",
+            "2",
+        ])
         .arg("--data-dir")
         .arg(&data)
         .arg("--pretrained")

@@ -16,7 +16,9 @@ use crate::{Error, Result};
 /// every per-epoch evaluation result against epoch.
 pub fn plot_comparison(run_dirs: &[PathBuf], out_dir: &Path) -> Result<PathBuf> {
     if run_dirs.len() < 2 {
-        return Err(Error::invalid("a comparison needs at least two run directories"));
+        return Err(Error::invalid(
+            "a comparison needs at least two run directories",
+        ));
     }
     // quantity -> (x label, one series per run)
     let mut panels: Vec<(String, Vec<Series>)> = Vec::new();
@@ -31,9 +33,10 @@ pub fn plot_comparison(run_dirs: &[PathBuf], out_dir: &Path) -> Result<PathBuf> 
     };
     for dir in run_dirs {
         let run = RunDir::open(dir)?;
-        let name = dir
-            .file_name()
-            .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let records = read_metrics(&run.metrics_path())?;
         let of_type = |t: &str| -> Vec<&Value> {
             records
@@ -46,7 +49,12 @@ pub fn plot_comparison(run_dirs: &[PathBuf], out_dir: &Path) -> Result<PathBuf> 
         let mut terms: Vec<String> = Vec::new();
         for r in &steps {
             if let Some(Value::Object(m)) = r.get("loss") {
-                terms.extend(m.keys().filter(|k| !terms.contains(k)).cloned().collect::<Vec<_>>());
+                terms.extend(
+                    m.keys()
+                        .filter(|k| !terms.contains(k))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
         }
         for t in &terms {

@@ -96,11 +96,11 @@ pub use checkpoint::{
     checkpoint_bytes, data_hash, load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta,
     CHECKPOINT_FORMAT,
 };
+pub use compare::plot_comparison;
 pub use config::{ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
 pub use metrics::{read_metrics, EpochAccum};
 pub use outcome::RunOutcome;
-pub use compare::plot_comparison;
 pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;
 pub use run_dir::RunDir;

@@ -52,7 +52,9 @@ pub fn scatter_map(
         .margin(12)
         .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
         .map_err(|e| chart_err(path, e))?;
-    let classes = class_names.len().max(labels.iter().copied().max().unwrap_or(0) + 1);
+    let classes = class_names
+        .len()
+        .max(labels.iter().copied().max().unwrap_or(0) + 1);
     for c in 0..classes.min(MAX_LEGEND + 1) {
         let colour = if c < MAX_LEGEND {
             Palette99::pick(c).to_rgba()
@@ -165,7 +167,11 @@ pub fn correlation_heatmap(path: &Path, title: &str, corr: &[f32], dim: usize) -
         .draw()
         .map_err(|e| chart_err(path, e))?;
     let colour = |v: f32| {
-        let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
+        let v = if v.is_finite() {
+            v.clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
         let fade = |c: f32| (255.0 * (1.0 - v.abs()) + c * v.abs()) as u8;
         if v >= 0.0 {
             RGBColor(fade(200.0), fade(30.0), fade(30.0))
@@ -176,7 +182,10 @@ pub fn correlation_heatmap(path: &Path, title: &str, corr: &[f32], dim: usize) -
     chart
         .draw_series((0..dim * dim).map(|k| {
             let (i, j) = (k / dim, k % dim);
-            Rectangle::new([(j, dim - 1 - i), (j + 1, dim - i)], colour(corr[k]).filled())
+            Rectangle::new(
+                [(j, dim - 1 - i), (j + 1, dim - i)],
+                colour(corr[k]).filled(),
+            )
         }))
         .map_err(|e| chart_err(path, e))?;
     root.present().map_err(|e| chart_err(path, e))?;

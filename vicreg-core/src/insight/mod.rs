@@ -39,7 +39,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 pub use charts::{correlation_heatmap, scatter_map, std_histogram};
-pub use gallery::{base64, escape_html, gallery_html, write_gallery, Hit, Item, Media, Row, Section};
+pub use gallery::{
+    base64, escape_html, gallery_html, write_gallery, Hit, Item, Media, Row, Section,
+};
 pub use npy::{npy_bytes, read_npy, write_npy};
 pub use tsne::{knn_accuracy_2d, subsample, tsne, TsneConfig};
 
@@ -213,8 +215,7 @@ pub fn read_export(stem: &Path) -> Result<(Tensor, Vec<usize>, Vec<String>)> {
     let csv_path = with(".csv");
     let text = std::fs::read_to_string(&csv_path).map_err(|e| Error::io(&csv_path, e))?;
     let rows: Vec<Vec<String>> = parse_csv(&text);
-    if rows.first().map(|r| r.join(",")) != Some("index,name,label".into()) || rows.len() != n + 1
-    {
+    if rows.first().map(|r| r.join(",")) != Some("index,name,label".into()) || rows.len() != n + 1 {
         return Err(Error::bad_file(
             &csv_path,
             format!("expected the header index,name,label and {n} rows (one per .npy row)"),
@@ -233,7 +234,11 @@ pub fn read_export(stem: &Path) -> Result<(Tensor, Vec<usize>, Vec<String>)> {
         .iter()
         .map(|r| classes.binary_search(&label_of(r)).unwrap_or(0))
         .collect();
-    Ok((Tensor::from_vec(data, (n, d), &Device::Cpu)?, labels, classes))
+    Ok((
+        Tensor::from_vec(data, (n, d), &Device::Cpu)?,
+        labels,
+        classes,
+    ))
 }
 
 /// The fields of each line of `text` (RFC 4180 quoting, as [`csv_field`] writes).
@@ -271,8 +276,12 @@ mod tests {
     #[test]
     fn exported_embeddings_read_back_with_names_and_labels() {
         let dir = std::env::temp_dir().join(format!("export-{}", std::process::id()));
-        let z = Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), (3, 4), &Device::Cpu)
-            .unwrap();
+        let z = Tensor::from_vec(
+            (0..12).map(|v| v as f32).collect::<Vec<_>>(),
+            (3, 4),
+            &Device::Cpu,
+        )
+        .unwrap();
         let names = vec!["a,b.png".to_string(), "say \"hi\"".into(), "c".into()];
         let classes = vec!["dog".to_string(), "cat, striped".into()];
         export_embeddings(&dir.join("e"), &z, &names, Some((&[1, 0, 1], &classes))).unwrap();

@@ -18,9 +18,8 @@ pub fn npy_bytes(data: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
             data.len()
         )));
     }
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"
-    );
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
@@ -74,7 +73,10 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad(&format!("shape ({shape})"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(&format!("shape ({shape})")))
+        })
         .collect::<Result<_>>()?;
     let [rows, cols] = dims[..] else {
         return Err(bad(&format!("shape ({shape}) is not 2-D")));

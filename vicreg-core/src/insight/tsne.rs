@@ -129,7 +129,11 @@ fn affinities(d2: &[f64], n: usize, perplexity: f64) -> Vec<f64> {
             }
             if diff > 0.0 {
                 lo = beta;
-                beta = if hi.is_finite() { (beta + hi) / 2.0 } else { beta * 2.0 };
+                beta = if hi.is_finite() {
+                    (beta + hi) / 2.0
+                } else {
+                    beta * 2.0
+                };
             } else {
                 hi = beta;
                 beta = (beta + lo) / 2.0;
@@ -155,7 +159,9 @@ fn optimize(p: &[f64], n: usize, cfg: &TsneConfig) -> Vec<f32> {
     let lr = cfg
         .learning_rate
         .unwrap_or_else(|| (n as f64 / cfg.exaggeration / 4.0).max(50.0));
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(8);
     for it in 0..cfg.iterations {
         let exaggerate = it < cfg.exaggeration_iterations;
         let ex = if exaggerate { cfg.exaggeration } else { 1.0 };
