@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{DataFlags, LossFlags, TrainFlags};
+use vicreg_core::recipe::PretrainFlags;
 
 use crate::config::{limits, parse_device, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
@@ -49,13 +49,7 @@ pub enum Command {
 pub struct PretrainArgs {
     #[command(flatten)]
     #[serde(flatten)]
-    pub train: TrainFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub data: DataFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub criterion: LossFlags,
+    pub common: PretrainFlags,
     /// Karpathy split file (dataset_coco.json), absolute or relative to --data-dir.
     #[arg(long)]
     pub karpathy_split: Option<PathBuf>,
@@ -152,7 +146,7 @@ impl PretrainArgs {
     /// The defaults, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
         PretrainConfig::from_file_and_flags(
-            self.train.config.as_deref(),
+            self.common.train.config.as_deref(),
             PretrainConfig::default(),
             self,
         )
@@ -211,7 +205,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Pretrain(a)) => {
             let cfg = a.to_config()?;
-            pretrain::run(cfg, a.train.resume_mode())
+            pretrain::run(cfg, a.common.train.resume_mode())
         }
         Some(Command::Eval(a)) => {
             let device = parse_device(&a.device)?;

@@ -2,11 +2,11 @@
 //! vectors retrieval ranks by: expander outputs, L2-normalised) for NumPy and
 //! other tools, with a t-SNE map of both modalities.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use candle_core::Tensor;
-use vicreg_core::insight::{draw_pictures, export_embeddings, TsneConfig};
+use vicreg_core::insight::{export_embeddings, TsneConfig};
 
 use crate::config::parse_device;
 use crate::{evaluate, model};
@@ -52,14 +52,8 @@ pub fn run(a: &EmbedArgs) -> Result<Vec<PathBuf>> {
     if a.map && ni + nc >= 4 {
         let both = Tensor::cat(&[&index.images, &index.captions], 0)?;
         let modality: Vec<usize> = (0..ni + nc).map(|i| usize::from(i >= ni)).collect();
-        let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty());
-        let prefix = a
-            .out
-            .file_name()
-            .map_or("embeddings".into(), |n| n.to_string_lossy().into_owned());
-        let pics = draw_pictures(
-            dir.unwrap_or(Path::new(".")),
-            &prefix,
+        let pics = vicreg_core::insight::draw_pictures_for(
+            &a.out,
             &both,
             &modality,
             &["image".to_string(), "caption".to_string()],

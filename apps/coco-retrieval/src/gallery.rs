@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use candle_core::DType;
 use datasets::media::thumbnail_uri;
-use vicreg_core::insight::{write_gallery, Hit, Item, Media, Row, Section};
+use vicreg_core::insight::{top_k, write_gallery, Hit, Item, Media, Row, Section};
 use vicreg_core::SeededRng;
 
 use crate::evaluate::RetrievalIndex;
@@ -25,11 +25,7 @@ pub fn write(index: &RetrievalIndex, dir: &Path, n: usize, seed: u64) -> Result<
         .to_dtype(DType::F32)?
         .matmul(&index.images.to_dtype(DType::F32)?.t()?)?;
     let sims: Vec<Vec<f32>> = sims.to_vec2()?;
-    let top = |scores: &[f32]| -> Vec<(usize, f32)> {
-        let mut idx: Vec<usize> = (0..scores.len()).collect();
-        idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        idx.into_iter().take(TOP).map(|i| (i, scores[i])).collect()
-    };
+    let top = |scores: &[f32]| top_k(scores, TOP, None);
     let thumb =
         |i: usize| -> Result<Media> { Ok(Media::Image(thumbnail_uri(&meta.images[i], THUMB)?)) };
     let name = |i: usize| {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
-use vicreg_core::recipe::{CoeffFlags, DataFlags, LossFlags, TrainFlags, VariantFlags};
+use vicreg_core::recipe::{PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, Pairing, Preset, PretrainConfig, WaveArch};
 use crate::data::Protocol;
@@ -63,19 +63,10 @@ pub struct PretrainArgs {
     pub preset: Preset,
     #[command(flatten)]
     #[serde(flatten)]
-    pub train: TrainFlags,
+    pub common: PretrainFlags,
     #[command(flatten)]
     #[serde(flatten)]
-    pub data: DataFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub criterion: LossFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub coeffs: CoeffFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub variant: VariantFlags,
+    pub siamese: SiameseFlags,
     /// wave-spec (paper) or wave-wave.
     #[arg(long, value_enum)]
     pub pairing: Option<Pairing>,
@@ -148,7 +139,7 @@ impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
         PretrainConfig::from_file_and_flags(
-            self.train.config.as_deref(),
+            self.common.train.config.as_deref(),
             self.preset.config(),
             self,
         )
@@ -395,7 +386,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Pretrain(a)) => {
             let cfg = a.to_config()?;
-            pretrain::run(cfg, a.train.resume_mode())
+            pretrain::run(cfg, a.common.train.resume_mode())
         }
         Some(Command::Eval(a)) => {
             let opts = EvalOptions {

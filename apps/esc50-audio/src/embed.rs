@@ -10,7 +10,7 @@ use datasets::audio::{EvalView, ESC50_FOLDS};
 use datasets::media::wav_uri;
 use vicreg_core::eval::Features;
 use vicreg_core::insight::{
-    draw_pictures, export_embeddings, write_gallery, Hit, Item, Media, Row, Section, TsneConfig,
+    export_embeddings, top_k, write_gallery, Hit, Item, Media, Row, Section, TsneConfig,
 };
 use vicreg_core::SeededRng;
 
@@ -96,14 +96,8 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
     let mut files = export_embeddings(&a.out, &feats.x, &names, Some((&feats.labels, &classes)))?;
     let mut knn_2d = None;
     if a.map && feats.len() >= 4 {
-        let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty());
-        let prefix = a
-            .out
-            .file_name()
-            .map_or("embeddings".into(), |n| n.to_string_lossy().into_owned());
-        let pics = draw_pictures(
-            dir.unwrap_or(Path::new(".")),
-            &prefix,
+        let pics = vicreg_core::insight::draw_pictures_for(
+            &a.out,
             &feats.x,
             &feats.labels,
             &classes,
@@ -159,16 +153,12 @@ fn gallery(
     picks.truncate(n);
     let mut rows = Vec::new();
     for q in picks {
-        let s = &sims[q];
-        let mut order: Vec<usize> = (0..s.len()).filter(|&j| j != q).collect();
-        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-        let hits = order
+        let hits = top_k(&sims[q], TOP, Some(q))
             .into_iter()
-            .take(TOP)
-            .map(|j| {
+            .map(|(j, score)| {
                 Ok(Hit {
                     item: item(j)?,
-                    score: s[j],
+                    score,
                     correct: feats.labels[j] == feats.labels[q],
                 })
             })

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{overlay, CoeffFlags, DataFlags, LossFlags, TrainFlags, VariantFlags};
+use vicreg_core::recipe::{overlay, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, parse_device, AugPreset, Preset, PretrainConfig};
 use crate::{ablate, baselines, data, demo, embed, evaluate, model, pretrain};
@@ -79,19 +79,10 @@ pub struct PretrainArgs {
     pub preset: Preset,
     #[command(flatten)]
     #[serde(flatten)]
-    pub train: TrainFlags,
+    pub common: PretrainFlags,
     #[command(flatten)]
     #[serde(flatten)]
-    pub data: DataFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub criterion: LossFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub coeffs: CoeffFlags,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub variant: VariantFlags,
+    pub siamese: SiameseFlags,
     /// Backbone: resnet18/34/50/101/152/200, optionally wide (e.g. resnet50x2).
     #[arg(long)]
     pub arch: Option<String>,
@@ -133,7 +124,7 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        let file = self.train.config.as_deref();
+        let file = self.common.train.config.as_deref();
         let cfg = overlay(&self.preset.config(), file, self)?;
         cfg.validate_ranges().with_context(|| match file {
             Some(f) => format!("{}: invalid pretraining config", f.display()),
@@ -308,7 +299,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Pretrain(a)) => {
             let cfg = a.to_config()?;
-            pretrain::run(cfg, a.train.resume_mode())
+            pretrain::run(cfg, a.common.train.resume_mode())
         }
         Some(Command::LinearEval(a)) => {
             let device = parse_device(&a.device)?;

@@ -166,13 +166,8 @@ pub fn run(
     written.push(index);
     let mut knn_2d = None;
     if let (true, Some((labels, classes))) = (map && rows >= 4, &labels) {
-        let dir = stem.parent().filter(|p| !p.as_os_str().is_empty());
-        let prefix = stem
-            .file_name()
-            .map_or("embeddings".into(), |n| n.to_string_lossy().into_owned());
-        let pics = vicreg_core::insight::draw_pictures(
-            dir.unwrap_or(Path::new(".")),
-            &prefix,
+        let pics = vicreg_core::insight::draw_pictures_for(
+            &stem,
             &feats.x,
             labels,
             classes,

@@ -335,7 +335,7 @@ pub fn knn_gallery(
     seed: u64,
 ) -> Result<PathBuf> {
     use datasets::media::thumbnail_uri_of;
-    use vicreg_core::insight::{write_gallery, Hit, Item, Media, Row, Section};
+    use vicreg_core::insight::{top_k, write_gallery, Hit, Item, Media, Row, Section};
     const TOP: usize = 5;
     let (tsrc, vsrc) = splits;
     let unit = |x: &candle_core::Tensor| -> Result<candle_core::Tensor> {
@@ -372,16 +372,12 @@ pub fn knn_gallery(
     };
     let mut rows = Vec::new();
     for (q, &v) in picks.iter().enumerate() {
-        let s = &sims[q];
-        let mut order: Vec<usize> = (0..s.len()).collect();
-        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-        let hits = order
+        let hits = top_k(&sims[q], TOP, None)
             .into_iter()
-            .take(TOP)
-            .map(|t| {
+            .map(|(t, score)| {
                 Ok(Hit {
                     item: item(&tsrc, t, train.labels[t])?,
-                    score: s[t],
+                    score,
                     correct: train.labels[t] == val.labels[v],
                 })
             })

@@ -103,3 +103,42 @@ pub fn plot_comparison(run_dirs: &[PathBuf], out_dir: &Path) -> Result<PathBuf> 
     panel_chart(&path, "step / epoch", &panels)?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_runs_share_each_panel() {
+        let root = std::env::temp_dir().join(format!("compare-{}", std::process::id()));
+        let runs: Vec<PathBuf> = ["lr-small", "lr-large"]
+            .iter()
+            .map(|n| root.join(n))
+            .collect();
+        for (k, dir) in runs.iter().enumerate() {
+            std::fs::create_dir_all(dir).unwrap();
+            let mut lines = String::new();
+            for step in 1..=5 {
+                lines.push_str(&format!(
+                    "{{\"type\":\"step\",\"step\":{step},\"lr\":0.1,\"std_mean_a\":{},\"loss\":{{\"total\":{},\"invariance\":0.5}}}}\n",
+                    0.1 * step as f64,
+                    10.0 - step as f64 - k as f64
+                ));
+            }
+            lines.push_str("{\"type\":\"epoch\",\"epoch\":0,\"eval\":{\"knn_top1\":40.0}}\n");
+            std::fs::write(dir.join("metrics.jsonl"), lines).unwrap();
+        }
+        let out = plot_comparison(&runs, &root).unwrap();
+        let svg = std::fs::read_to_string(&out).unwrap();
+        for text in [
+            "lr-small",
+            "lr-large",
+            "loss: total (step)",
+            "eval: knn_top1 (epoch)",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        assert!(plot_comparison(&runs[..1], &root).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

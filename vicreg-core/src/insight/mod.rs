@@ -202,6 +202,33 @@ pub fn draw_pictures(
     })
 }
 
+/// [`draw_pictures`] for an export `stem` (`dir/name`): the pictures go to
+/// `dir` as `name-map.svg`, `name-std.svg`, `name-correlation.svg`.
+pub fn draw_pictures_for(
+    stem: &Path,
+    features: &Tensor,
+    labels: &[usize],
+    class_names: &[String],
+    cfg: &TsneConfig,
+) -> Result<Pictures> {
+    let dir = stem
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = stem
+        .file_name()
+        .map_or_else(|| "embeddings".into(), |n| n.to_string_lossy().into_owned());
+    draw_pictures(dir, &prefix, features, labels, class_names, cfg)
+}
+
+/// The indices of the `k` largest `scores` (ties: lower index first),
+/// leaving out `exclude` (e.g. the query itself), with their scores.
+pub fn top_k(scores: &[f32], k: usize, exclude: Option<usize>) -> Vec<(usize, f32)> {
+    let mut idx: Vec<usize> = (0..scores.len()).filter(|&i| Some(i) != exclude).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    idx.into_iter().take(k).map(|i| (i, scores[i])).collect()
+}
+
 /// Reads embeddings written by [`export_embeddings`] (`<stem>.npy` and
 /// `<stem>.csv`): the `(n, d)` matrix, the label index of each row and the
 /// class names (sorted; rows without a label form the class `unlabelled`).

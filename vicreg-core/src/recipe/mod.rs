@@ -15,7 +15,11 @@
 //!   `DataFlags`, `LossFlags`, `CoeffFlags`, `VariantFlags`, `RunFlags`): the
 //!   same keys as `--key`, unset flags leaving the file's value; an app
 //!   flattens them into its command with `#[command(flatten)]` and
-//!   `#[serde(flatten)]`.
+//!   `#[serde(flatten)]`, usually as the bundles [`PretrainFlags`] (run, data,
+//!   loss) and [`SiameseFlags`] (coefficients, BYOL / SimSiam).
+//! - [`PlotArgs`] / [`plot`]: every app's `plot` (charts of one or several
+//!   runs, maps of exported embeddings); [`flag_defaults`] and
+//!   [`timestamped_dir`] for demos.
 //!
 //! The launch for several processes is [`crate::collective::Launch`], the
 //! trainer [`crate::engine::Trainer::builder`]; `apps/tabular` is a whole
@@ -93,16 +97,8 @@ pub fn plot(args: &PlotArgs) -> crate::Result<Vec<std::path::PathBuf>> {
     }
     if let Some(stem) = &args.map {
         let (x, labels, classes) = crate::insight::read_export(stem)?;
-        let dir = stem
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let prefix = stem
-            .file_name()
-            .map_or("embeddings".into(), |n| n.to_string_lossy().into_owned());
-        let pics = crate::insight::draw_pictures(
-            dir,
-            &prefix,
+        let pics = crate::insight::draw_pictures_for(
+            stem,
             &x,
             &labels,
             &classes,
@@ -117,4 +113,34 @@ pub fn plot(args: &PlotArgs) -> crate::Result<Vec<std::path::PathBuf>> {
         files.extend([pics.map, pics.std_histogram, pics.correlation]);
     }
     Ok(files)
+}
+
+/// The flags every `pretrain` command has: run ([`TrainFlags`], with
+/// `--config` and `--resume`), data ([`DataFlags`]) and loss ([`LossFlags`]).
+/// An app adds it to its flags with `#[command(flatten)]` + `#[serde(flatten)]`.
+#[cfg(feature = "cli")]
+#[derive(clap::Args, Clone, Debug, Default, serde::Serialize)]
+pub struct PretrainFlags {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub criterion: LossFlags,
+}
+
+/// The flags of apps whose two branches can be one encoder: the VICReg
+/// coefficients ([`CoeffFlags`]) and the BYOL / SimSiam keys ([`VariantFlags`]).
+#[cfg(feature = "cli")]
+#[derive(clap::Args, Clone, Debug, Default, serde::Serialize)]
+pub struct SiameseFlags {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub coeffs: CoeffFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub variant: VariantFlags,
 }
