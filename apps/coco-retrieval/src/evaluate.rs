@@ -94,7 +94,10 @@ pub fn embed(
     )?;
     let (mut zi, mut zt, mut owner) = (Vec::new(), Vec::new(), Vec::new());
     let mut offset = 0usize;
-    for b in loader.iter_epoch(0, 0) {
+    let batches = loader.iter_epoch(0, 0);
+    let bar = vicreg_core::eval::extraction_bar(batches.size_hint().1);
+    for b in batches {
+        bar.inc(1);
         let (x, ids, mask, own) = b?;
         let n = x.dim(0)?;
         zi.push(run.model.branch_a().forward_t(&x, false)?.emb);
@@ -111,6 +114,7 @@ pub fn embed(
         );
         offset += n;
     }
+    bar.finish_and_clear();
     let norm = |v: Vec<Tensor>| -> Result<Tensor> {
         Ok(l2_normalize(&Tensor::cat(&v, 0)?.to_dtype(DType::F32)?)?)
     };

@@ -85,7 +85,10 @@ where
 {
     let mut parts = Vec::new();
     let mut labels = Vec::new();
+    let batches = batches.into_iter();
+    let bar = extraction_bar(batches.size_hint().1);
     for item in batches {
+        bar.inc(1);
         let (input, y) = item?;
         let feats = f(&input)?.detach();
         let b = feats.dims2().map_err(|_| {
@@ -104,10 +107,35 @@ where
         parts.push(feats.to_dtype(DType::F32)?);
         labels.extend(y);
     }
+    bar.finish_and_clear();
     if parts.is_empty() {
         return Err(Error::invalid("no batches to extract features from"));
     }
     Features::new(Tensor::cat(&parts, 0)?, labels)
+}
+
+/// A progress bar over feature-extraction batches on stderr (a counter when
+/// the number of batches is unknown); hidden when stderr is not a terminal.
+pub fn extraction_bar(batches: Option<usize>) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let (bar, template) = match batches {
+        Some(n) => (
+            indicatif::ProgressBar::new(n as u64),
+            "features [{bar:20.cyan/blue}] {pos}/{len} batches, eta {eta}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "features {spinner} {pos} batches, {per_sec}",
+        ),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
 
 /// Rows scaled to unit L2 norm (`(n, dim)`; a zero row stays zero).

@@ -24,7 +24,7 @@ mod online_probe;
 mod probe_select;
 mod retrieval;
 
-pub use features::{extract_features, extract_with, l2_normalize, Features};
+pub use features::{extract_features, extract_with, extraction_bar, l2_normalize, Features};
 pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 pub use knn::{knn_classify, KnnConfig, KnnResult};
 pub use linear_probe::{

@@ -48,7 +48,7 @@ pub use tsne::{knn_accuracy_2d, subsample, tsne, TsneConfig};
 use crate::{Error, Result};
 
 /// Largest number of dimensions drawn in the correlation heat map.
-pub const HEATMAP_DIMS: usize = 128;
+pub const HEATMAP_DIMS: usize = 64;
 
 /// Writes the `(n, d)` representations `features` of the items `names` as
 /// `<stem>.npy` (float32, row `i` = item `i`), `<stem>.safetensors` (tensor
