@@ -232,6 +232,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 let p = crate::gallery::write(&index, &a.exp_dir, a.gallery, run.cfg.train.seed)?;
                 eprintln!("gallery: {}", p.display());
             }
+            if index.meta.images.len() + index.meta.captions.len() >= 4 {
+                let pics = crate::embed::modality_map(&index, &a.exp_dir.join("test"))?;
+                eprintln!(
+                    "map of the test images and captions: {} (2-D 5-NN accuracy of the modality {:.1}%)",
+                    pics.map.display(),
+                    100.0 * pics.knn_2d
+                );
+            }
             let mut base: Vec<(String, evaluate::Evaluation)> = Vec::new();
             if a.baselines {
                 eprintln!("baseline: the same model at random initialisation");

@@ -2,13 +2,14 @@
 //! vectors retrieval ranks by: expander outputs, L2-normalised) for NumPy and
 //! other tools, with a t-SNE map of both modalities.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use candle_core::Tensor;
-use vicreg_core::insight::{export_embeddings, TsneConfig};
+use vicreg_core::insight::{export_embeddings, Pictures, TsneConfig};
 
 use crate::config::parse_device;
+use crate::evaluate::RetrievalIndex;
 use crate::{evaluate, model};
 
 /// Flags of `embed`.
@@ -48,18 +49,26 @@ pub fn run(a: &EmbedArgs) -> Result<Vec<PathBuf>> {
         &meta.captions,
         Some((&owners, &image_names)),
     )?);
-    let (ni, nc) = (meta.images.len(), meta.captions.len());
-    if a.map && ni + nc >= 4 {
-        let both = Tensor::cat(&[&index.images, &index.captions], 0)?;
-        let modality: Vec<usize> = (0..ni + nc).map(|i| usize::from(i >= ni)).collect();
-        let pics = vicreg_core::insight::draw_pictures_for(
-            &a.out,
-            &both,
-            &modality,
-            &["image".to_string(), "caption".to_string()],
-            &TsneConfig::default(),
-        )?;
+    if a.map && meta.images.len() + meta.captions.len() >= 4 {
+        let pics = modality_map(&index, &a.out)?;
         files.extend([pics.map, pics.std_histogram, pics.correlation]);
     }
     Ok(files)
+}
+
+/// The test images and captions on one t-SNE map, coloured by modality, and
+/// the collapse pictures of both together, as `<stem>-map.svg`,
+/// `<stem>-std.svg`, `<stem>-correlation.svg`.
+pub fn modality_map(index: &RetrievalIndex, stem: &Path) -> Result<Pictures> {
+    let ni = index.meta.images.len();
+    let nc = index.meta.captions.len();
+    let both = Tensor::cat(&[&index.images, &index.captions], 0)?;
+    let modality: Vec<usize> = (0..ni + nc).map(|i| usize::from(i >= ni)).collect();
+    Ok(vicreg_core::insight::draw_pictures_for(
+        stem,
+        &both,
+        &modality,
+        &["image".to_string(), "caption".to_string()],
+        &TsneConfig::default(),
+    )?)
 }
