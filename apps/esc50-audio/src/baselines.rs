@@ -65,35 +65,7 @@ fn batch_statistics(front: &LogMelSpectrogram, x: &Tensor, active_db: f64) -> Re
     let n_mels = front.config().n_mels;
     let mut out = Vec::with_capacity(rows.len() * 2 * n_mels);
     for clip in &rows {
-        let power = front.mel_power(clip)?;
-        let db = front.mel_db(clip)?;
-        let frames = power.len() / n_mels;
-        let level: Vec<f64> = (0..frames)
-            .map(|t| {
-                (0..n_mels)
-                    .map(|m| power[m * frames + t] as f64)
-                    .sum::<f64>()
-                    / n_mels as f64
-            })
-            .collect();
-        let peak = level.iter().cloned().fold(0.0, f64::max);
-        let floor = peak * 10f64.powf(active_db / 10.0);
-        let mut active: Vec<usize> = (0..frames)
-            .filter(|&t| level[t] > 0.0 && level[t] >= floor)
-            .collect();
-        if active.is_empty() {
-            active = (0..frames).collect();
-        }
-        let k = active.len() as f64;
-        let mut stds = Vec::with_capacity(n_mels);
-        for m in 0..n_mels {
-            let v: Vec<f64> = active.iter().map(|&t| db[m * frames + t] as f64).collect();
-            let mean = v.iter().sum::<f64>() / k;
-            let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / k;
-            out.push(mean as f32);
-            stds.push(var.sqrt() as f32);
-        }
-        out.extend(stds);
+        out.extend(front.statistics(clip, active_db)?);
     }
     Ok(Tensor::from_vec(
         out,

@@ -236,6 +236,46 @@ impl LogMelSpectrogram {
         Ok(db)
     }
 
+    /// Log-mel statistics of one clip, the classic hand-made audio baseline:
+    /// for each mel band the mean and then the standard deviation of its
+    /// decibels ([`Self::mel_db`]) over the frames that hold sound (a frame's
+    /// mean mel power within `active_db` decibels of the loudest frame's; all
+    /// frames when none is), `[mean_0 .. mean_{n-1}, std_0 .. std_{n-1}]`.
+    pub fn statistics(&self, clip: &[f32], active_db: f64) -> Result<Vec<f32>> {
+        let n_mels = self.cfg.n_mels;
+        let power = self.mel_power(clip)?;
+        let db = self.mel_db(clip)?;
+        let frames = power.len() / n_mels;
+        let level: Vec<f64> = (0..frames)
+            .map(|t| {
+                (0..n_mels)
+                    .map(|m| power[m * frames + t] as f64)
+                    .sum::<f64>()
+                    / n_mels as f64
+            })
+            .collect();
+        let peak = level.iter().cloned().fold(0.0, f64::max);
+        let floor = peak * 10f64.powf(active_db / 10.0);
+        let mut active: Vec<usize> = (0..frames)
+            .filter(|&t| level[t] > 0.0 && level[t] >= floor)
+            .collect();
+        if active.is_empty() {
+            active = (0..frames).collect();
+        }
+        let k = active.len() as f64;
+        let mut out = Vec::with_capacity(2 * n_mels);
+        let mut stds = Vec::with_capacity(n_mels);
+        for m in 0..n_mels {
+            let v: Vec<f64> = active.iter().map(|&t| db[m * frames + t] as f64).collect();
+            let mean = v.iter().sum::<f64>() / k;
+            let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / k;
+            out.push(mean as f32);
+            stds.push(var.sqrt() as f32);
+        }
+        out.extend(stds);
+        Ok(out)
+    }
+
     /// `(n_mels, frames)` network input of one clip ([`LogMelConfig::normalization`] applied).
     pub fn clip(&self, clip: &[f32]) -> Result<Vec<f32>> {
         let mut x = self.mel_db(clip)?;
@@ -287,5 +327,43 @@ impl LogMelSpectrogram {
         let data: Vec<f32> = images.into_iter().flatten().collect();
         let out = Tensor::from_vec(data, (batch, 1, self.cfg.n_mels, frames), &Device::Cpu)?;
         Ok(out.to_device(waves.device())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Statistics are taken over the frames that hold sound: padding a tone
+    /// with digital silence (as real ESC-50 clips are) leaves them unchanged.
+    #[test]
+    fn statistics_ignore_digital_silence() {
+        let front = LogMelSpectrogram::new(&LogMelConfig::esc50_16k()).unwrap();
+        let n_mels = front.config().n_mels;
+        let tone: Vec<f32> = (0..8000)
+            .map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 16000.0).sin())
+            .collect();
+        let mut padded = tone.clone();
+        padded.extend(std::iter::repeat_n(0.0, 24_000));
+        let a = front.statistics(&tone, -30.0).unwrap();
+        let b = front.statistics(&padded, -30.0).unwrap();
+        assert_eq!((a.len(), b.len()), (2 * n_mels, 2 * n_mels));
+        let max_diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(max_diff < 1.5, "means/stds moved by {max_diff} dB");
+        // A quiet background (-60 dB) is left out at -30 dB, but counted when
+        // the threshold admits it, and then it drags the means down.
+        let mut noisy = tone.clone();
+        noisy.extend((0..24_000).map(|i| if i % 2 == 0 { 5e-4 } else { -5e-4 }));
+        let quiet = front.statistics(&noisy, -30.0).unwrap();
+        assert!(quiet.iter().zip(&a).all(|(x, y)| (x - y).abs() < 1.5));
+        let all = front.statistics(&noisy, -120.0).unwrap();
+        assert!(all[..n_mels]
+            .iter()
+            .zip(&a[..n_mels])
+            .any(|(x, y)| y - x > 10.0));
     }
 }
