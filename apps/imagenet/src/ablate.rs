@@ -225,7 +225,7 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
     let device = parse_device(&cfg.train.device)?;
     let size = cfg.image_size.context("image-size must be resolved")?;
     let net = evaluate::backbone(&cfg.arch, Some(&cfg.train.exp_dir), cfg.train.seed, &device)?;
-    let (tr, va, classes) = evaluate::split_features(
+    let (tr, va, names) = evaluate::split_features(
         &net,
         &data_dir,
         size,
@@ -235,6 +235,7 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
         cfg.data.num_workers,
         &device,
     )?;
+    let classes = names.len();
     let probe = LinearProbeConfig {
         epochs: eval.probe_epochs,
         lr: eval.probe_lr,

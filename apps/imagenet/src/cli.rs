@@ -355,7 +355,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 )
             };
             let net = evaluate::backbone(&arch, a.pretrained.as_deref(), a.seed, &device)?;
-            let (tr, va, classes) = features_of(&net)?;
+            let (tr, va, names) = features_of(&net)?;
+            let classes = names.len();
             let cfg = LinearProbeConfig {
                 epochs: a.epochs,
                 lr: a.lr_head,
@@ -366,7 +367,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             };
             let r = evaluate::linear_eval(&tr, &va, classes, &cfg, out.as_deref())?;
             if let Some(dir) = out.as_deref() {
-                evaluate::val_pictures(dir, &va, &a.data_dir)?;
+                evaluate::val_pictures(dir, &va, &names)?;
             }
             println!(
                 "linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%",
@@ -424,12 +425,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     &device,
                 )
             };
-            let (tr, va, classes) = features_of(&evaluate::backbone(
+            let (tr, va, names) = features_of(&evaluate::backbone(
                 &arch,
                 a.pretrained.as_deref(),
                 0,
                 &device,
             )?)?;
+            let classes = names.len();
             let cfg = KnnConfig {
                 ks: a.k.clone(),
                 temperature: a.temperature,
@@ -441,13 +443,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
             let res = evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())?;
             if let Some(dir) = out.as_deref() {
-                evaluate::val_pictures(dir, &va, &a.data_dir)?;
+                evaluate::val_pictures(dir, &va, &names)?;
                 if a.gallery > 0 {
+                    // The images themselves: the sources the features were made from.
                     let (ts, vs, _) = evaluate::eval_splits(&a.data_dir, 100.0, None, 0)?;
-                    let names = data::open_split(&a.data_dir, "train", false)?
-                        .class_names()
-                        .map(<[String]>::to_vec)
-                        .unwrap_or_default();
                     let p = evaluate::knn_gallery(dir, &tr, &va, (ts, vs), &names, a.gallery, 0)?;
                     eprintln!("gallery: {}", p.display());
                 }

@@ -157,7 +157,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for (name, pretrained) in [("VICReg", Some(exp_dir.as_path())), ("random init", None)] {
         let t = Instant::now();
         let net = evaluate::backbone(&cfg.arch, pretrained, cfg.train.seed, &device)?;
-        let (tr, va, classes) = evaluate::split_features(
+        let (tr, va, names) = evaluate::split_features(
             &net,
             &data_dir,
             args.image_size,
@@ -167,11 +167,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
             args.num_workers,
             &device,
         )?;
+        let classes = names.len();
         let out_dir = pretrained.map(|p| p.to_path_buf());
         let lin = evaluate::linear_eval(&tr, &va, classes, &probe, out_dir.as_deref())?;
         let k = evaluate::knn_eval(&tr, &va, classes, &knn, out_dir.as_deref())?;
         if let Some(dir) = out_dir.as_deref() {
-            evaluate::val_pictures(dir, &va, &data_dir)?;
+            evaluate::val_pictures(dir, &va, &names)?;
         }
         let knn_of = |kk: usize| {
             k.iter()

@@ -71,23 +71,26 @@ pub fn resolve_arch(arch: Option<String>, pretrained: Option<&Path>) -> String {
 
 /// The labelled training images (`train_percent` of each class, or the files
 /// of `subset_file`) and the val images mapped onto the training classes,
-/// with the class count: what [`split_features`] embeds, in its order.
+/// with the class names (an ImageFolder's folders; `0`, `1`, ... for IDX
+/// labels): what [`split_features`] embeds, in its order.
 pub fn eval_splits(
     data_dir: &Path,
     train_percent: f64,
     subset_file: Option<&Path>,
     seed: u64,
-) -> Result<(data::Subset, data::OnTrainClasses, usize)> {
+) -> Result<(data::Subset, data::OnTrainClasses, Vec<String>)> {
     let train = data::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
     let names = train.class_names().map(<[String]>::to_vec);
     let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
     let val = data::open_split(data_dir, "val", false)?;
     let val = data::onto_train_classes(val, names.as_deref(), classes)?;
-    Ok((train, val, classes))
+    let names = names.unwrap_or_else(|| (0..classes).map(|c| c.to_string()).collect());
+    Ok((train, val, names))
 }
 
-/// Train/val features of a data directory for `net`.
+/// Train/val features of a data directory for `net`, with the class names
+/// (their count is the number of classes; see [`eval_splits`]).
 #[allow(clippy::too_many_arguments)]
 pub fn split_features(
     net: &ResNet,
@@ -98,8 +101,8 @@ pub fn split_features(
     seed: u64,
     workers: usize,
     device: &Device,
-) -> Result<(Features, Features, usize)> {
-    let (train, val, classes) = eval_splits(data_dir, train_percent, subset_file, seed)?;
+) -> Result<(Features, Features, Vec<String>)> {
+    let (train, val, names) = eval_splits(data_dir, train_percent, subset_file, seed)?;
     eprintln!(
         "extracting features: {} train images, {} val images",
         train.len(),
@@ -107,7 +110,7 @@ pub fn split_features(
     );
     let ftrain = features(net, train, size, workers, device)?;
     let fval = features(net, val, size, workers, device)?;
-    Ok((ftrain, fval, classes))
+    Ok((ftrain, fval, names))
 }
 
 /// Standardises both feature sets with the training set's per-dimension mean
@@ -290,24 +293,19 @@ pub fn finetune_eval(
 }
 
 /// Draws the t-SNE map of the validation representations `val` coloured by
-/// class, and the collapse pictures, into `dir` (`val-map.svg`,
-/// `val-std.svg`, `val-correlation.svg`); prints where and the map's 2-D
-/// 5-NN accuracy.
-pub fn val_pictures(dir: &Path, val: &Features, data_dir: &Path) -> Result<()> {
+/// class (`classes`: the names [`split_features`] returned), and the collapse
+/// pictures, into `dir` (`val-map.svg`, `val-std.svg`, `val-correlation.svg`);
+/// prints where and the map's 2-D 5-NN accuracy.
+pub fn val_pictures(dir: &Path, val: &Features, classes: &[String]) -> Result<()> {
     if val.len() < 4 {
         return Ok(());
     }
-    let train = data::open_split(data_dir, "train", false)?;
-    let classes: Vec<String> = match train.class_names() {
-        Some(c) => c.to_vec(),
-        None => (0..train.num_classes()).map(|c| c.to_string()).collect(),
-    };
     let pics = vicreg_core::insight::draw_pictures(
         dir,
         "val",
         &val.x,
         &val.labels,
-        &classes,
+        classes,
         &vicreg_core::insight::TsneConfig::default(),
     )?;
     eprintln!(
