@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use candle_core::DType;
 use datasets::media::thumbnail_uri;
-use vicreg_core::insight::{top_k, write_gallery, Hit, Item, Media, Row, Section};
+use vicreg_core::insight::{
+    cosine_similarities, top_k, write_gallery, Hit, Item, Media, Row, Section,
+};
 use vicreg_core::SeededRng;
 
 use crate::evaluate::RetrievalIndex;
@@ -20,11 +21,6 @@ const THUMB: u32 = 140;
 /// answers (the caption's image, the image's captions) marked. Returns its path.
 pub fn write(index: &RetrievalIndex, dir: &Path, n: usize, seed: u64) -> Result<PathBuf> {
     let meta = &index.meta;
-    let sims = index
-        .captions
-        .to_dtype(DType::F32)?
-        .matmul(&index.images.to_dtype(DType::F32)?.t()?)?;
-    let sims: Vec<Vec<f32>> = sims.to_vec2()?;
     let top = |scores: &[f32]| top_k(scores, TOP, None);
     let thumb =
         |i: usize| -> Result<Media> { Ok(Media::Image(thumbnail_uri(&meta.images[i], THUMB)?)) };
@@ -38,8 +34,9 @@ pub fn write(index: &RetrievalIndex, dir: &Path, n: usize, seed: u64) -> Result<
     let mut caption_rows = Vec::new();
     let mut picks = rng.permutation(meta.captions.len());
     picks.truncate(n);
-    for c in picks {
-        let hits = top(&sims[c])
+    let sims = cosine_similarities(&index.captions, &picks, &index.images)?;
+    for (&c, scores) in picks.iter().zip(&sims) {
+        let hits = top(scores)
             .into_iter()
             .map(|(i, s)| {
                 Ok(Hit {
@@ -63,9 +60,9 @@ pub fn write(index: &RetrievalIndex, dir: &Path, n: usize, seed: u64) -> Result<
     let mut image_rows = Vec::new();
     let mut picks = rng.permutation(meta.images.len());
     picks.truncate(n);
-    for i in picks {
-        let scores: Vec<f32> = sims.iter().map(|row| row[i]).collect();
-        let hits = top(&scores)
+    let sims = cosine_similarities(&index.images, &picks, &index.captions)?;
+    for (&i, scores) in picks.iter().zip(&sims) {
+        let hits = top(scores)
             .into_iter()
             .map(|(c, s)| Hit {
                 item: Item {

@@ -10,7 +10,8 @@ use datasets::audio::{EvalView, ESC50_FOLDS};
 use datasets::media::wav_uri;
 use vicreg_core::eval::Features;
 use vicreg_core::insight::{
-    export_embeddings, top_k, write_gallery, Hit, Item, Media, Row, Section, TsneConfig,
+    cosine_similarities, export_embeddings, top_k, write_gallery, Hit, Item, Media, Row, Section,
+    TsneConfig,
 };
 use vicreg_core::SeededRng;
 
@@ -132,9 +133,6 @@ fn gallery(
 ) -> Result<()> {
     const TOP: usize = 5;
     const RATE: u32 = 16_000;
-    let norm = (feats.x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
-    let unit = feats.x.broadcast_div(&norm)?;
-    let sims: Vec<Vec<f32>> = unit.matmul(&unit.t()?)?.to_vec2()?;
     let item = |i: usize| -> Result<Item> {
         let wave = load_wav(&paths[i], RATE)?;
         let file = paths[i].file_name().map_or_else(
@@ -151,9 +149,10 @@ fn gallery(
     };
     let mut picks = SeededRng::for_name(seed, "clip-gallery").permutation(feats.len());
     picks.truncate(n);
+    let sims = cosine_similarities(&feats.x, &picks, &feats.x)?;
     let mut rows = Vec::new();
-    for q in picks {
-        let hits = top_k(&sims[q], TOP, Some(q))
+    for (&q, scores) in picks.iter().zip(&sims) {
+        let hits = top_k(scores, TOP, Some(q))
             .into_iter()
             .map(|(j, score)| {
                 Ok(Hit {

@@ -333,23 +333,14 @@ pub fn knn_gallery(
     seed: u64,
 ) -> Result<PathBuf> {
     use datasets::media::thumbnail_uri_of;
-    use vicreg_core::insight::{top_k, write_gallery, Hit, Item, Media, Row, Section};
+    use vicreg_core::insight::{
+        cosine_similarities, top_k, write_gallery, Hit, Item, Media, Row, Section,
+    };
     const TOP: usize = 5;
     let (tsrc, vsrc) = splits;
-    let unit = |x: &candle_core::Tensor| -> Result<candle_core::Tensor> {
-        let norm = (x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
-        Ok(x.broadcast_div(&norm)?)
-    };
     let mut picks = vicreg_core::SeededRng::for_name(seed, "knn-gallery").permutation(val.len());
     picks.truncate(n);
-    let idx = candle_core::Tensor::from_vec(
-        picks.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-        picks.len(),
-        val.x.device(),
-    )?;
-    let sims: Vec<Vec<f32>> = unit(&val.x.index_select(&idx, 0)?)?
-        .matmul(&unit(&train.x)?.t()?)?
-        .to_vec2()?;
+    let sims = cosine_similarities(&val.x, &picks, &train.x)?;
     let class = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
     let item = |src: &dyn ImageSource, i: usize, label: usize| -> Result<Item> {
         let img = src
@@ -369,8 +360,8 @@ pub fn knn_gallery(
         })
     };
     let mut rows = Vec::new();
-    for (q, &v) in picks.iter().enumerate() {
-        let hits = top_k(&sims[q], TOP, None)
+    for (&v, scores) in picks.iter().zip(&sims) {
+        let hits = top_k(scores, TOP, None)
             .into_iter()
             .map(|(t, score)| {
                 Ok(Hit {

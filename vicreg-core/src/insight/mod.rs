@@ -221,6 +221,25 @@ pub fn draw_pictures_for(
     draw_pictures(dir, &prefix, features, labels, class_names, cfg)
 }
 
+/// Cosine similarities of the rows `picks` of `queries` (`(n, d)`) to every
+/// row of `items` (`(m, d)`): `picks.len()` rows of `m` scores. Only the
+/// picked rows are multiplied, so a gallery of a few queries over a large
+/// set stays small.
+pub fn cosine_similarities(
+    queries: &Tensor,
+    picks: &[usize],
+    items: &Tensor,
+) -> Result<Vec<Vec<f32>>> {
+    let idx = Tensor::from_vec(
+        picks.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        picks.len(),
+        queries.device(),
+    )?;
+    let q = crate::eval::l2_normalize(&queries.index_select(&idx, 0)?.to_dtype(DType::F32)?)?;
+    let it = crate::eval::l2_normalize(&items.to_dtype(DType::F32)?)?;
+    Ok(q.matmul(&it.t()?)?.to_vec2()?)
+}
+
 /// The indices of the `k` largest `scores` (ties: lower index first),
 /// leaving out `exclude` (e.g. the query itself), with their scores.
 pub fn top_k(scores: &[f32], k: usize, exclude: Option<usize>) -> Vec<(usize, f32)> {
