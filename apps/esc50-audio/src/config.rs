@@ -15,7 +15,7 @@ use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
 use vicreg_core::loss::VicRegConfig;
 use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{
-    overlay, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
+    overlay_given, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
 };
 
 /// What the two branches see.
@@ -267,21 +267,12 @@ impl PretrainConfig {
         base: Self,
         flags: &F,
     ) -> Result<Self> {
-        let mut cfg = overlay(&base, file, flags)?;
+        let (mut cfg, given) = overlay_given(&base, file, flags)?;
+        if file.is_some() && !given.contains_key("time-pool") {
+            cfg.time_pool = TimePool::Mean;
+        }
         let what = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config {}", path.display()))?;
-                let legacy = text
-                    .parse::<toml::Table>()
-                    .is_ok_and(|t| !t.contains_key("time-pool"));
-                let flag_set =
-                    toml::Table::try_from(flags).is_ok_and(|t| t.contains_key("time-pool"));
-                if legacy && !flag_set {
-                    cfg.time_pool = TimePool::Mean;
-                }
-                format!("{}: invalid esc50-audio config", path.display())
-            }
+            Some(path) => format!("{}: invalid esc50-audio config", path.display()),
             None => "invalid esc50-audio flags".into(),
         };
         cfg.validate_ranges().context(what)?;

@@ -38,7 +38,7 @@ pub use data::DataSettings;
 #[cfg(feature = "cli")]
 pub use loss::{CoeffFlags, LossFlags};
 pub use loss::{CoeffSettings, LossSettings};
-pub use overlay::{overlay, overlay_table};
+pub use overlay::{overlay, overlay_given, overlay_table};
 #[cfg(feature = "cli")]
 pub use run::RunFlags;
 pub use run::RunSettings;

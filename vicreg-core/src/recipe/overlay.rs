@@ -22,13 +22,24 @@ where
     T: Serialize + DeserializeOwned,
     F: Serialize + ?Sized,
 {
+    Ok(overlay_given(base, file, flags)?.0)
+}
+
+/// [`overlay`], also returning the keys the file and the flags gave (merged,
+/// flags winning): what was set rather than defaulted, e.g. to treat a file
+/// written before a key existed as meaning its old behaviour.
+pub fn overlay_given<T, F>(base: &T, file: Option<&Path>, flags: &F) -> Result<(T, toml::Table)>
+where
+    T: Serialize + DeserializeOwned,
+    F: Serialize + ?Sized,
+{
     let mut over = toml::Table::new();
     if let Some(path) = file {
         merge(&mut over, read_table(path)?);
     }
     merge(&mut over, to_table(flags, "the flags")?);
     let what = file.map_or("the flags".to_string(), |p| p.display().to_string());
-    overlay_table(base, over, &what)
+    Ok((overlay_table(base, over.clone(), &what)?, over))
 }
 
 /// `base`, then every key of the TOML table `over` (merged as in
