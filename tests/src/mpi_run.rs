@@ -131,6 +131,15 @@ pub fn max_rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) ->
     worst
 }
 
+/// `args` followed by `--data-dir data --exp-dir exp`: the `pretrain`
+/// arguments of a test run.
+pub fn with_dirs(args: &[&str], data: &Path, exp: &Path) -> Vec<String> {
+    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    a.extend(["--data-dir".into(), data.display().to_string()]);
+    a.extend(["--exp-dir".into(), exp.display().to_string()]);
+    a
+}
+
 /// The check every app's `tests/mpi.rs` makes: the app alone on `one` and
 /// under `mpirun -np 2` on `two` (the global batch split in two, synchronized
 /// BatchNorm by default) export encoders `branches` within 1e-4 (relative);

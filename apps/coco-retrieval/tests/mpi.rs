@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
-use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one};
+use vicreg_tests::bad_input::fresh_dir;
+use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one, with_dirs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coco-retrieval");
 
@@ -26,51 +27,45 @@ fn data() -> &'static Path {
 }
 
 fn exp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("coco-mpi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    fresh_dir("coco-mpi", name)
 }
 
 /// ResNet-18 at 24 px + a 1-layer width-32 transformer without dropout (so
 /// that no random mask depends on how the batch is split), global batch 8
 /// (3 steps per epoch), 2 epochs, LARS.
 fn pretrain_args(exp: &Path) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "pretrain",
-        "--image-arch",
-        "resnet18",
-        "--image-size",
-        "24",
-        "--text-hidden",
-        "32",
-        "--text-layers",
-        "1",
-        "--text-heads",
-        "2",
-        "--text-dropout",
-        "0",
-        "--mlp",
-        "64-64",
-        "--batch-size",
-        "8",
-        "--epochs",
-        "2",
-        "--warmup-epochs",
-        "0",
-        "--optimizer",
-        "lars",
-        "--num-workers",
-        "1",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push("--data-dir".into());
-    a.push(data().display().to_string());
-    a.push("--exp-dir".into());
-    a.push(exp.display().to_string());
-    a
+    with_dirs(
+        &[
+            "pretrain",
+            "--image-arch",
+            "resnet18",
+            "--image-size",
+            "24",
+            "--text-hidden",
+            "32",
+            "--text-layers",
+            "1",
+            "--text-heads",
+            "2",
+            "--text-dropout",
+            "0",
+            "--mlp",
+            "64-64",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "2",
+            "--warmup-epochs",
+            "0",
+            "--optimizer",
+            "lars",
+            "--num-workers",
+            "1",
+            "--quiet",
+        ],
+        data(),
+        exp,
+    )
 }
 
 #[test]

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig};
-use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one};
+use vicreg_tests::bad_input::fresh_dir;
+use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one, with_dirs};
 
 /// The generated ESC-50-format set (40 clips of 0.25 s at 8 kHz).
 fn data() -> &'static Path {
@@ -23,52 +24,46 @@ fn data() -> &'static Path {
 }
 
 fn exp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("esc50-mpi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    fresh_dir("esc50-mpi", name)
 }
 
 /// The tiny wave-spec run: global batch 8 over 40 clips (5 steps per
 /// epoch), 2 epochs, LARS.
 fn pretrain_args(exp: &Path) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "pretrain",
-        "--sample-rate",
-        "8000",
-        "--clip-seconds",
-        "0.25",
-        "--wave-arch",
-        "tiny",
-        "--n-mels",
-        "32",
-        "--mlp",
-        "32-32",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--warmup-epochs",
-        "0",
-        "--num-workers",
-        "1",
-        // LARS, as the official recipe: AdamW's first steps turn the f32
-        // rounding noise of near-zero gradients (BatchNorm biases of the
-        // spectrogram branch on this tiny set) into +-lr updates, so two
-        // bit-different but equally correct reductions end apart.
-        "--optimizer",
-        "lars",
-        "--lr",
-        "0.1",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push("--data-dir".into());
-    a.push(data().display().to_string());
-    a.push("--exp-dir".into());
-    a.push(exp.display().to_string());
-    a
+    with_dirs(
+        &[
+            "pretrain",
+            "--sample-rate",
+            "8000",
+            "--clip-seconds",
+            "0.25",
+            "--wave-arch",
+            "tiny",
+            "--n-mels",
+            "32",
+            "--mlp",
+            "32-32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--warmup-epochs",
+            "0",
+            "--num-workers",
+            "1",
+            // LARS, as the official recipe: AdamW's first steps turn the f32
+            // rounding noise of near-zero gradients (BatchNorm biases of the
+            // spectrogram branch on this tiny set) into +-lr updates, so two
+            // bit-different but equally correct reductions end apart.
+            "--optimizer",
+            "lars",
+            "--lr",
+            "0.1",
+            "--quiet",
+        ],
+        data(),
+        exp,
+    )
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_esc50-audio");

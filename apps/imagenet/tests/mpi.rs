@@ -21,7 +21,10 @@ use std::time::Duration;
 
 use candle_core::Tensor;
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
-use vicreg_tests::mpi_run::{self, encoder_weights, max_rel_diff, run_bounded, Finished};
+use vicreg_tests::bad_input::fresh_dir;
+use vicreg_tests::mpi_run::{
+    self, encoder_weights, max_rel_diff, run_bounded, with_dirs, Finished,
+};
 
 /// The generated image folder, shared by every test.
 fn data() -> &'static Path {
@@ -42,40 +45,34 @@ fn data() -> &'static Path {
 }
 
 fn exp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imagenet-mpi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    fresh_dir("imagenet-mpi", name)
 }
 
 /// `pretrain` arguments of the tiny run: ResNet-18, 16 px crops, global
 /// batch 8 over 16 images (2 steps per epoch), 2 epochs, f32 on the CPU.
 fn pretrain_args(exp: &Path) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "pretrain",
-        "--arch",
-        "resnet18",
-        "--mlp",
-        "32-32",
-        "--batch-size",
-        "8",
-        "--image-size",
-        "16",
-        "--epochs",
-        "2",
-        "--warmup-epochs",
-        "0",
-        "--num-workers",
-        "1",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push("--data-dir".into());
-    a.push(data().display().to_string());
-    a.push("--exp-dir".into());
-    a.push(exp.display().to_string());
-    a
+    with_dirs(
+        &[
+            "pretrain",
+            "--arch",
+            "resnet18",
+            "--mlp",
+            "32-32",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "16",
+            "--epochs",
+            "2",
+            "--warmup-epochs",
+            "0",
+            "--num-workers",
+            "1",
+            "--quiet",
+        ],
+        data(),
+        exp,
+    )
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_imagenet");

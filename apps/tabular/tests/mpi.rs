@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one};
+use vicreg_tests::bad_input::fresh_dir;
+use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one, with_dirs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tabular");
 
@@ -25,28 +26,24 @@ fn data() -> &'static Path {
 }
 
 fn exp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tabular-mpi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    fresh_dir("tabular-mpi", name)
 }
 
 fn pretrain_args(exp: &Path) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "pretrain",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--warmup-epochs",
-        "0",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.extend(["--data-dir".into(), data().display().to_string()]);
-    a.extend(["--exp-dir".into(), exp.display().to_string()]);
-    a
+    with_dirs(
+        &[
+            "pretrain",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--warmup-epochs",
+            "0",
+            "--quiet",
+        ],
+        data(),
+        exp,
+    )
 }
 
 #[test]
