@@ -11,6 +11,7 @@
 
 pub mod audio;
 pub mod augment;
+mod cache;
 pub mod coco;
 mod dataset;
 mod error;
@@ -25,5 +26,6 @@ pub mod synth_images;
 mod synth_marker;
 pub mod text;
 
+pub use cache::cache_dir;
 pub use dataset::Dataset;
 pub use error::{Error, Result};

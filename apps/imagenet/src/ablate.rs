@@ -33,7 +33,8 @@ use vicreg_core::recipe::overlay_table;
 use vicreg_core::ParamStore;
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::{data, evaluate, pretrain, variants};
+use crate::{evaluate, pretrain, variants};
+use datasets::image::splits;
 
 /// Flags of `imagenet ablate`.
 #[derive(clap::Args, Debug)]
@@ -165,7 +166,7 @@ pub fn run_config(
     let default_size = if dir == builtin {
         32
     } else {
-        data::default_image_size(&dir)?
+        splits::default_image_size(&dir)?
     };
     cfg.resolve(default_size);
     cfg.validate().with_context(|| {
@@ -220,7 +221,7 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
         .data_dir
         .clone()
         .context("data-dir must be resolved")?;
-    let source = data::open_split(&data_dir, "train", cfg.data.strict)?;
+    let source = splits::open_split(&data_dir, "train", cfg.data.strict)?;
     let out = pretrain::pretrain_on(cfg, source, ResumeMode::Auto)?;
     let device = parse_device(&cfg.train.device)?;
     let size = cfg.image_size.context("image-size must be resolved")?;
@@ -281,7 +282,7 @@ pub fn run(args: AblateArgs) -> Result<()> {
         val_per_class: data_cfg.val_per_class,
         ..SynthImageConfig::default()
     };
-    let builtin = data::cache_dir().join(format!(
+    let builtin = datasets::cache_dir().join(format!(
         "synth-images-{}c-{}-{}-{}px-s{}",
         synth.num_classes, synth.train_per_class, synth.val_per_class, synth.image_size, synth.seed
     ));
@@ -329,7 +330,7 @@ pub fn run(args: AblateArgs) -> Result<()> {
             synth.val_per_class,
             synth.image_size
         );
-        let n = data::open_split(&builtin, "train", false)?.len();
+        let n = splits::open_split(&builtin, "train", false)?.len();
         if n == 0 {
             bail!("{}: no training images", builtin.display());
         }

@@ -17,7 +17,7 @@ use datasets::image::ImageSource;
 use serde::Serialize;
 use vicreg_core::eval::{extract_with, knn_classify, Features, KnnConfig};
 
-use crate::data;
+use datasets::image::splits;
 
 /// Side of the raw-pixel thumbnails, pixels.
 pub const PIXEL_SIDE: u32 = 32;
@@ -52,7 +52,7 @@ pub struct ImageBaselines {
 pub fn wanted(flag: Option<bool>, data_dir: &Path) -> Result<bool> {
     Ok(match flag {
         Some(b) => b,
-        None => data::open_split(data_dir, "train", false)?.len() <= AUTO_BASELINE_MAX_TRAIN,
+        None => splits::open_split(data_dir, "train", false)?.len() <= AUTO_BASELINE_MAX_TRAIN,
     })
 }
 
@@ -64,26 +64,26 @@ pub fn pixel_features(
     workers: usize,
 ) -> Result<(Features, Features, usize)> {
     let side = size.min(PIXEL_SIDE);
-    let train = data::open_split(data_dir, "train", false)?;
+    let train = splits::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
     let names = train.class_names().map(<[String]>::to_vec);
     let n = train.len();
     let train = if n > MAX_PIXEL_TRAIN {
         let pct = 100.0 * MAX_PIXEL_TRAIN as f64 / n as f64;
-        data::labelled_subset(train, pct, None, seed)?
+        splits::labelled_subset(train, pct, None, seed)?
     } else {
-        data::labelled_subset(train, 100.0, None, seed)?
+        splits::labelled_subset(train, 100.0, None, seed)?
     };
-    let val = data::open_split(data_dir, "val", false)?;
-    let val = data::onto_train_classes(val, names.as_deref(), classes)?;
+    let val = splits::open_split(data_dir, "val", false)?;
+    let val = splits::onto_train_classes(val, names.as_deref(), classes)?;
     let flat = |x: &candle_core::Tensor| Ok(x.flatten_from(1)?);
     let ftrain = extract_with(
         flat,
-        data::eval_batches(train, side, 256, workers, &Device::Cpu)?,
+        splits::eval_batches(train, side, 256, workers, &Device::Cpu)?,
     )?;
     let fval = extract_with(
         flat,
-        data::eval_batches(val, side, 256, workers, &Device::Cpu)?,
+        splits::eval_batches(val, side, 256, workers, &Device::Cpu)?,
     )?;
     Ok((ftrain, fval, classes))
 }

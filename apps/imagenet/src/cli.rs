@@ -10,7 +10,8 @@ use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
 use vicreg_core::recipe::{overlay, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, parse_device, AugPreset, Preset, PretrainConfig};
-use crate::{ablate, baselines, data, demo, embed, evaluate, model, pretrain};
+use crate::{ablate, baselines, demo, embed, evaluate, model, pretrain};
+use datasets::image::splits;
 
 /// Siamese VICReg on images: pretraining and evaluation.
 #[derive(Parser, Debug)]
@@ -309,7 +310,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .or_else(|| a.pretrained.as_deref().and_then(model::image_size_of_run))
             {
                 Some(s) => s,
-                None => data::default_image_size(&a.data_dir)?,
+                None => splits::default_image_size(&a.data_dir)?,
             };
             let out = a
                 .exp_dir
@@ -411,7 +412,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .or_else(|| a.pretrained.as_deref().and_then(model::image_size_of_run))
             {
                 Some(s) => s,
-                None => data::default_image_size(&a.data_dir)?,
+                None => splits::default_image_size(&a.data_dir)?,
             };
             let features_of = |net: &encoders::resnet::ResNet| {
                 evaluate::split_features(

@@ -12,9 +12,9 @@ use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig};
 use vicreg_core::recipe::{DataSettings, TrainSettings};
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
-use crate::data;
 use crate::evaluate;
 use crate::pretrain;
+use datasets::image::splits;
 
 /// Settings of the demo (flags of `imagenet demo`).
 #[derive(Clone, Debug, clap::Args)]
@@ -86,7 +86,7 @@ impl Default for DemoArgs {
 /// Runs the demo and prints the comparison table.
 pub fn run(args: DemoArgs) -> Result<()> {
     let t0 = Instant::now();
-    let data_dir = data::cache_dir().join("synth-images");
+    let data_dir = datasets::cache_dir().join("synth-images");
     let synth = SynthImageConfig {
         train_per_class: args.train_per_class,
         val_per_class: args.val_per_class,
@@ -132,7 +132,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     cfg.resolve(args.image_size);
     cfg.validate()?;
-    let source = data::open_split(&data_dir, "train", false)?;
+    let source = splits::open_split(&data_dir, "train", false)?;
     eprintln!(
         "pretraining {} + expander {} with VICReg: {} epochs, batch {}, {:?} base lr {} -> {}",
         cfg.arch,

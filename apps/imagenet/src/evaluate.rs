@@ -20,8 +20,8 @@ use vicreg_core::eval::{
 };
 use vicreg_core::ParamStore;
 
-use crate::data;
 use crate::model;
+use datasets::image::splits;
 
 /// Frozen representations of every image of `source` (eval transform, eval-mode BN).
 pub fn features<S: ImageSource + 'static>(
@@ -31,7 +31,7 @@ pub fn features<S: ImageSource + 'static>(
     workers: usize,
     device: &Device,
 ) -> Result<Features> {
-    let batches = data::eval_batches(source, size, 128, workers, device)?;
+    let batches = splits::eval_batches(source, size, 128, workers, device)?;
     Ok(extract_features(net, batches)?)
 }
 
@@ -78,13 +78,13 @@ pub fn eval_splits(
     train_percent: f64,
     subset_file: Option<&Path>,
     seed: u64,
-) -> Result<(data::Subset, data::OnTrainClasses, Vec<String>)> {
-    let train = data::open_split(data_dir, "train", false)?;
+) -> Result<(splits::Subset, splits::OnTrainClasses, Vec<String>)> {
+    let train = splits::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
     let names = train.class_names().map(<[String]>::to_vec);
-    let train = data::labelled_subset(train, train_percent, subset_file, seed)?;
-    let val = data::open_split(data_dir, "val", false)?;
-    let val = data::onto_train_classes(val, names.as_deref(), classes)?;
+    let train = splits::labelled_subset(train, train_percent, subset_file, seed)?;
+    let val = splits::open_split(data_dir, "val", false)?;
+    let val = splits::onto_train_classes(val, names.as_deref(), classes)?;
     let names = names.unwrap_or_else(|| (0..classes).map(|c| c.to_string()).collect());
     Ok((train, val, names))
 }
@@ -200,10 +200,10 @@ pub fn finetune_eval(
     out_dir: Option<&Path>,
 ) -> Result<EpochAccuracy> {
     let (net, store) = backbone_with_store(arch, pretrained, cfg.seed, device)?;
-    let train = data::open_split(data_dir, "train", false)?;
+    let train = splits::open_split(data_dir, "train", false)?;
     let classes = train.num_classes();
     let names = train.class_names().map(<[String]>::to_vec);
-    let train = data::labelled_subset(train, train_percent, subset_file, cfg.seed)?;
+    let train = splits::labelled_subset(train, train_percent, subset_file, cfg.seed)?;
     let tcfg = if size == 224 {
         LinearTrainTransformConfig::default()
     } else {
@@ -246,10 +246,10 @@ pub fn finetune_eval(
     let val_dir = data_dir.to_path_buf();
     let vdev = device.clone();
     let mut val_batches = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-        let val = data::open_split(&val_dir, "val", false)
-            .and_then(|v| data::onto_train_classes(v, names.as_deref(), classes))
+        let val = splits::open_split(&val_dir, "val", false)
+            .and_then(|v| splits::onto_train_classes(v, names.as_deref(), classes))
             .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
-        let it = data::eval_batches(val, size, 128, workers, &vdev)
+        let it = splits::eval_batches(val, size, 128, workers, &vdev)
             .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
         Ok(Box::new(it))
     };
@@ -327,7 +327,7 @@ pub fn knn_gallery(
     dir: &Path,
     train: &Features,
     val: &Features,
-    splits: (data::Subset, data::OnTrainClasses),
+    splits: (splits::Subset, splits::OnTrainClasses),
     class_names: &[String],
     n: usize,
     seed: u64,

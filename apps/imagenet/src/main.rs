@@ -8,7 +8,6 @@ mod ablate;
 mod baselines;
 mod cli;
 mod config;
-mod data;
 mod demo;
 mod embed;
 mod evaluate;

@@ -12,8 +12,8 @@ use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, Si
 use vicreg_core::engine::{ResumeMode, RunOutcome};
 
 use crate::config::{parse_device, AugPreset, PretrainConfig};
-use crate::data::{self, AnySource};
 use crate::variants;
+use datasets::image::splits::{self, AnySource};
 
 /// The two-view augmentation for `preset` at crop size `size`.
 pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
@@ -102,7 +102,7 @@ pub fn run(mut cfg: PretrainConfig, resume: ResumeMode) -> Result<()> {
     let dir = cfg.data.data_dir.clone().context(
         "pretrain needs --data-dir (run `imagenet` with no arguments for the built-in demo)",
     )?;
-    cfg.resolve(data::default_image_size(&dir)?);
+    cfg.resolve(splits::default_image_size(&dir)?);
     cfg.validate()?;
     // Under a launcher, `--device cuda` becomes this rank's GPU (cuda:<local rank>).
     let launch = Launch::for_run(&mut cfg.train, cfg.accumulate)?;
@@ -118,7 +118,7 @@ fn run_as(
     launch: &Launch,
 ) -> Result<()> {
     let rank0 = launch.rank() == 0;
-    let source = data::open_split(dir, "train", cfg.data.strict)?;
+    let source = splits::open_split(dir, "train", cfg.data.strict)?;
     if rank0 {
         eprintln!(
             "pretraining {} on {} ({} images, {} classes), crops {} px, batch {} over {} process(es){}, base lr {}, {} epochs -> {}",

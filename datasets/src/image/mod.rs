@@ -5,6 +5,7 @@ pub mod datasets;
 pub mod decode;
 pub mod folder;
 pub mod idx;
+pub mod splits;
 
 use image::RgbImage;
 
@@ -17,6 +18,10 @@ pub use decode::{
 };
 pub use folder::{BadSamplePolicy, FolderOptions, ImageFolder, IndexReport};
 pub use idx::{parse_idx, IdxDataset, IdxSplit, MAX_IDX_BYTES, MAX_IDX_SIDE};
+pub use splits::{
+    default_image_size, detect, eval_batches, eval_transform, labelled_subset, onto_train_classes,
+    open_split, AnySource, Format, OnTrainClasses, Subset,
+};
 
 /// An indexable collection of labelled RGB images (decoded on demand).
 pub trait ImageSource: Send + Sync {

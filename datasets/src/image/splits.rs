@@ -1,19 +1,22 @@
-//! Opening the image data a user points at: an ImageFolder tree
-//! (`train/<class>/*.JPEG`, `val/<class>/...`) or a folder of IDX files
-//! (MNIST / Fashion-MNIST), behind one [`ImageSource`].
+//! Opening the image classification data a user points at: an ImageFolder
+//! tree (`train/<class>/*.JPEG`, `val/<class>/...`) or a folder of IDX files
+//! (MNIST / Fashion-MNIST), behind one [`ImageSource`]; evaluation splits
+//! relabelled onto the training classes by name; the paper's semi-supervised
+//! subsets; the default crop size of a set; ordered evaluation batches.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use datasets::augment::{EvalTransform, EvalTransformConfig};
-use datasets::image::{
+use image::RgbImage;
+
+use super::{
     collate_labelled, BadSamplePolicy, FolderOptions, IdxDataset, IdxSplit, ImageFolder,
     ImageSource, LabelledImageDataset,
 };
-use datasets::loader::{Loader, LoaderConfig};
-use image::RgbImage;
+use crate::augment::{EvalTransform, EvalTransformConfig};
+use crate::loader::{Loader, LoaderConfig};
+use crate::{Error, Result};
 
 /// Either on-disk format.
 pub enum AnySource {
@@ -42,7 +45,7 @@ impl ImageSource for AnySource {
             AnySource::Idx(d) => d.label(index),
         }
     }
-    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
+    fn load(&self, index: usize) -> Result<RgbImage> {
         match self {
             AnySource::Folder(f) => f.load(index),
             AnySource::Idx(d) => d.load(index),
@@ -86,7 +89,7 @@ impl ImageSource for OnTrainClasses {
         let l = self.inner.label(index);
         self.map.get(l).copied().unwrap_or(l)
     }
-    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
+    fn load(&self, index: usize) -> Result<RgbImage> {
         self.inner.load(index)
     }
     fn name(&self, index: usize) -> Option<String> {
@@ -106,11 +109,11 @@ pub fn onto_train_classes(
         (AnySource::Folder(f), Some(names)) => f.class_map_onto(names)?,
         _ => {
             if val.num_classes() != train_classes {
-                bail!(
+                return Err(Error::Layout(format!(
                     "train has {train_classes} classes but val has {} (IDX labels are numbers and \
                      cannot be matched by name)",
                     val.num_classes()
-                );
+                )));
             }
             (0..train_classes).collect()
         }
@@ -144,16 +147,16 @@ pub enum Format {
 /// Detects the format of `dir`, with a clear error when it is neither.
 pub fn detect(dir: &Path) -> Result<Format> {
     if !dir.is_dir() {
-        bail!(
+        return Err(Error::Layout(format!(
             "data directory {} does not exist or is not a directory",
             dir.display()
-        );
+        )));
     }
     if dir.join("train").is_dir() {
         return Ok(Format::Folder);
     }
     let has_idx = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+        .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok())
         .any(|e| {
             e.file_name()
@@ -163,11 +166,11 @@ pub fn detect(dir: &Path) -> Result<Format> {
     if has_idx {
         return Ok(Format::Idx);
     }
-    bail!(
+    Err(Error::Layout(format!(
         "{}: expected an ImageFolder tree (train/<class>/*.JPEG and val/<class>/...) or IDX files \
          (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...)",
         dir.display()
-    )
+    )))
 }
 
 /// Opens a split: `train` / `val` of a folder tree, `train` / `t10k` of IDX files
@@ -293,17 +296,6 @@ pub fn eval_batches<S: ImageSource + 'static>(
     }))
 }
 
-/// The cache folder of built-in data: `$VICREG_CACHE`, else `~/.cache/vicreg-rs`, else `./.cache`.
-pub fn cache_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("VICREG_CACHE") {
-        return PathBuf::from(d);
-    }
-    match std::env::var("HOME") {
-        Ok(h) if !h.is_empty() => PathBuf::from(h).join(".cache").join("vicreg-rs"),
-        _ => PathBuf::from(".cache"),
-    }
-}
-
 /// A subset of a source, by index.
 pub struct Subset {
     inner: AnySource,
@@ -320,7 +312,7 @@ impl ImageSource for Subset {
     fn label(&self, index: usize) -> usize {
         self.inner.label(self.indices[index])
     }
-    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
+    fn load(&self, index: usize) -> Result<RgbImage> {
         self.inner.load(self.indices[index])
     }
     fn name(&self, index: usize) -> Option<String> {
@@ -340,15 +332,14 @@ pub fn labelled_subset(
 ) -> Result<Subset> {
     let n = source.len();
     let indices: Vec<usize> = if let Some(file) = subset_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading subset file {}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
         let wanted: std::collections::HashSet<&str> = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
         let AnySource::Folder(folder) = &source else {
-            bail!("--train-subset names image files; IDX data has no file names (use --train-percent)");
+            return Err(Error::Layout("--train-subset names image files; IDX data has no file names (use --train-percent)".into()));
         };
         let picked: Vec<usize> = (0..n)
             .filter(|&i| {
@@ -359,11 +350,11 @@ pub fn labelled_subset(
             })
             .collect();
         if picked.is_empty() {
-            bail!(
+            return Err(Error::Layout(format!(
                 "{}: none of its {} names matches an image of the training set",
                 file.display(),
                 wanted.len()
-            );
+            )));
         }
         if picked.len() < wanted.len() {
             eprintln!(
@@ -376,7 +367,9 @@ pub fn labelled_subset(
         picked
     } else {
         if !(percent > 0.0 && percent <= 100.0) {
-            bail!("--train-percent must be in (0, 100], got {percent}");
+            return Err(Error::Layout(format!(
+                "--train-percent must be in (0, 100], got {percent}"
+            )));
         }
         if percent >= 100.0 {
             (0..n).collect()
@@ -403,4 +396,91 @@ pub fn labelled_subset(
         inner: source,
         indices,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth_images::{generate_image_folder, SynthImageConfig};
+
+    fn folder(tag: &str, classes: usize, val_classes: usize) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("splits-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = SynthImageConfig {
+            num_classes: classes,
+            train_per_class: 4,
+            val_per_class: 2,
+            image_size: 40,
+            ..SynthImageConfig::default()
+        };
+        generate_image_folder(&dir, &cfg).unwrap();
+        // Drop the last val classes: real val splits may lack some.
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("val"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for extra in names.iter().skip(val_classes) {
+            std::fs::remove_dir_all(extra).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn folder_splits_sizes_subsets_and_missing_val_classes() {
+        let dir = folder("a", 3, 2);
+        assert_eq!(detect(&dir).unwrap(), Format::Folder);
+        assert_eq!(default_image_size(&dir).unwrap(), 40);
+        let train = open_split(&dir, "train", true).unwrap();
+        assert_eq!((train.len(), train.num_classes()), (12, 3));
+        let names = train.class_names().unwrap().to_vec();
+        let val = open_split(&dir, "val", true).unwrap();
+        let val = onto_train_classes(val, Some(&names), 3).unwrap();
+        assert_eq!((val.len(), val.num_classes()), (4, 3));
+        for i in 0..val.len() {
+            let folder = Path::new(&val.name(i).unwrap())
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap();
+            assert_eq!(names[val.label(i)], folder);
+        }
+        let half = labelled_subset(train, 50.0, None, 7).unwrap();
+        assert_eq!(half.len(), 6);
+        let per_class = (0..half.len()).fold([0; 3], |mut c, i| {
+            c[half.label(i)] += 1;
+            c
+        });
+        assert_eq!(per_class, [2, 2, 2]);
+        let train = open_split(&dir, "train", true).unwrap();
+        assert!(labelled_subset(train, 0.0, None, 7).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn neither_format_is_an_error_naming_the_folder() {
+        let dir = std::env::temp_dir().join(format!("splits-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = detect(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains(&dir.display().to_string()) && e.contains("ImageFolder"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eval_batches_keep_file_order() {
+        let dir = folder("b", 2, 2);
+        let val = open_split(&dir, "val", true).unwrap();
+        let labels: Vec<usize> = (0..val.len()).map(|i| val.label(i)).collect();
+        let mut seen = Vec::new();
+        for b in eval_batches(val, 16, 3, 2, &Device::Cpu).unwrap() {
+            let (x, y) = b.unwrap();
+            assert_eq!(x.dims()[1..], [3, 16, 16]);
+            seen.extend(y);
+        }
+        assert_eq!(seen, labels);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
