@@ -15,7 +15,7 @@ use anyhow::Result;
 use candle_core::Device;
 use datasets::image::ImageSource;
 use serde::Serialize;
-use vicreg_core::eval::{extract_with, knn_classify, Features, KnnConfig};
+use vicreg_core::eval::{centred_knn, chance, extract_with, Features};
 
 use datasets::image::splits;
 
@@ -88,33 +88,6 @@ pub fn pixel_features(
     Ok((ftrain, fval, classes))
 }
 
-/// Weighted cosine k-NN on pixel features centred by the training mean.
-pub fn pixel_knn(
-    train: &Features,
-    val: &Features,
-    classes: usize,
-    ks: &[usize],
-) -> Result<Vec<(usize, f64)>> {
-    let mean = train.x.mean_keepdim(0)?;
-    let c = |f: &Features| -> Result<Features> {
-        Ok(Features::new(f.x.broadcast_sub(&mean)?, f.labels.clone())?)
-    };
-    let cfg = KnnConfig {
-        ks: ks.to_vec(),
-        ..KnnConfig::default()
-    };
-    Ok(knn_classify(&c(train)?, &c(val)?, classes, &cfg)?
-        .iter()
-        .map(|r| (r.k, r.top1))
-        .collect())
-}
-
-/// Chance `(top-1, top-5)` in % for `classes` classes.
-pub fn chance(classes: usize) -> (f64, f64) {
-    let c = classes.max(1) as f64;
-    (100.0 / c, 100.0 * (classes.min(5) as f64) / c)
-}
-
 /// The baselines: `random` holds the random-init results the caller computed
 /// with its own protocol; raw pixels and chance are computed here.
 pub fn evaluate(
@@ -127,7 +100,7 @@ pub fn evaluate(
 ) -> Result<ImageBaselines> {
     eprintln!("baseline: raw-pixel k-NN at {} px", size.min(PIXEL_SIDE));
     let (tr, va, classes) = pixel_features(data_dir, size, seed, workers)?;
-    let raw_pixel_knn = pixel_knn(&tr, &va, classes, &[20, 200])?;
+    let raw_pixel_knn = centred_knn(&tr, &va, classes, &[20, 200])?;
     let (c1, c5) = chance(classes);
     Ok(ImageBaselines {
         random_init_linear,

@@ -3,15 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use serde::Serialize;
-use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
 use vicreg_core::recipe::{overlay, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, parse_device, AugPreset, Preset, PretrainConfig};
-use crate::{ablate, baselines, demo, embed, evaluate, model, pretrain};
-use datasets::image::splits;
+use crate::eval_commands::{self, KnnEvalArgs, LinearEvalArgs};
+use crate::{ablate, demo, embed, evaluate, pretrain};
 
 /// Siamese VICReg on images: pretraining and evaluation.
 #[derive(Parser, Debug)]
@@ -135,107 +134,6 @@ impl PretrainArgs {
     }
 }
 
-/// Which weights linear evaluation trains.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Weights {
-    /// Frozen backbone, linear classifier only (features extracted once).
-    Freeze,
-    /// Backbone and classifier trained together.
-    Finetune,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct LinearEvalArgs {
-    /// ImageFolder root (train/ and val/) or a folder of IDX files.
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// Backbone weights: a run directory, its <arch>-encoder.safetensors, or an official .pth. Omit for a random-init baseline.
-    #[arg(long)]
-    pub pretrained: Option<PathBuf>,
-    /// Backbone architecture (default: the pretraining run's, else resnet50).
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// freeze: linear probe on frozen features; finetune: backbone trained too (semi-supervised protocol).
-    #[arg(long, value_enum, default_value = "freeze")]
-    pub weights: Weights,
-    /// Percentage of labelled training images per class (100, 10, 1, ...). In (0, 100].
-    #[arg(long, value_parser = |s: &str| limits::PERCENT.parse(s), default_value_t = 100.0)]
-    pub train_percent: f64,
-    /// File of training image names to use instead of --train-percent (official subset lists).
-    #[arg(long)]
-    pub train_subset: Option<PathBuf>,
-    /// Training epochs of the classifier. Range 1..=100000.
-    #[arg(long, value_parser = limits::int::<usize>(limits::EPOCHS), default_value_t = 100)]
-    pub epochs: usize,
-    /// Learning rate of the linear head. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.02)]
-    pub lr_head: f64,
-    /// Learning rate of the backbone (finetune only). Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 0.0)]
-    pub lr_backbone: f64,
-    /// Weight decay. Finite, >= 0.
-    #[arg(long, value_parser = limits::finite_non_negative, default_value_t = 1e-6)]
-    pub wd: f64,
-    /// Batch size. Range 1..=1048576.
-    #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 256)]
-    pub batch_size: usize,
-    /// Crop size (default: the pretraining run's, else the median shorter side of the training images up to 224; 32 for IDX). Range 1..=4096.
-    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
-    pub image_size: Option<u32>,
-    /// Where results go (default: next to --pretrained).
-    #[arg(long)]
-    pub exp_dir: Option<PathBuf>,
-    /// Loader worker threads. Range 0..=256.
-    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
-    pub num_workers: usize,
-    /// Seed of the head initialisation, data order and subsets.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// With --pretrained, also evaluate the baselines (random-init backbone with the same protocol, raw-pixel k-NN, chance) and print one table (default: on for training sets of at most 20,000 images).
-    #[arg(long)]
-    pub baselines: Option<bool>,
-    /// cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct KnnEvalArgs {
-    /// ImageFolder root (train/ and val/) or a folder of IDX files.
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// Backbone weights: a run directory, its <arch>-encoder.safetensors, or an official .pth. Omit for random init.
-    #[arg(long)]
-    pub pretrained: Option<PathBuf>,
-    /// Backbone architecture (default: the pretraining run's, else resnet50).
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// Neighbour counts. Range 1..=100000 each.
-    #[arg(long, value_parser = limits::int::<usize>(limits::KNN_K), value_delimiter = ',', default_value = "20,200")]
-    pub k: Vec<usize>,
-    /// Temperature of the similarity weighting (InstDisc / DINO k-NN). Finite, > 0.
-    #[arg(long, value_parser = limits::finite_positive, default_value_t = 0.07)]
-    pub temperature: f64,
-    /// Crop size (default: the pretraining run's, else the median shorter side of the training images up to 224; 32 for IDX). Range 1..=4096.
-    #[arg(long, value_parser = limits::int::<u32>(limits::IMAGE_SIZE))]
-    pub image_size: Option<u32>,
-    /// Where results go (default: next to --pretrained).
-    #[arg(long)]
-    pub exp_dir: Option<PathBuf>,
-    /// Loader worker threads. Range 0..=256.
-    #[arg(long, value_parser = limits::int::<usize>(limits::NUM_WORKERS), default_value_t = 2)]
-    pub num_workers: usize,
-    /// With --pretrained, also evaluate the baselines (random-init backbone k-NN, raw-pixel k-NN, chance) and print one table (default: on for training sets of at most 20,000 images).
-    #[arg(long)]
-    pub baselines: Option<bool>,
-    /// Also write knn_gallery.html into the results folder: for this many val images (`--gallery` alone: 12) the 5 nearest training images, same class marked (0: no page). Range 0..=1000.
-    #[arg(long, value_parser = limits::int::<usize>(0..=1000), default_value_t = 0, num_args = 0..=1, default_missing_value = "12")]
-    pub gallery: usize,
-    /// cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
     /// Folder of images (searched recursively).
@@ -302,176 +200,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let cfg = a.to_config()?;
             pretrain::run(cfg, a.common.train.resume_mode())
         }
-        Some(Command::LinearEval(a)) => {
-            let device = parse_device(&a.device)?;
-            let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
-            let size = match a
-                .image_size
-                .or_else(|| a.pretrained.as_deref().and_then(model::image_size_of_run))
-            {
-                Some(s) => s,
-                None => splits::default_image_size(&a.data_dir)?,
-            };
-            let out = a
-                .exp_dir
-                .clone()
-                .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
-            if a.weights == Weights::Finetune {
-                let cfg = FinetuneConfig {
-                    epochs: a.epochs,
-                    lr_backbone: a.lr_backbone,
-                    lr_head: a.lr_head,
-                    weight_decay: a.wd,
-                    seed: a.seed,
-                };
-                let r = evaluate::finetune_eval(
-                    &arch,
-                    a.pretrained.as_deref(),
-                    &a.data_dir,
-                    size,
-                    a.train_percent,
-                    a.train_subset.as_deref(),
-                    &cfg,
-                    a.batch_size,
-                    a.num_workers,
-                    &device,
-                    out.as_deref(),
-                )?;
-                println!(
-                    "fine-tuned eval ({arch}, {}% labels, {} epochs): top-1 {:.2}%  top-5 {:.2}%",
-                    a.train_percent, a.epochs, r.top1, r.top5
-                );
-                return Ok(());
-            }
-            let features_of = |net: &encoders::resnet::ResNet| {
-                evaluate::split_features(
-                    net,
-                    &a.data_dir,
-                    size,
-                    a.train_percent,
-                    a.train_subset.as_deref(),
-                    a.seed,
-                    a.num_workers,
-                    &device,
-                )
-            };
-            let net = evaluate::backbone(&arch, a.pretrained.as_deref(), a.seed, &device)?;
-            let (tr, va, names) = features_of(&net)?;
-            let classes = names.len();
-            let cfg = LinearProbeConfig {
-                epochs: a.epochs,
-                lr: a.lr_head,
-                weight_decay: a.wd,
-                batch_size: a.batch_size,
-                optimizer: ProbeOptimizer::Sgd,
-                seed: a.seed,
-            };
-            let r = evaluate::linear_eval(&tr, &va, classes, &cfg, out.as_deref())?;
-            if let Some(dir) = out.as_deref() {
-                evaluate::val_pictures(dir, &va, &names)?;
-            }
-            println!(
-                "linear eval ({arch}, {} train / {} val, {}% labels): top-1 {:.2}%  top-5 {:.2}%",
-                tr.len(),
-                va.len(),
-                a.train_percent,
-                r.top1,
-                r.top5
-            );
-            if a.pretrained.is_some() && baselines::wanted(a.baselines, &a.data_dir)? {
-                eprintln!("baseline: the same protocol on a randomly initialised {arch}");
-                let (rtr, rva, _) =
-                    features_of(&evaluate::backbone(&arch, None, a.seed, &device)?)?;
-                let rr = evaluate::linear_eval(&rtr, &rva, classes, &cfg, None)?;
-                let b = baselines::evaluate(
-                    &a.data_dir,
-                    size,
-                    a.seed,
-                    a.num_workers,
-                    Some((rr.top1, rr.top5)),
-                    None,
-                )?;
-                println!("| encoder | top-1 | top-5 |");
-                println!("|---|---|---|");
-                println!(
-                    "| pretrained {arch}, linear | {:.2}% | {:.2}% |",
-                    r.top1, r.top5
-                );
-                baselines::print_rows(&b);
-                if let Some(dir) = out.as_deref() {
-                    baselines::save(dir, &b)?;
-                }
-            }
-            Ok(())
-        }
-        Some(Command::KnnEval(a)) => {
-            let device = parse_device(&a.device)?;
-            let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());
-            let size = match a
-                .image_size
-                .or_else(|| a.pretrained.as_deref().and_then(model::image_size_of_run))
-            {
-                Some(s) => s,
-                None => splits::default_image_size(&a.data_dir)?,
-            };
-            let features_of = |net: &encoders::resnet::ResNet| {
-                evaluate::split_features(
-                    net,
-                    &a.data_dir,
-                    size,
-                    100.0,
-                    None,
-                    0,
-                    a.num_workers,
-                    &device,
-                )
-            };
-            let (tr, va, names) = features_of(&evaluate::backbone(
-                &arch,
-                a.pretrained.as_deref(),
-                0,
-                &device,
-            )?)?;
-            let classes = names.len();
-            let cfg = KnnConfig {
-                ks: a.k.clone(),
-                temperature: a.temperature,
-                ..KnnConfig::default()
-            };
-            let out = a
-                .exp_dir
-                .clone()
-                .or_else(|| evaluate::default_out_dir(a.pretrained.as_deref()));
-            let res = evaluate::knn_eval(&tr, &va, classes, &cfg, out.as_deref())?;
-            if let Some(dir) = out.as_deref() {
-                evaluate::val_pictures(dir, &va, &names)?;
-                if a.gallery > 0 {
-                    // The images themselves: the sources the features were made from.
-                    let (ts, vs, _) = evaluate::eval_splits(&a.data_dir, 100.0, None, 0)?;
-                    let p = evaluate::knn_gallery(dir, &tr, &va, (ts, vs), &names, a.gallery, 0)?;
-                    eprintln!("gallery: {}", p.display());
-                }
-            }
-            for (k, top1) in &res {
-                println!("{k}-NN top-1 ({arch}): {top1:.2}%");
-            }
-            if a.pretrained.is_some() && baselines::wanted(a.baselines, &a.data_dir)? {
-                eprintln!("baseline: the same k-NN on a randomly initialised {arch}");
-                let (rtr, rva, _) = features_of(&evaluate::backbone(&arch, None, 0, &device)?)?;
-                let rk = evaluate::knn_eval(&rtr, &rva, classes, &cfg, None)?;
-                let b = baselines::evaluate(&a.data_dir, size, 0, a.num_workers, None, Some(rk))?;
-                println!("| encoder | top-1 | top-5 |");
-                println!("|---|---|---|");
-                for (k, t) in &res {
-                    println!("| pretrained {arch}, {k}-NN | {t:.2}% | |");
-                }
-                baselines::print_rows(&b);
-                if let Some(dir) = out.as_deref() {
-                    baselines::save(dir, &b)?;
-                }
-            }
-            Ok(())
-        }
+        Some(Command::LinearEval(a)) => eval_commands::run_linear(&a),
+        Some(Command::KnnEval(a)) => eval_commands::run_knn(&a),
         Some(Command::Embed(a)) => {
             let device = parse_device(&a.device)?;
             let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());

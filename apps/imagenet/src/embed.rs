@@ -1,115 +1,12 @@
 //! `imagenet embed`: representations of every image under a folder.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::Device;
-use datasets::image::{load_rgb, ImageSource};
-use image::RgbImage;
 
 use crate::evaluate;
-
-/// The image files under a folder (recursively), sorted by path.
-struct FileList(Vec<PathBuf>);
-
-impl ImageSource for FileList {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn num_classes(&self) -> usize {
-        1
-    }
-    fn label(&self, _index: usize) -> usize {
-        0
-    }
-    fn load(&self, index: usize) -> datasets::Result<RgbImage> {
-        load_rgb(&self.0[index])
-    }
-    fn name(&self, index: usize) -> Option<String> {
-        self.0.get(index).map(|p| p.display().to_string())
-    }
-}
-
-fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-        matches!(
-            x.to_ascii_lowercase().as_str(),
-            "jpg" | "jpeg" | "png" | "bmp" | "webp"
-        )
-    })
-}
-
-/// The image files under `dir`, following symbolic links, sorted by path.
-/// A link back to one of its own ancestors (a loop) is skipped with a warning;
-/// a file reachable through several links or paths is listed once (under the
-/// first path in sorted walk order). Any other unreadable entry is an error
-/// naming it.
-pub fn collect_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    // canonical path -> (listed path, whether it is a link)
-    let mut seen: HashMap<PathBuf, (PathBuf, bool)> = HashMap::new();
-    let walk = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name();
-    for entry in walk {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                if let Some(ancestor) = e.loop_ancestor() {
-                    eprintln!(
-                        "warning: {}: symbolic link loop back to {}; not followed",
-                        e.path().unwrap_or(dir).display(),
-                        ancestor.display()
-                    );
-                    continue;
-                }
-                let at = e.path().unwrap_or(dir).display().to_string();
-                return Err(anyhow::Error::new(e).context(format!("reading {at}")));
-            }
-        };
-        if entry.file_type().is_dir() || !is_image(entry.path()) {
-            continue;
-        }
-        let real = std::fs::canonicalize(entry.path())
-            .with_context(|| format!("resolving {}", entry.path().display()))?;
-        let link = entry.path_is_symlink();
-        match seen.get(&real) {
-            // Keep the path that is not a link when there is one.
-            Some(&(_, false)) => {}
-            Some(&(_, true)) if link => {}
-            _ => {
-                seen.insert(real, (entry.into_path(), link));
-            }
-        }
-    }
-    let mut out: Vec<PathBuf> = seen.into_values().map(|(p, _)| p).collect();
-    out.sort();
-    Ok(out)
-}
-
-/// The class of each file: the name of its folder directly under `root`
-/// (an ImageFolder), when every file sits in one and there are at least two;
-/// `None` otherwise.
-fn folder_labels(root: &Path, files: &[PathBuf]) -> Option<(Vec<usize>, Vec<String>)> {
-    let class_of = |f: &PathBuf| -> Option<String> {
-        let rel = f.strip_prefix(root).ok()?;
-        let mut parts = rel.components();
-        let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
-        parts.next().map(|_| first)
-    };
-    let per_file: Vec<String> = files.iter().map(class_of).collect::<Option<_>>()?;
-    let mut classes = per_file.clone();
-    classes.sort();
-    classes.dedup();
-    if classes.len() < 2 {
-        return None;
-    }
-    let labels = per_file
-        .iter()
-        .map(|c| classes.binary_search(c).unwrap_or(0))
-        .collect();
-    Some((labels, classes))
-}
+use datasets::image::files::{collect_images, folder_labels, FileList};
 
 /// What `embed` wrote.
 pub struct Embedded {

@@ -15,7 +15,7 @@ use datasets::augment::{LinearTrainTransform, LinearTrainTransformConfig};
 use datasets::image::{collate_labelled, LabelledImageDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use vicreg_core::eval::{
-    extract_features, finetune, knn_classify, linear_probe, EpochAccuracy, Features,
+    extract_features, finetune, knn_classify, linear_probe, standardize, EpochAccuracy, Features,
     FinetuneConfig, KnnConfig, LabelledBatches, LinearProbeConfig, ProbeResult,
 };
 use vicreg_core::ParamStore;
@@ -111,22 +111,6 @@ pub fn split_features(
     let ftrain = features(net, train, size, workers, device)?;
     let fval = features(net, val, size, workers, device)?;
     Ok((ftrain, fval, names))
-}
-
-/// Standardises both feature sets with the training set's per-dimension mean
-/// and std (as a BatchNorm without affine in front of the linear head, the
-/// MAE linear-probing recipe): the probe's learning rate then means the same
-/// thing for every encoder, trained or random.
-pub fn standardize(train: &Features, val: &Features) -> Result<(Features, Features)> {
-    let mean = train.x.mean_keepdim(0)?;
-    let std = (train.x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)? + 1e-6)?.sqrt()?;
-    let f = |x: &Features| -> Result<Features> {
-        Ok(Features::new(
-            x.x.broadcast_sub(&mean)?.broadcast_div(&std)?,
-            x.labels.clone(),
-        )?)
-    };
-    Ok((f(train)?, f(val)?))
 }
 
 /// Linear probe on frozen, standardised features, writing `linear_eval.json` into `out_dir` if given.

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod demo;
 mod embed;
+mod eval_commands;
 mod evaluate;
 mod model;
 mod pretrain;

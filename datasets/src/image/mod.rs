@@ -3,6 +3,7 @@
 
 pub mod datasets;
 pub mod decode;
+pub mod files;
 pub mod folder;
 pub mod idx;
 pub mod splits;

@@ -257,7 +257,7 @@ pub fn eval_transform(size: u32) -> Result<EvalTransform> {
     } else {
         EvalTransformConfig::small_images(size)
     };
-    Ok(EvalTransform::new(cfg)?)
+    EvalTransform::new(cfg)
 }
 
 /// Batches of `(images (B, 3, S, S), labels)` of a whole split in file order,

@@ -16,6 +16,7 @@
 //! # Ok::<(), vicreg_core::Error>(())
 //! ```
 
+mod baselines;
 mod features;
 mod finetune;
 mod knn;
@@ -23,7 +24,9 @@ mod linear_probe;
 mod online_probe;
 mod probe_select;
 mod retrieval;
+mod standardize;
 
+pub use baselines::{centred_knn, chance};
 pub use features::{extract_features, extract_with, extraction_bar, l2_normalize, Features};
 pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 pub use knn::{knn_classify, KnnConfig, KnnResult};
@@ -38,3 +41,4 @@ pub use probe_select::{
 pub use retrieval::{
     retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
 };
+pub use standardize::{moments, standardize};
