@@ -23,11 +23,9 @@ use candle_core::{DType, ModuleT, Tensor};
 use datasets::image::ImageSource;
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use vicreg_core::ablate::{run_ablation, GridFile, RunMetrics, RunPlan};
+use vicreg_core::ablate::{run_ablation, EvalSection, GridFile, RunMetrics, RunPlan};
 use vicreg_core::diagnostics::{average_abs_correlation, embedding_std};
-use vicreg_core::engine::{load_checkpoint, read_metrics, ResumeMode};
-use vicreg_core::eval::{KnnConfig, LinearProbeConfig};
+use vicreg_core::engine::{last_epoch_losses, load_checkpoint, ResumeMode};
 use vicreg_core::model::Expander;
 use vicreg_core::recipe::overlay_table;
 use vicreg_core::ParamStore;
@@ -81,34 +79,6 @@ impl Default for DataSection {
     }
 }
 
-/// `[eval]`: the evaluation after each run (the demo's protocol).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct EvalSection {
-    /// Linear-probe epochs (SGD, cosine, standardised features).
-    pub probe_epochs: usize,
-    /// Linear-probe peak learning rate.
-    pub probe_lr: f64,
-    /// Linear-probe batch size.
-    pub probe_batch_size: usize,
-    /// k of the weighted k-NN.
-    pub knn_k: usize,
-    /// k-NN temperature.
-    pub knn_temperature: f64,
-}
-
-impl Default for EvalSection {
-    fn default() -> Self {
-        Self {
-            probe_epochs: 100,
-            probe_lr: 0.1,
-            probe_batch_size: 256,
-            knn_k: 20,
-            knn_temperature: 0.07,
-        }
-    }
-}
-
 impl DataSection {
     /// Checks every key's range (the error names the key).
     pub fn validate(&self) -> Result<()> {
@@ -119,29 +89,6 @@ impl DataSection {
         check_int("image-size", self.image_size, &IMAGE_SIZE)?;
         Ok(())
     }
-}
-
-impl EvalSection {
-    /// Checks every key's range (the error names the key).
-    pub fn validate(&self) -> Result<()> {
-        use crate::config::limits::*;
-        check_int("probe-epochs", self.probe_epochs, &EPOCHS)?;
-        check_float("probe-lr", self.probe_lr, FloatRange::NON_NEGATIVE)?;
-        check_int("probe-batch-size", self.probe_batch_size, &BATCH_SIZE)?;
-        check_int("knn-k", self.knn_k, &KNN_K)?;
-        check_float(
-            "knn-temperature",
-            self.knn_temperature,
-            FloatRange::POSITIVE,
-        )?;
-        Ok(())
-    }
-}
-
-fn section<T: serde::de::DeserializeOwned>(grid: &GridFile, name: &str) -> Result<T> {
-    toml::Value::Table(grid.section(name))
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("{}: [{name}]: {e}", grid.path.display()))
 }
 
 /// The pretraining configuration of one run: the defaults, then the run's
@@ -177,22 +124,6 @@ pub fn run_config(
         )
     })?;
     Ok(cfg)
-}
-
-/// Mean loss terms of the last epoch record of a run's `metrics.jsonl`.
-fn last_epoch_losses(dir: &Path) -> Result<Vec<(String, f64)>> {
-    let recs = read_metrics(&dir.join("metrics.jsonl"))?;
-    let last = recs
-        .iter()
-        .rev()
-        .find(|r| r.get("type").and_then(Value::as_str) == Some("epoch"));
-    Ok(match last.and_then(|r| r.get("loss")) {
-        Some(Value::Object(m)) => m
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-            .collect(),
-        _ => Vec::new(),
-    })
 }
 
 /// Embeddings of representations `repr` by the run's trained expander (eval mode),
@@ -237,25 +168,14 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
         &device,
     )?;
     let classes = names.len();
-    let probe = LinearProbeConfig {
-        epochs: eval.probe_epochs,
-        lr: eval.probe_lr,
-        batch_size: eval.probe_batch_size,
-        seed: cfg.train.seed,
-        ..LinearProbeConfig::paper()
-    };
-    let lin = evaluate::linear_eval(&tr, &va, classes, &probe, Some(&cfg.train.exp_dir))?;
-    let knn = KnnConfig {
-        ks: vec![eval.knn_k],
-        temperature: eval.knn_temperature,
-        ..KnnConfig::default()
-    };
-    let k = evaluate::knn_eval(&tr, &va, classes, &knn, Some(&cfg.train.exp_dir))?;
+    let dir = Some(cfg.train.exp_dir.as_path());
+    let lin = evaluate::linear_eval(&tr, &va, classes, &eval.probe(cfg.train.seed), dir)?;
+    let k = evaluate::knn_eval(&tr, &va, classes, &eval.knn(), dir)?;
     let emb = embeddings(cfg, &va.x)?;
     Ok(RunMetrics {
         linear_top1: Some(lin.top1),
         knn_top1: k.first().map(|x| x.1),
-        loss_terms: last_epoch_losses(&cfg.train.exp_dir)?,
+        loss_terms: last_epoch_losses(&cfg.train.exp_dir.join("metrics.jsonl"))?,
         corr_repr: Some(average_abs_correlation(&va.x)?),
         corr_emb: Some(average_abs_correlation(&emb)?),
         std_emb: Some(embedding_std(&emb)?.mean),
@@ -267,11 +187,11 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
 /// `imagenet ablate`.
 pub fn run(args: AblateArgs) -> Result<()> {
     let grid = GridFile::load(&args.grid, &SECTIONS)?;
-    let data_cfg: DataSection = section(&grid, "data")?;
+    let data_cfg: DataSection = grid.section_as("data")?;
     data_cfg
         .validate()
         .with_context(|| format!("{}: [data]", grid.path.display()))?;
-    let eval: EvalSection = section(&grid, "eval")?;
+    let eval: EvalSection = grid.section_as("eval")?;
     eval.validate()
         .with_context(|| format!("{}: [eval]", grid.path.display()))?;
     let synth = SynthImageConfig {

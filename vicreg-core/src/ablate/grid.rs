@@ -169,6 +169,14 @@ impl GridFile {
         self.sections.get(name).cloned().unwrap_or_default()
     }
 
+    /// The app table `name` as a `T` (a missing table: `T`'s serde defaults);
+    /// errors name the file and the table.
+    pub fn section_as<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        Value::Table(self.section(name))
+            .try_into()
+            .map_err(|e| Error::invalid(format!("{}: [{name}]: {e}", self.path.display())))
+    }
+
     /// The keys whose value differs between runs (`[[run]]` keys, then `[grid]` keys).
     pub fn varied_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = Vec::new();

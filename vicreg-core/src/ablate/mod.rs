@@ -17,6 +17,7 @@
 //! # Ok::<(), vicreg_core::Error>(())
 //! ```
 
+mod eval_section;
 mod grid;
 mod plot;
 mod summary;
@@ -24,6 +25,7 @@ mod summary;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub use eval_section::EvalSection;
 pub use grid::{sanitize, value_text, GridFile, RunOverride, RunPlan};
 pub use plot::accuracy_chart;
 pub use summary::{columns, csv, markdown, row, RunMetrics, RunRecord, RunStatus, RESULT_FILE};

@@ -160,3 +160,45 @@ pub fn truncate_metrics(path: &Path, last_step: u64) -> Result<()> {
     }
     crate::io::write_atomic(path, text.as_bytes())
 }
+
+/// The mean loss terms (`name`, value) of the last `epoch` record of a run's
+/// `metrics.jsonl` (empty when it has none).
+pub fn last_epoch_losses(path: &Path) -> Result<Vec<(String, f64)>> {
+    let recs = read_metrics(path)?;
+    let last = recs
+        .iter()
+        .rev()
+        .find(|r| r.get("type").and_then(Value::as_str) == Some("epoch"));
+    Ok(match last.and_then(|r| r.get("loss")) {
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_epoch_losses_read_the_last_epoch_record() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+        let path = dir.join("metrics.jsonl");
+        let lines = [
+            r#"{"type":"epoch","epoch":0,"loss":{"total":3.0,"invariance":1.0}}"#,
+            r#"{"type":"epoch","epoch":1,"loss":{"total":2.0,"invariance":0.5}}"#,
+            r#"{"type":"step","epoch":1,"loss":{"total":9.0}}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).map_err(|e| crate::Error::io(&path, e))?;
+        let mut got = last_epoch_losses(&path)?;
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, vec![("invariance".into(), 0.5), ("total".into(), 2.0)]);
+        std::fs::write(&path, lines[2]).map_err(|e| crate::Error::io(&path, e))?;
+        assert!(last_epoch_losses(&path)?.is_empty());
+        std::fs::remove_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+        Ok(())
+    }
+}

@@ -99,7 +99,7 @@ pub use checkpoint::{
 pub use compare::plot_comparison;
 pub use config::{ResumeMode, TrainConfig};
 pub use guard::{check_loss_terms, grad_sq_norms, StepPos};
-pub use metrics::{read_metrics, EpochAccum};
+pub use metrics::{last_epoch_losses, read_metrics, EpochAccum};
 pub use outcome::RunOutcome;
 pub use plot::{line_chart, panel_chart, plot_run, Series};
 pub use progress::Progress;
