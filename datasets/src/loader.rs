@@ -76,6 +76,34 @@ impl Default for LoaderConfig {
     }
 }
 
+impl LoaderConfig {
+    /// The loader of one rank's pretraining: `micro_batch` samples per batch,
+    /// shuffled, last partial batch dropped, this rank's shard of every epoch,
+    /// bad samples skipped unless `data.strict`.
+    pub fn pretraining(
+        micro_batch: usize,
+        data: &vicreg_core::recipe::DataSettings,
+        seed: u64,
+        collective: &dyn vicreg_core::collective::Collective,
+    ) -> Self {
+        Self {
+            batch_size: micro_batch,
+            num_workers: data.num_workers,
+            seed,
+            shuffle: true,
+            drop_last: true,
+            rank: collective.rank(),
+            world_size: collective.world_size(),
+            policy: if data.strict {
+                BadSamplePolicy::Strict
+            } else {
+                BadSamplePolicy::Skip
+            },
+            ..Self::default()
+        }
+    }
+}
+
 type Collate<I, B> = Arc<dyn Fn(Vec<I>) -> Result<B> + Send + Sync>;
 
 /// One built batch, or the error that stopped it, with its skipped-sample messages.

@@ -11,7 +11,7 @@ use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
 use vicreg_core::engine::ResumeMode;
 use vicreg_core::loss::LossKind;
 use vicreg_core::optim::OptimizerKind;
-use vicreg_core::recipe::{DataSettings, LossSettings, TrainSettings};
+use vicreg_core::recipe::{DataSettings, LossSettings};
 
 use crate::config::{parse_device, ImageAugment, PretrainConfig};
 use crate::data::{self, Part};
@@ -106,21 +106,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| vicreg_core::recipe::timestamped_dir("runs/coco-retrieval-demo"));
     let mut cfg = PretrainConfig {
-        data: DataSettings {
-            data_dir: Some(data_dir.clone()),
-            num_workers: args.num_workers,
-            strict: false,
-        },
-        train: TrainSettings {
-            exp_dir: exp_dir.clone(),
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            optimizer: args.optimizer,
-            warmup_epochs: 1.min(args.epochs - 1),
-            seed: args.seed,
-            log_every: 5,
-            ..PretrainConfig::default().train
-        },
+        data: DataSettings::at(data_dir.clone(), args.num_workers),
+        train: PretrainConfig::default().train.demo(
+            exp_dir.clone(),
+            (args.epochs, args.batch_size),
+            args.optimizer,
+            args.seed,
+        ),
         criterion: LossSettings {
             loss: args.loss,
             ..LossSettings::default()

@@ -10,7 +10,6 @@ use datasets::augment::VicregAugConfig;
 use datasets::coco::{
     collate_image_tokens, CocoCaptions, CocoPretrain, SingleViewConfig, SingleViewTransform,
 };
-use datasets::image::BadSamplePolicy;
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
@@ -87,21 +86,7 @@ pub fn pretrain_on_group(
     let dev = device.clone();
     let loader = Loader::new(
         Arc::new(dataset),
-        LoaderConfig {
-            batch_size: micro,
-            num_workers: cfg.data.num_workers,
-            rank,
-            world_size: world,
-            seed: cfg.train.seed,
-            shuffle: true,
-            drop_last: true,
-            policy: if cfg.data.strict {
-                BadSamplePolicy::Strict
-            } else {
-                BadSamplePolicy::Skip
-            },
-            ..LoaderConfig::default()
-        },
+        LoaderConfig::pretraining(micro, &cfg.data, cfg.train.seed, collective.as_ref()),
         move |items| collate_image_tokens(items, &dev),
     )
     .with_context(|| {

@@ -106,21 +106,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| vicreg_core::recipe::timestamped_dir("runs/imagenet-demo"));
     let mut cfg = PretrainConfig {
-        data: DataSettings {
-            data_dir: Some(data_dir.clone()),
-            num_workers: args.num_workers,
-            strict: false,
-        },
+        data: DataSettings::at(data_dir.clone(), args.num_workers),
         train: TrainSettings {
-            exp_dir: exp_dir.clone(),
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            optimizer: args.optimizer,
             wd: args.wd,
-            warmup_epochs: 1.min(args.epochs - 1),
-            seed: args.seed,
-            log_every: 5,
-            ..PretrainConfig::default().train
+            ..PretrainConfig::default().train.demo(
+                exp_dir.clone(),
+                (args.epochs, args.batch_size),
+                args.optimizer,
+                args.seed,
+            )
         },
         arch: args.arch.clone(),
         mlp: args.mlp.clone(),

@@ -21,6 +21,16 @@ pub struct DataSettings {
 }
 
 impl DataSettings {
+    /// Data at `dir` (a demo's generated set), `num_workers` loader threads,
+    /// unreadable files skipped.
+    pub fn at(dir: PathBuf, num_workers: usize) -> Self {
+        Self {
+            data_dir: Some(dir),
+            num_workers,
+            strict: false,
+        }
+    }
+
     /// Checks `num-workers`' range (the error names the key).
     pub fn validate(&self) -> Result<()> {
         check_int("num-workers", self.num_workers, &NUM_WORKERS)

@@ -77,6 +77,28 @@ impl Default for TrainSettings {
 }
 
 impl TrainSettings {
+    /// A short demo run on top of `self` (an app's defaults): into `exp_dir`,
+    /// `epochs` epochs of `batch_size` pairs with `optimizer`, one warmup epoch
+    /// when there are two or more, seeded, a log line every 5 steps.
+    pub fn demo(
+        self,
+        exp_dir: PathBuf,
+        (epochs, batch_size): (usize, usize),
+        optimizer: OptimizerKind,
+        seed: u64,
+    ) -> Self {
+        Self {
+            exp_dir,
+            epochs,
+            batch_size,
+            optimizer,
+            warmup_epochs: 1.min(epochs.saturating_sub(1)),
+            seed,
+            log_every: 5,
+            ..self
+        }
+    }
+
     /// Checks every key's range (the error names the key).
     pub fn validate(&self) -> Result<()> {
         check_int("epochs", self.epochs, &EPOCHS)?;
