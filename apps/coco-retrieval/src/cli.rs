@@ -8,8 +8,9 @@ use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
 use vicreg_core::recipe::PretrainFlags;
 
-use crate::config::{limits, parse_device, ImageAugment, PretrainConfig};
+use crate::config::{limits, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
+use vicreg_core::parse_device;
 
 /// Image-text VICReg (non-shared image and text encoders) and cross-modal retrieval on COCO captions.
 #[derive(Parser, Debug)]

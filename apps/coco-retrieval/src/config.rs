@@ -357,11 +357,6 @@ impl PretrainConfig {
     }
 }
 
-/// Parses `cpu` or `cuda:N` (`cuda` = `cuda:0`).
-pub fn parse_device(s: &str) -> Result<candle_core::Device> {
-    Ok(vicreg_core::parse_device(s)?)
-}
-
 /// Allowed values of the numeric flags and config keys: the command line
 /// parsers and [`PretrainConfig::validate`] use the same bounds.
 pub mod limits {

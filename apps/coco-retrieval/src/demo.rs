@@ -13,12 +13,13 @@ use vicreg_core::loss::LossKind;
 use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{DataSettings, LossSettings};
 
-use crate::config::{parse_device, ImageAugment, PretrainConfig};
+use crate::config::{ImageAugment, PretrainConfig};
 use crate::data::{self, Part};
 use crate::evaluate;
 use crate::model;
 use crate::pretrain;
 use crate::retrieve;
+use vicreg_core::parse_device;
 
 /// Settings of the demo (flags of `coco-retrieval demo`).
 #[derive(Clone, Debug, clap::Args)]

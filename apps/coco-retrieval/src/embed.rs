@@ -8,9 +8,9 @@ use anyhow::Result;
 use candle_core::Tensor;
 use vicreg_core::insight::{export_embeddings, Pictures, TsneConfig};
 
-use crate::config::parse_device;
 use crate::evaluate::RetrievalIndex;
 use crate::{evaluate, model};
+use vicreg_core::parse_device;
 
 /// Flags of `embed`.
 #[derive(clap::Args, Debug)]

@@ -18,10 +18,11 @@ use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
 
-use crate::config::{parse_device, ImageAugment, PretrainConfig};
+use crate::config::{ImageAugment, PretrainConfig};
 use crate::data::Part;
 use crate::model::{self, MODEL_FILE};
 use crate::text::{self, text_batch};
+use vicreg_core::parse_device;
 
 /// The single image view of pretraining at crop size `size`.
 pub fn image_view(aug: ImageAugment, size: u32) -> SingleViewConfig {

@@ -30,9 +30,10 @@ use vicreg_core::model::Expander;
 use vicreg_core::recipe::overlay_table;
 use vicreg_core::ParamStore;
 
-use crate::config::{parse_device, PretrainConfig};
+use crate::config::PretrainConfig;
 use crate::{evaluate, pretrain, variants};
 use datasets::image::splits;
+use vicreg_core::parse_device;
 
 /// Flags of `imagenet ablate`.
 #[derive(clap::Args, Debug)]

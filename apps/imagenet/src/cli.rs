@@ -8,9 +8,10 @@ use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
 use vicreg_core::recipe::{overlay, PretrainFlags, SiameseFlags};
 
-use crate::config::{limits, parse_device, AugPreset, Preset, PretrainConfig};
+use crate::config::{limits, AugPreset, Preset, PretrainConfig};
 use crate::eval_commands::{self, KnnEvalArgs, LinearEvalArgs};
 use crate::{ablate, demo, embed, evaluate, pretrain};
+use vicreg_core::parse_device;
 
 /// Siamese VICReg on images: pretraining and evaluation.
 #[derive(Parser, Debug)]

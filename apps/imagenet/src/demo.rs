@@ -11,10 +11,11 @@ use vicreg_core::engine::ResumeMode;
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig};
 use vicreg_core::recipe::{DataSettings, TrainSettings};
 
-use crate::config::{parse_device, AugPreset, PretrainConfig};
+use crate::config::{AugPreset, PretrainConfig};
 use crate::evaluate;
 use crate::pretrain;
 use datasets::image::splits;
+use vicreg_core::parse_device;
 
 /// Settings of the demo (flags of `imagenet demo`).
 #[derive(Clone, Debug, clap::Args)]

@@ -12,12 +12,13 @@ use encoders::resnet::ResNet;
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
 
 use crate::baselines::{self, ImageBaselines};
-use crate::config::{limits, parse_device};
+use crate::config::limits;
 use crate::evaluate::{
     backbone, default_out_dir, eval_splits, finetune_eval, knn_eval, knn_gallery, linear_eval,
     resolve_arch, split_features, val_pictures,
 };
 use crate::model;
+use vicreg_core::parse_device;
 
 /// Which weights linear evaluation trains.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

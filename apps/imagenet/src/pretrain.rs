@@ -11,9 +11,10 @@ use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
 use vicreg_core::engine::{ResumeMode, RunOutcome};
 
-use crate::config::{parse_device, AugPreset, PretrainConfig};
+use crate::config::{AugPreset, PretrainConfig};
 use crate::variants;
 use datasets::image::splits::{self, AnySource};
+use vicreg_core::parse_device;
 
 /// The two-view augmentation for `preset` at crop size `size`.
 pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
