@@ -10,6 +10,7 @@ use vicreg_core::recipe::PretrainFlags;
 
 use crate::config::{limits, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
+use datasets::coco::Part;
 use vicreg_core::parse_device;
 
 /// Image-text VICReg (non-shared image and text encoders) and cross-modal retrieval on COCO captions.
@@ -213,7 +214,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let run = model::load_run(&a.exp_dir, !a.random_init, &device)?;
             let name = format!("{} + {}", run.cfg.image_arch, run.cfg.text_encoder);
             if a.random_init {
-                let test = run.cfg.open_part(crate::data::Part::Test)?;
+                let test = run.cfg.open_part(Part::Test)?;
                 let e = evaluate::evaluate(&evaluate::embed(
                     &run,
                     test,
@@ -245,7 +246,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             if a.baselines {
                 eprintln!("baseline: the same model at random initialisation");
                 let rnd = model::load_run(&a.exp_dir, false, &device)?;
-                let test = rnd.cfg.open_part(crate::data::Part::Test)?;
+                let test = rnd.cfg.open_part(Part::Test)?;
                 base.push((
                     format!("{name} (random init)"),
                     evaluate::evaluate(&evaluate::embed(

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use datasets::coco::Part;
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{ResumeMode, TrainConfig};
 use vicreg_core::loss::{EmbeddingNorm, LossConfig, VarianceReduction, VicRegConfig};
@@ -219,49 +220,17 @@ impl PretrainConfig {
     /// given for it (`train-captions` + `train-images`, `val-captions` +
     /// `val-images`), else the `data-dir` layout (with `karpathy-split`).
     /// Errors name the file or folder at fault.
-    pub fn open_part(&self, part: crate::data::Part) -> Result<datasets::coco::CocoCaptions> {
-        let (images, captions, names) = match part {
-            crate::data::Part::Train => (
-                &self.train_images,
-                &self.train_captions,
-                ("train-images", "train-captions"),
-            ),
-            crate::data::Part::Test => (
-                &self.val_images,
-                &self.val_captions,
-                ("val-images", "val-captions"),
-            ),
+    pub fn open_part(&self, part: Part) -> Result<datasets::coco::CocoCaptions> {
+        let given = match part {
+            Part::Train => (&self.train_images, &self.train_captions),
+            Part::Test => (&self.val_images, &self.val_captions),
         };
-        match (images, captions) {
-            (Some(images), Some(captions)) => {
-                if !images.is_dir() {
-                    bail!("{}: {} is not a directory", images.display(), names.0);
-                }
-                datasets::coco::CocoCaptions::load_annotations(captions, images).with_context(
-                    || {
-                        format!(
-                            "reading COCO captions {} (images in {})",
-                            captions.display(),
-                            images.display()
-                        )
-                    },
-                )
-            }
-            (None, None) => {
-                let dir = self.data.data_dir.as_deref().with_context(|| {
-                    format!(
-                        "no data: give --data-dir (a COCO 2017 tree) or --{} with --{}",
-                        names.0, names.1
-                    )
-                })?;
-                crate::data::open(dir, self.karpathy_split.as_deref(), part)
-            }
-            _ => bail!(
-                "{} and {} go together (a folder and its captions JSON)",
-                names.0,
-                names.1
-            ),
-        }
+        Ok(datasets::coco::open_part(
+            self.data.data_dir.as_deref(),
+            self.karpathy_split.as_deref(),
+            (given.0.as_deref(), given.1.as_deref()),
+            part,
+        )?)
     }
 
     /// The base learning rate actually used.

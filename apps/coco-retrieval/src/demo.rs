@@ -14,11 +14,11 @@ use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{DataSettings, LossSettings};
 
 use crate::config::{ImageAugment, PretrainConfig};
-use crate::data::{self, Part};
 use crate::evaluate;
 use crate::model;
 use crate::pretrain;
 use crate::retrieve;
+use datasets::coco::{self as data, Part};
 use vicreg_core::parse_device;
 
 /// Settings of the demo (flags of `coco-retrieval demo`).
@@ -87,7 +87,7 @@ impl Default for DemoArgs {
 /// Runs the demo and prints the retrieval table.
 pub fn run(args: DemoArgs) -> Result<()> {
     let t0 = Instant::now();
-    let data_dir = data::cache_dir().join("synth-captions");
+    let data_dir = datasets::cache_dir().join("synth-captions");
     let synth = SynthCaptionsConfig {
         train_images: args.train_images,
         val_images: args.test_images,

@@ -17,9 +17,9 @@ use vicreg_core::eval::{
     l2_normalize, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
 };
 
-use crate::data::Part;
 use crate::model::{LoadedRun, MODEL_FILE};
 use crate::text::text_batch;
+use datasets::coco::Part;
 
 /// Cached embeddings of the test set.
 pub const INDEX_FILE: &str = "retrieval-index.safetensors";

@@ -6,7 +6,6 @@
 
 mod cli;
 mod config;
-mod data;
 mod demo;
 mod embed;
 mod evaluate;

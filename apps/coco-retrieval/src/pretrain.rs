@@ -19,9 +19,9 @@ use vicreg_core::optim::{build_optimizer, ParamGroup};
 use vicreg_core::ParamStore;
 
 use crate::config::{ImageAugment, PretrainConfig};
-use crate::data::Part;
 use crate::model::{self, MODEL_FILE};
 use crate::text::{self, text_batch};
+use datasets::coco::Part;
 use vicreg_core::parse_device;
 
 /// The single image view of pretraining at crop size `size`.

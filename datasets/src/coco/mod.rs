@@ -4,6 +4,7 @@
 pub mod captions;
 pub mod dataset;
 pub mod karpathy;
+pub mod layout;
 pub mod view;
 
 pub use captions::{Coco2017Split, CocoCaptions, CocoImageEntry};
@@ -12,4 +13,5 @@ pub use dataset::{
     RawText,
 };
 pub use karpathy::KarpathySplit;
+pub use layout::{open, open_part, Part};
 pub use view::{SingleViewConfig, SingleViewTransform};

@@ -9,12 +9,13 @@
 //!   folder, else in the folder named like the file (`captions_val2014.json`
 //!   -> `val2014/`), else in the root.
 //!
-//! `--train-images` / `--train-captions` (and `val-`) name the files directly.
+//! [`open_part`] also takes the files named directly (an app's
+//! `--train-images` / `--train-captions` and `val-` flags).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use datasets::coco::{Coco2017Split, CocoCaptions, KarpathySplit};
+use super::{Coco2017Split, CocoCaptions, KarpathySplit};
+use crate::{Error, Result};
 
 /// Which part of the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,10 +31,10 @@ pub enum Part {
 /// a captioned image whose file is missing).
 pub fn open(data_dir: &Path, karpathy: Option<&Path>, part: Part) -> Result<CocoCaptions> {
     if !data_dir.is_dir() {
-        bail!(
+        return Err(Error::Layout(format!(
             "data directory {} does not exist or is not a directory",
             data_dir.display()
-        );
+        )));
     }
     let c = match karpathy {
         Some(split_file) => {
@@ -42,8 +43,12 @@ pub fn open(data_dir: &Path, karpathy: Option<&Path>, part: Part) -> Result<Coco
                 Part::Train => KarpathySplit::Train,
                 Part::Test => KarpathySplit::Test,
             };
-            CocoCaptions::load_karpathy(data_dir, &split_file, split)
-                .with_context(|| format!("reading the Karpathy split {}", split_file.display()))?
+            CocoCaptions::load_karpathy(data_dir, &split_file, split).map_err(|e| {
+                Error::Layout(format!(
+                    "reading the Karpathy split {}: {e}",
+                    split_file.display()
+                ))
+            })?
         }
         None => {
             let split = match part {
@@ -54,26 +59,21 @@ pub fn open(data_dir: &Path, karpathy: Option<&Path>, part: Part) -> Result<Coco
                 .join("annotations")
                 .join(format!("captions_{}2017.json", split.name()));
             if ann.is_file() {
-                CocoCaptions::load_2017(data_dir, split)
-                    .with_context(|| format!("reading COCO captions {}", ann.display()))?
+                CocoCaptions::load_2017(data_dir, split).map_err(|e| {
+                    Error::Layout(format!("reading COCO captions {}: {e}", ann.display()))
+                })?
             } else if let Some(split_file) = single_karpathy_file(data_dir)? {
                 return open(data_dir, Some(&split_file), part);
             } else if let Some((json, images)) = other_coco_pair(data_dir, part)? {
-                CocoCaptions::load_annotations(&json, &images).with_context(|| {
-                    format!(
-                        "reading COCO captions {} (images in {})",
-                        json.display(),
-                        images.display()
-                    )
-                })?
+                load_pair(&json, &images)?
             } else {
-                bail!(
+                return Err(Error::Layout(format!(
                     "{}: annotations file missing; expected a COCO 2017 tree (annotations/captions_train2017.json, \
                      annotations/captions_val2017.json, train2017/, val2017/), a Karpathy split file dataset_*.json, \
                      or annotations/captions_train*.json with annotations/captions_val*.json (or _test*) and an images/ folder; \
                      or give --train-images/--train-captions and --val-images/--val-captions",
                     ann.display()
-                );
+                )));
             }
         }
     };
@@ -83,8 +83,8 @@ pub fn open(data_dir: &Path, karpathy: Option<&Path>, part: Part) -> Result<Coco
 /// The one `dataset_*.json` in `dir` (a Karpathy-style split file), if exactly one exists.
 fn single_karpathy_file(dir: &Path) -> Result<Option<PathBuf>> {
     let mut found = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let p = e?.path();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.starts_with("dataset_") && name.ends_with(".json") && p.is_file() {
             found.push(p);
@@ -94,7 +94,7 @@ fn single_karpathy_file(dir: &Path) -> Result<Option<PathBuf>> {
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),
-        _ => bail!(
+        _ => Err(Error::Layout(format!(
             "{}: several Karpathy split files ({}); name one with --karpathy-split",
             dir.display(),
             found
@@ -102,7 +102,7 @@ fn single_karpathy_file(dir: &Path) -> Result<Option<PathBuf>> {
                 .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        ))),
     }
 }
 
@@ -114,7 +114,7 @@ fn other_coco_pair(dir: &Path, part: Part) -> Result<Option<(PathBuf, PathBuf)>>
         return Ok(None);
     }
     let mut names: Vec<String> = std::fs::read_dir(&ann)
-        .with_context(|| format!("listing {}", ann.display()))?
+        .map_err(|e| Error::io(&ann, e))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with("captions_") && n.ends_with(".json"))
         .collect();
@@ -139,12 +139,12 @@ fn other_coco_pair(dir: &Path, part: Part) -> Result<Option<(PathBuf, PathBuf)>>
                 return Ok(Some((ann.join(one.as_str()), images)));
             }
             many => {
-                bail!(
-                "{}: several caption files for the {prefix} part ({}); name one with --{}-captions",
-                ann.display(),
-                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                if part == Part::Train { "train" } else { "val" }
-            )
+                return Err(Error::Layout(format!(
+                    "{}: several caption files for the {prefix} part ({}); name one with --{}-captions",
+                    ann.display(),
+                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    if part == Part::Train { "train" } else { "val" }
+                )));
             }
         }
     }
@@ -164,15 +164,51 @@ fn resolve_split_file(data_dir: &Path, f: &Path) -> PathBuf {
     }
 }
 
-/// The cache folder of built-in data: `$VICREG_CACHE`, else `~/.cache/vicreg-rs`, else `./.cache`.
-pub fn cache_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("VICREG_CACHE") {
-        if !d.is_empty() {
-            return PathBuf::from(d);
+/// COCO-format captions at `json` with their images in `images`.
+fn load_pair(json: &Path, images: &Path) -> Result<CocoCaptions> {
+    CocoCaptions::load_annotations(json, images).map_err(|e| {
+        Error::Layout(format!(
+            "reading COCO captions {} (images in {}): {e}",
+            json.display(),
+            images.display()
+        ))
+    })
+}
+
+/// Opens `part` from the files named for it, `(images folder, captions JSON)`
+/// (an app's `--train-images` + `--train-captions`, or `--val-images` +
+/// `--val-captions` for [`Part::Test`]), else from the layout of `data_dir`
+/// (see [`open`]). Both files or neither; errors name the file or folder at fault.
+pub fn open_part(
+    data_dir: Option<&Path>,
+    karpathy: Option<&Path>,
+    (images, captions): (Option<&Path>, Option<&Path>),
+    part: Part,
+) -> Result<CocoCaptions> {
+    let (images_key, captions_key) = match part {
+        Part::Train => ("train-images", "train-captions"),
+        Part::Test => ("val-images", "val-captions"),
+    };
+    match (images, captions) {
+        (Some(images), Some(captions)) => {
+            if !images.is_dir() {
+                return Err(Error::Layout(format!(
+                    "{}: {images_key} is not a directory",
+                    images.display()
+                )));
+            }
+            load_pair(captions, images)
         }
-    }
-    match std::env::var("HOME") {
-        Ok(h) if !h.is_empty() => PathBuf::from(h).join(".cache").join("vicreg-rs"),
-        _ => PathBuf::from(".cache"),
+        (None, None) => {
+            let dir = data_dir.ok_or_else(|| {
+                Error::Layout(format!(
+                    "no data: give --data-dir (a COCO 2017 tree) or --{images_key} with --{captions_key}"
+                ))
+            })?;
+            open(dir, karpathy, part)
+        }
+        _ => Err(Error::Layout(format!(
+            "{images_key} and {captions_key} go together (a folder and its captions JSON)"
+        ))),
     }
 }
