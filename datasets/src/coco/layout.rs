@@ -212,3 +212,96 @@ pub fn open_part(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captions_json(ids: &[(u64, &str)]) -> String {
+        let images: Vec<String> = ids
+            .iter()
+            .map(|(id, f)| format!(r#"{{"id":{id},"file_name":"{f}"}}"#))
+            .collect();
+        let anns: Vec<String> = ids
+            .iter()
+            .map(|(id, _)| format!(r#"{{"image_id":{id},"caption":"a picture {id}"}}"#))
+            .collect();
+        format!(
+            r#"{{"images":[{}],"annotations":[{}]}}"#,
+            images.join(","),
+            anns.join(",")
+        )
+    }
+
+    /// `annotations/captions_{train,test}.json` with a flat `images/` folder.
+    fn flat_set(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("coco-layout-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("annotations")).unwrap();
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        for f in ["a.png", "b.png", "c.png"] {
+            std::fs::write(dir.join("images").join(f), b"x").unwrap();
+        }
+        let ann = dir.join("annotations");
+        std::fs::write(
+            ann.join("captions_train.json"),
+            captions_json(&[(1, "a.png"), (2, "b.png")]),
+        )
+        .unwrap();
+        std::fs::write(
+            ann.join("captions_test.json"),
+            captions_json(&[(3, "c.png")]),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_flat_images_folder_is_found_for_both_parts() {
+        let dir = flat_set("flat");
+        assert_eq!(open(&dir, None, Part::Train).unwrap().len(), 2);
+        let test = open_part(Some(&dir), None, (None, None), Part::Test).unwrap();
+        assert_eq!(test.len(), 1);
+        // The same files named directly.
+        let images = dir.join("images");
+        let json = dir.join("annotations").join("captions_train.json");
+        let given = (Some(images.as_path()), Some(json.as_path()));
+        assert_eq!(open_part(None, None, given, Part::Train).unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_or_half_given_files_are_clear_errors() {
+        let dir = flat_set("errors");
+        let e = open_part(None, None, (None, None), Part::Train)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--data-dir"), "{e}");
+        let json = dir.join("annotations").join("captions_test.json");
+        let e = open_part(None, None, (None, Some(json.as_path())), Part::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("val-images and val-captions go together"), "{e}");
+        let e = open_part(
+            None,
+            None,
+            (Some(json.as_path()), Some(json.as_path())),
+            Part::Test,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("val-images is not a directory"), "{e}");
+        // Two caption files for one part: name one.
+        std::fs::copy(&json, dir.join("annotations").join("captions_val.json")).unwrap();
+        std::fs::copy(&json, dir.join("annotations").join("captions_val2.json")).unwrap();
+        let e = open(&dir, None, Part::Test).unwrap_err().to_string();
+        assert!(
+            e.contains("several caption files") && e.contains("--val-captions"),
+            "{e}"
+        );
+        let empty = dir.join("images");
+        let e = open(&empty, None, Part::Train).unwrap_err().to_string();
+        assert!(e.contains("annotations file missing"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
