@@ -223,7 +223,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 )?)?;
                 print!(
                     "{}",
-                    evaluate::table(&[(format!("{name} (random init)"), &e)])
+                    vicreg_core::eval::retrieval_table(&[(format!("{name} (random init)"), &e)])
                 );
                 return Ok(());
             }
@@ -258,7 +258,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 ));
                 base.push((
                     "chance".into(),
-                    evaluate::chance_evaluation(&index.meta.caption_image, index.meta.images.len()),
+                    evaluate::Evaluation::chance(
+                        &index.meta.caption_image,
+                        index.meta.images.len(),
+                    ),
                 ));
             }
             let refs: Vec<(String, &evaluate::Evaluation)> =
@@ -267,7 +270,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             eprintln!("results written to {}", p.display());
             let mut rows = vec![(name, &e)];
             rows.extend(refs);
-            print!("{}", evaluate::table(&rows));
+            print!("{}", vicreg_core::eval::retrieval_table(&rows));
             Ok(())
         }
         Some(Command::Retrieve(a)) => {

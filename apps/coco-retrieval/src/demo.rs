@@ -163,7 +163,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.data.num_workers,
         &device,
     )?)?;
-    let e_chance = evaluate::chance_evaluation(&index.meta.caption_image, index.meta.images.len());
+    let e_chance = evaluate::Evaluation::chance(&index.meta.caption_image, index.meta.images.len());
     let enc = format!("{} + {}", cfg.image_arch, cfg.text_encoder);
     evaluate::save(
         &exp_dir,
@@ -185,7 +185,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     print!(
         "{}",
-        evaluate::table(&[
+        vicreg_core::eval::retrieval_table(&[
             (format!("{} ({enc})", cfg.criterion.loss), &e_trained),
             (format!("random init ({enc})"), &e_random),
             ("chance".to_string(), &e_chance)

@@ -6,16 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use datasets::augment::{EvalTransform, EvalTransformConfig};
 use datasets::coco::{collate_image_all_captions, CocoCaptions, CocoEval};
+use datasets::image::splits::eval_transform;
 use datasets::loader::{Loader, LoaderConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use vicreg_core::eval::{
-    l2_normalize, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
-};
+pub use vicreg_core::eval::RetrievalEvaluation as Evaluation;
+use vicreg_core::eval::{l2_normalize, write_retrieval_json};
 
 use crate::model::{LoadedRun, MODEL_FILE};
 use crate::text::text_batch;
@@ -27,16 +25,6 @@ pub const INDEX_FILE: &str = "retrieval-index.safetensors";
 pub const INDEX_META_FILE: &str = "retrieval-index.json";
 /// Results of `eval`.
 pub const EVAL_FILE: &str = "retrieval_eval.json";
-
-/// The deterministic image transform of evaluation for crops of `size` pixels.
-pub fn eval_transform(size: u32) -> Result<EvalTransform> {
-    let cfg = if size == 224 {
-        EvalTransformConfig::default()
-    } else {
-        EvalTransformConfig::small_images(size)
-    };
-    Ok(EvalTransform::new(cfg)?)
-}
 
 /// What the index holds besides the embeddings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -192,88 +180,14 @@ pub fn run_index(
     Ok((index, true))
 }
 
-/// Retrieval results on one test set.
-#[derive(Clone, Debug, Serialize)]
-pub struct Evaluation {
-    /// Test images.
-    pub images: usize,
-    /// Test captions.
-    pub captions: usize,
-    /// Metrics over the whole test set (COCO 5K protocol on the real data).
-    pub full: RetrievalMetrics,
-    /// Images per fold of the folded protocol.
-    pub fold_images: usize,
-    /// Mean metrics over the folds (COCO 1K protocol on the real data).
-    pub folds: RetrievalMetrics,
-}
-
-/// Chance on both protocols of a test set with this caption ownership.
-pub fn chance_evaluation(caption_image: &[usize], n_images: usize) -> Evaluation {
-    let fold = n_images.clamp(1, 1000);
-    Evaluation {
-        images: n_images,
-        captions: caption_image.len(),
-        full: chance(caption_image, n_images),
-        fold_images: fold,
-        folds: chance(
-            &caption_image.iter().map(|&i| i % fold).collect::<Vec<_>>(),
-            fold,
-        ),
-    }
-}
-
 /// Both protocols on an index.
 pub fn evaluate(index: &RetrievalIndex) -> Result<Evaluation> {
-    let n = index.meta.images.len();
-    if n == 0 {
-        bail!("empty test set");
-    }
-    let fold = n.min(1000);
-    Ok(Evaluation {
-        images: n,
-        captions: index.meta.captions.len(),
-        full: retrieval_metrics(&index.images, &index.captions, &index.meta.caption_image)?,
-        fold_images: fold,
-        folds: retrieval_metrics_folds(
-            &index.images,
-            &index.captions,
-            &index.meta.caption_image,
-            fold,
-        )?,
-    })
-}
-
-/// Chance recall at 1, 5 and 10 (%) for a test set: text -> image, each caption has one
-/// right image among `n_images` (K / N); image -> text, an image with `m` of the `c`
-/// captions is hit when one of its captions is among K drawn at random
-/// (`1 - C(c - m, K) / C(c, K)`), averaged over images.
-pub fn chance(caption_image: &[usize], n_images: usize) -> RetrievalMetrics {
-    let c = caption_image.len();
-    let mut per_image = vec![0usize; n_images];
-    for &i in caption_image {
-        if let Some(v) = per_image.get_mut(i) {
-            *v += 1;
-        }
-    }
-    let ks = [1usize, 5, 10];
-    let miss = |m: usize, k: usize| -> f64 {
-        // C(c - m, k) / C(c, k) = prod_{j < k} (c - m - j) / (c - j)
-        (0..k.min(c))
-            .map(|j| (c.saturating_sub(m + j)) as f64 / (c - j) as f64)
-            .product()
-    };
-    let mut i2t = [0.0; 3];
-    let mut t2i = [0.0; 3];
-    for (slot, &k) in ks.iter().enumerate() {
-        i2t[slot] = 100.0 * per_image.iter().map(|&m| 1.0 - miss(m, k)).sum::<f64>()
-            / n_images.max(1) as f64;
-        t2i[slot] = 100.0 * (k.min(n_images) as f64) / n_images.max(1) as f64;
-    }
-    RetrievalMetrics {
-        i2t,
-        t2i,
-        rsum: i2t.iter().sum::<f64>() + t2i.iter().sum::<f64>(),
-    }
+    let caption_image = &index.meta.caption_image;
+    Ok(Evaluation::compute(
+        &index.images,
+        &index.captions,
+        caption_image,
+    )?)
 }
 
 /// Writes `<run>/retrieval_eval.json`, with the baselines when given.
@@ -283,64 +197,6 @@ pub fn save(
     baselines: &[(String, &Evaluation)],
 ) -> Result<PathBuf> {
     let p = exp_dir.join(EVAL_FILE);
-    let m = |e: &Evaluation| {
-        json!({
-            "test_images": e.images, "test_captions": e.captions,
-            "full": {"i2t_r1": e.full.i2t[0], "i2t_r5": e.full.i2t[1], "i2t_r10": e.full.i2t[2], "t2i_r1": e.full.t2i[0], "t2i_r5": e.full.t2i[1], "t2i_r10": e.full.t2i[2], "rsum": e.full.rsum},
-            "folds": {"fold_images": e.fold_images, "i2t_r1": e.folds.i2t[0], "i2t_r5": e.folds.i2t[1], "i2t_r10": e.folds.i2t[2], "t2i_r1": e.folds.t2i[0], "t2i_r5": e.folds.t2i[1], "t2i_r10": e.folds.t2i[2], "rsum": e.folds.rsum},
-        })
-    };
-    let mut v = m(e);
-    if !baselines.is_empty() {
-        v["baselines"] = baselines
-            .iter()
-            .map(|(name, b)| (name.clone(), m(b)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-    }
-    vicreg_core::io::write_atomic(&p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    write_retrieval_json(&p, e, baselines)?;
     Ok(p)
-}
-
-/// A Markdown table of named evaluations, both protocols.
-pub fn table(rows: &[(String, &Evaluation)]) -> String {
-    let mut s = String::new();
-    s += "| model | test set | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 | rsum |\n";
-    s += "|---|---|---|---|---|---|---|---|---|\n";
-    for (name, e) in rows {
-        let mut sets = vec![(format!("{} images", e.images), &e.full)];
-        // The folded protocol only differs when the test set has more than one fold.
-        if e.images > e.fold_images {
-            sets.push((
-                format!("{} folds of {}", e.images / e.fold_images, e.fold_images),
-                &e.folds,
-            ));
-        }
-        for (set, m) in sets {
-            s += &format!(
-                "| {name} | {set} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
-                m.i2t[0], m.i2t[1], m.i2t[2], m.t2i[0], m.t2i[1], m.t2i[2], m.rsum
-            );
-        }
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chance_recalls_match_hand_counts() {
-        // 2 images with 2 captions each.
-        let c = chance(&[0, 0, 1, 1], 2);
-        assert!((c.t2i[0] - 50.0).abs() < 1e-9 && (c.t2i[1] - 100.0).abs() < 1e-9);
-        // One draw out of 4 captions hits one of the image's 2 with probability 1/2.
-        assert!((c.i2t[0] - 50.0).abs() < 1e-9);
-        assert!((c.i2t[2] - 100.0).abs() < 1e-9);
-        // 400 images with 1 caption each: K / N both ways.
-        let own: Vec<usize> = (0..400).collect();
-        let c = chance(&own, 400);
-        assert!((c.i2t[2] - 2.5).abs() < 1e-9 && (c.t2i[2] - 2.5).abs() < 1e-9);
-    }
 }

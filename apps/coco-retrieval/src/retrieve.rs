@@ -10,9 +10,10 @@ use datasets::augment::ViewTransform;
 use vicreg_core::eval::l2_normalize;
 use vicreg_core::SeededRng;
 
-use crate::evaluate::{eval_transform, RetrievalIndex};
+use crate::evaluate::RetrievalIndex;
 use crate::model::LoadedRun;
 use crate::text::encode_texts;
+use datasets::image::splits::eval_transform;
 
 /// One retrieved item.
 #[derive(Clone, Debug, PartialEq)]

@@ -24,6 +24,7 @@ mod linear_probe;
 mod online_probe;
 mod probe_select;
 mod retrieval;
+mod retrieval_report;
 mod standardize;
 
 pub use baselines::{centred_knn, chance};
@@ -40,5 +41,8 @@ pub use probe_select::{
 };
 pub use retrieval::{
     retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
+};
+pub use retrieval_report::{
+    retrieval_chance, retrieval_table, write_retrieval_json, RetrievalEvaluation, FOLD_IMAGES,
 };
 pub use standardize::{moments, standardize};
