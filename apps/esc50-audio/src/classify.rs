@@ -12,8 +12,7 @@ use datasets::audio::load_wav;
 use serde::Serialize;
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::data::{EvalPlan, MAX_EVAL_SECONDS};
-use crate::head::Head;
+use crate::head;
 use crate::model::{BranchSel, Encoders};
 
 /// The classes of one file, most probable first.
@@ -37,18 +36,12 @@ pub fn run(
     }
     let device: Device = parse_device(device)?;
     let cfg = PretrainConfig::of_run(exp)?;
-    let (head, meta) = Head::load(exp, branch)?;
+    let (head, meta) = head::load(exp, branch)?;
     let enc = Encoders::load(exp, &cfg, meta.branch, &device)?;
-    let plan = EvalPlan {
-        view: meta.view,
-        full_len: (MAX_EVAL_SECONDS * cfg.sample_rate as f64) as usize,
-        window_len: cfg.clip_len(),
-        activity: cfg.activity(),
-        sample_rate: cfg.sample_rate,
-    };
+    let plan = cfg.audio.file_plan(meta.view);
     let mut out = Vec::new();
     for f in files {
-        let wave = load_wav(f, cfg.sample_rate)
+        let wave = load_wav(f, cfg.audio.sample_rate)
             .with_context(|| format!("cannot classify {}", f.display()))?;
         let x = plan.input_of(&wave, &device)?;
         let p: Vec<f32> = head

@@ -6,16 +6,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer};
+use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer, ProbeSettings};
 use vicreg_core::recipe::{PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, Pairing, Preset, PretrainConfig, WaveArch};
-use crate::data::Protocol;
-use crate::evaluate::{self, EvalOptions, InitKind, ProbeSettings};
+use crate::evaluate::{self, EvalOptions, InitKind};
 use crate::model::BranchSel;
 use crate::supervised::{self, SupervisedOptions};
 use crate::{classify, demo, pretrain};
-use datasets::audio::{CropPolicy, EvalView};
+use datasets::audio::{AudioFlags, EvalView, Protocol};
 use encoders::audio::TimePool;
 
 /// VICReg on raw audio (ESC-50 layout): pretraining, linear evaluation,
@@ -70,36 +69,14 @@ pub struct PretrainArgs {
     /// wave-spec (paper) or wave-wave.
     #[arg(long, value_enum)]
     pub pairing: Option<Pairing>,
-    /// Rate clips are resampled to (e.g. 16000, 22050, 44100). Range 4000..=768000 Hz.
-    #[arg(long, value_parser = limits::int::<u32>(limits::SAMPLE_RATE))]
-    pub sample_rate: Option<u32>,
-    /// Length of each view, seconds (ESC-50 clips are 5 s). Seconds in (0, 600].
-    #[arg(long, value_parser = |s: &str| limits::CLIP_SECONDS.parse(s))]
-    pub clip_seconds: Option<f64>,
-    /// Probability per training view of a random speed change (pitch and tempo). In [0, 1].
-    #[arg(long, value_parser = limits::unit_interval)]
-    pub speed_prob: Option<f64>,
-    /// Speed factor range, `lo,hi` (log-uniform), each in (0, 4].
-    #[arg(long, value_parser = parse_speed_range)]
-    pub speed_range: Option<(f64, f64)>,
-    /// Probability per training view of mixing in another clip as background. In [0, 1].
-    #[arg(long, value_parser = limits::unit_interval)]
-    pub mix_prob: Option<f64>,
-    /// Largest pole of the low-pass colouring the added noise (0: white). In [0, 0.999].
-    #[arg(long, value_parser = |s: &str| limits::NOISE_COLOUR.parse(s))]
-    pub noise_colour: Option<f64>,
+    /// `--sample-rate`, `--clip-seconds`, `--crop`, `--active-db`, the
+    /// augmentation probabilities and `--eval-view`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub audio: AudioFlags,
     /// How the encoders pool over time: mean-max (mean + max over frames, default) or mean.
     #[arg(long)]
     pub time_pool: Option<TimePool>,
-    /// Where training crops go: active (around sound, default) or uniform (anywhere).
-    #[arg(long)]
-    pub crop: Option<CropPolicy>,
-    /// Active crops: a 20 ms frame holds sound when within this many dB of the loudest (default -30). In [-120, 0].
-    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| limits::ACTIVE_DB.parse(s))]
-    pub active_db: Option<f64>,
-    /// What evaluation shows the frozen encoders: full (the whole clip, default), windows (mean over windows that hold sound) or center (one centred crop).
-    #[arg(long)]
-    pub eval_view: Option<EvalView>,
     /// Fold (1-5) left out of pretraining. Range 1..=5.
     #[arg(long, value_parser = limits::int::<u8>(limits::FOLD))]
     pub test_fold: Option<u8>,
@@ -161,19 +138,6 @@ pub struct ProbeArgs {
     /// Probe mini-batch size (feature vectors per step). Range 1..=1048576.
     #[arg(long, value_parser = limits::int::<usize>(limits::BATCH_SIZE), default_value_t = 256)]
     pub probe_batch_size: usize,
-}
-
-/// Parses `lo,hi` speed factors, each in (0, 4], lo <= hi.
-pub fn parse_speed_range(s: &str) -> std::result::Result<(f64, f64), String> {
-    let (a, b) = s
-        .split_once(',')
-        .ok_or_else(|| format!("`{s}`: expected lo,hi (e.g. 0.8,1.25)"))?;
-    let lo = limits::SPEED.parse(a)?;
-    let hi = limits::SPEED.parse(b)?;
-    if lo > hi {
-        return Err(format!("`{s}`: lo must be <= hi"));
-    }
-    Ok((lo, hi))
 }
 
 /// `--probe-wd`: chosen on held-out training data, or fixed.
@@ -330,7 +294,13 @@ impl SupervisedArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
-        set!(sample_rate, clip_seconds, wave_arch, spec_arch);
+        set!(wave_arch, spec_arch);
+        if let Some(v) = self.sample_rate {
+            c.audio.sample_rate = v;
+        }
+        if let Some(v) = self.clip_seconds {
+            c.audio.clip_seconds = v;
+        }
         if self.n_mels.is_some() {
             c.n_mels = self.n_mels;
         }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use datasets::audio::{ActivityConfig, AudioViewConfig, CropPolicy, EvalView};
+use datasets::audio::AudioSettings;
 use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig, TimePool};
 use encoders::resnet::ResNetConfig;
 use serde::{Deserialize, Serialize};
@@ -101,33 +101,11 @@ pub struct PretrainConfig {
     pub variant: VariantSettings,
     /// wave-spec (paper) or wave-wave.
     pub pairing: Pairing,
-    /// Rate the clips are resampled to, Hz.
-    pub sample_rate: u32,
-    /// Length of each view, seconds (ESC-50 clips are 5 s).
-    pub clip_seconds: f64,
-    /// Where training crops go: `active` (a window around sound: real clips are
-    /// often padded with silence) or `uniform` (anywhere in the clip).
-    pub crop: CropPolicy,
-    /// Active crops: a 20 ms frame holds sound when its RMS is within this many dB
-    /// of the clip's loudest frame (and above digital silence). In [-120, 0].
-    pub active_db: f64,
-    /// Probability, per training view, of a random speed change (resampling by
-    /// a factor in `speed-range`: pitch and tempo move together), so the views
-    /// of a clip do not share its exact pitch. In [0, 1].
-    pub speed_prob: f64,
-    /// Speed factors `[lo, hi]` (log-uniform), 0 < lo <= hi <= 4.
-    pub speed_range: (f64, f64),
-    /// Probability, per training view, of mixing in another training clip as
-    /// background (-20 to -6 dB below the view): the views of a clip then share
-    /// its sound but not its background. In [0, 1].
-    pub mix_prob: f64,
-    /// Largest pole of the low-pass that colours the added noise (0: white
-    /// noise; each noisy view draws a pole in [0, noise-colour]). In [0, 0.999].
-    pub noise_colour: f64,
-    /// What `eval`, `supervised` and `classify` show the frozen encoders of a
-    /// clip: `full` (the whole clip at once), `windows` (the mean over
-    /// training-length windows that hold sound) or `center` (one centred crop).
-    pub eval_view: EvalView,
+    /// `sample-rate`, `clip-seconds`, `crop`, `active-db`, `speed-prob`,
+    /// `speed-range`, `mix-prob`, `noise-colour`, `eval-view` (what `eval`,
+    /// `supervised` and `classify` show the frozen encoders of a clip).
+    #[serde(flatten)]
+    pub audio: AudioSettings,
     /// Fold held out from pretraining (1..=5); unset: pretrain on all five folds.
     pub test_fold: Option<u8>,
     /// The 1-D waveform encoder.
@@ -180,15 +158,7 @@ impl Default for PretrainConfig {
                 ..VariantSettings::default()
             },
             pairing: Pairing::WaveSpec,
-            sample_rate: 44_100,
-            clip_seconds: 5.0,
-            crop: CropPolicy::Active,
-            active_db: -30.0,
-            speed_prob: 0.0,
-            speed_range: (0.8, 1.25),
-            mix_prob: 0.0,
-            noise_colour: 0.0,
-            eval_view: EvalView::Full,
+            audio: AudioSettings::default(),
             test_fold: None,
             wave_arch: WaveArch::Resnet18,
             spec_arch: "resnet18".into(),
@@ -234,8 +204,11 @@ impl PretrainConfig {
     pub fn laptop() -> Self {
         let paper = Self::default();
         Self {
-            sample_rate: 8000,
-            clip_seconds: 2.0,
+            audio: AudioSettings {
+                sample_rate: 8000,
+                clip_seconds: 2.0,
+                ..paper.audio
+            },
             wave_arch: WaveArch::Small,
             n_mels: Some(32),
             mel_hop: Some(256),
@@ -288,18 +261,7 @@ impl PretrainConfig {
     /// the error names the key.
     pub fn validate_ranges(&self) -> Result<()> {
         use limits::*;
-        check_int("sample-rate", self.sample_rate, &SAMPLE_RATE)?;
-        check_float("clip-seconds", self.clip_seconds, CLIP_SECONDS)?;
-        check_float("active-db", self.active_db, ACTIVE_DB)?;
-        check_float("mix-prob", self.mix_prob, FloatRange::UNIT)?;
-        check_float("speed-prob", self.speed_prob, FloatRange::UNIT)?;
-        let (lo, hi) = self.speed_range;
-        check_float("speed-range", lo, SPEED)?;
-        check_float("speed-range", hi, SPEED)?;
-        if lo > hi {
-            bail!("`speed-range` = [{lo}, {hi}]: lo must be <= hi");
-        }
-        check_float("noise-colour", self.noise_colour, NOISE_COLOUR)?;
+        self.audio.validate()?;
         if let Some(v) = self.test_fold {
             check_int("test-fold", v, &FOLD)?;
         }
@@ -337,31 +299,11 @@ impl PretrainConfig {
     /// Fills derived values so the written config repeats the run exactly.
     pub fn resolve(&mut self) {
         if self.n_mels.is_none() {
-            self.n_mels = Some(if self.sample_rate >= 44_100 { 128 } else { 64 });
-        }
-    }
-
-    /// Samples per clip at the model's rate.
-    pub fn clip_len(&self) -> usize {
-        (self.clip_seconds * self.sample_rate as f64).round() as usize
-    }
-
-    /// What counts as sound (20 ms frames at the model's rate, `active-db`).
-    pub fn activity(&self) -> ActivityConfig {
-        ActivityConfig::for_rate(self.sample_rate, self.active_db)
-    }
-
-    /// The augmentation of one training view: `clip-seconds` crops placed by
-    /// `crop`, then the default gain / noise / shift.
-    pub fn train_views(&self) -> AudioViewConfig {
-        AudioViewConfig {
-            crop: self.crop,
-            activity: self.activity(),
-            mix_prob: self.mix_prob,
-            noise_colour_max: self.noise_colour,
-            speed_prob: self.speed_prob,
-            speed: self.speed_range,
-            ..AudioViewConfig::with_clip_len(self.clip_len())
+            self.n_mels = Some(if self.audio.sample_rate >= 44_100 {
+                128
+            } else {
+                64
+            });
         }
     }
 
@@ -369,10 +311,12 @@ impl PretrainConfig {
     /// settings (2048-point FFT, hop 512) scaled to keep a ~46 ms window and a
     /// quarter-window hop at other rates.
     pub fn mel(&self) -> LogMelConfig {
-        let n_mels = self
-            .n_mels
-            .unwrap_or(if self.sample_rate >= 44_100 { 128 } else { 64 });
-        let sr = self.sample_rate as f64;
+        let n_mels = self.n_mels.unwrap_or(if self.audio.sample_rate >= 44_100 {
+            128
+        } else {
+            64
+        });
+        let sr = self.audio.sample_rate as f64;
         let n_fft = 2usize.pow((0.0464 * sr).log2().round().max(5.0) as u32);
         LogMelConfig {
             sample_rate: sr,
@@ -426,8 +370,8 @@ impl PretrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("lr must be > 0, got {}", self.lr);
         }
-        if !(self.clip_seconds.is_finite() && self.clip_seconds > 0.0) {
-            bail!("clip-seconds must be > 0, got {}", self.clip_seconds);
+        if !(self.audio.clip_seconds.is_finite() && self.audio.clip_seconds > 0.0) {
+            bail!("clip-seconds must be > 0, got {}", self.audio.clip_seconds);
         }
         if let Some(f) = self.test_fold {
             datasets::audio::train_fold_list(f)?;
@@ -435,10 +379,10 @@ impl PretrainConfig {
         vicreg_core::model::parse_mlp_spec(&self.mlp)?;
         let wave = self.wave_arch.config();
         wave.validate()?;
-        if wave.output_frames(self.clip_len()).is_none() {
+        if wave.output_frames(self.audio.clip_len()).is_none() {
             bail!(
                 "clips of {} samples are too short for the {:?} waveform encoder (needs at least {})",
-                self.clip_len(),
+                self.audio.clip_len(),
                 self.wave_arch,
                 wave.min_samples()
             );
@@ -449,8 +393,37 @@ impl PretrainConfig {
         if self.pairing != Pairing::WaveWave {
             self.spec_encoder()?.resnet.validate()?;
         }
-        crate::variants::validate(self)?;
+        self.check_combinations()?;
         Ok(())
+    }
+
+    /// Checks the combinations of loss, pairing and sharing options (the recipe
+    /// layer checks the BYOL / SimSiam keys themselves).
+    pub fn check_combinations(&self) -> Result<()> {
+        let kind = self.criterion.loss;
+        let asym = kind.needs_asymmetric_model();
+        if asym && self.pairing == Pairing::SpecSpec {
+            bail!("--loss {kind} is available with --pairing wave-wave only");
+        }
+        if self.pairing == Pairing::SpecSpec && self.share_weights == Some(false) {
+            bail!(
+                "spec-spec shares one spectrogram encoder (share-weights = false is for wave-wave)"
+            );
+        }
+        if asym && self.pairing == Pairing::WaveSpec {
+            bail!(
+                "--loss {kind} needs two views through one encoder: use --pairing wave-wave (wave-spec has two different encoders)"
+            );
+        }
+        if self.pairing == Pairing::WaveSpec && self.share_weights == Some(true) {
+            bail!("share-weights = true is impossible with wave-spec (a 1-D and a 2-D encoder)");
+        }
+        if asym && self.share_weights == Some(false) {
+            bail!(
+                "share-weights = false is for the symmetric losses; {kind} uses one online network"
+            );
+        }
+        Ok(self.variant.validate(kind, self.coeffs.sim_coeff)?)
     }
 }
 
@@ -468,7 +441,7 @@ mod tests {
         let mut c = PretrainConfig::default();
         c.resolve();
         assert_eq!(c.mel(), LogMelConfig::esc50());
-        c.sample_rate = 16_000;
+        c.audio.sample_rate = 16_000;
         c.n_mels = Some(64);
         assert_eq!(c.mel(), LogMelConfig::esc50_16k());
     }
@@ -486,14 +459,18 @@ mod tests {
         let mut c = Preset::Laptop.config();
         c.resolve();
         c.validate().unwrap();
-        assert_eq!((c.sample_rate, c.clip_len()), (8000, 16_000));
+        assert_eq!((c.audio.sample_rate, c.audio.clip_len()), (8000, 16_000));
         let dir = std::env::temp_dir().join(format!("esc50-preset-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("p.toml");
         std::fs::write(&f, "epochs = 3\ntime-pool = \"mean-max\"\n").unwrap();
         let over = PretrainConfig::from_toml_file_over(&f, Preset::Laptop.config()).unwrap();
         assert_eq!(
-            (over.train.epochs, over.sample_rate, over.train.batch_size),
+            (
+                over.train.epochs,
+                over.audio.sample_rate,
+                over.train.batch_size
+            ),
             (3, 8000, 32)
         );
         std::fs::remove_dir_all(&dir).ok();
@@ -512,7 +489,7 @@ mod tests {
         .unwrap();
         let c = PretrainConfig::from_toml_file(&old).unwrap();
         assert_eq!(c.time_pool, TimePool::Mean);
-        assert_eq!(c.crop, CropPolicy::Active);
+        assert_eq!(c.audio.crop, datasets::audio::CropPolicy::Active);
         let new = dir.join("new.toml");
         std::fs::write(&new, toml::to_string(&PretrainConfig::default()).unwrap()).unwrap();
         assert_eq!(
@@ -568,20 +545,11 @@ pub mod limits {
 
     pub use vicreg_core::limits::*;
 
-    /// Model sample rates, Hz (below 4 kHz the log-mel front end degenerates).
-    pub const SAMPLE_RATE: RangeInclusive<u64> = 4_000..=768_000;
+    pub use datasets::audio::settings::{CLIP_SECONDS, SAMPLE_RATE};
     /// ESC-50 folds.
     pub const FOLD: RangeInclusive<u64> = 1..=5;
     /// Mel bands.
     pub const N_MELS: RangeInclusive<u64> = 1..=1024;
     /// Spectrogram hop, samples.
     pub const MEL_HOP: RangeInclusive<u64> = 1..=1_000_000;
-    /// Clip length, seconds: `(0, 600]`.
-    pub const CLIP_SECONDS: FloatRange = FloatRange::above(0.0, 600.0);
-    /// Speed factors: `(0, 4]`.
-    pub const SPEED: FloatRange = FloatRange::above(0.0, 4.0);
-    /// Noise colouring pole: `[0, 0.999]`.
-    pub const NOISE_COLOUR: FloatRange = FloatRange::closed(0.0, 0.999);
-    /// Activity threshold, dB below the loudest frame: `[-120, 0]`.
-    pub const ACTIVE_DB: FloatRange = FloatRange::closed(-120.0, 0.0);
 }

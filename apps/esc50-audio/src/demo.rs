@@ -12,11 +12,12 @@ use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{DataSettings, TrainSettings};
 
 use crate::config::{Pairing, PretrainConfig, WaveArch};
-use crate::data::{self, Protocol};
+use crate::data;
 use crate::evaluate::{self, EvalOptions, EvalReport, InitKind};
 use crate::model::BranchSel;
 use crate::pretrain;
 use crate::supervised::{self, SupervisedOptions};
+use datasets::audio::{AudioSettings, Protocol};
 
 /// Settings of the demo (flags of `esc50-audio demo`).
 #[derive(Clone, Debug, clap::Args)]
@@ -108,8 +109,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
             ..PretrainConfig::default().train
         },
         pairing: Pairing::WaveSpec,
-        sample_rate: args.sample_rate,
-        clip_seconds: args.clip_seconds,
+        audio: AudioSettings {
+            sample_rate: args.sample_rate,
+            clip_seconds: args.clip_seconds,
+            ..AudioSettings::default()
+        },
         test_fold: Some(5),
         wave_arch: WaveArch::Small,
         n_mels: Some(args.n_mels),
@@ -125,7 +129,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let out = pretrain::pretrain_on(&cfg, index, vicreg_core::engine::ResumeMode::Auto)?;
     let pretrain_s = t.elapsed().as_secs_f64();
 
-    let probe = crate::evaluate::ProbeSettings {
+    let probe = vicreg_core::eval::ProbeSettings {
         cfg: vicreg_core::eval::LinearProbeConfig {
             epochs: 100,
             lr: 0.02,

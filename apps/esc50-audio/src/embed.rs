@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use datasets::audio::load_wav;
-use datasets::audio::{EvalView, ESC50_FOLDS};
+use datasets::audio::{clip_names, eval_batches, open_index, EvalView, ESC50_FOLDS};
 use datasets::media::wav_uri;
 use vicreg_core::eval::Features;
 use vicreg_core::insight::{
@@ -16,7 +16,6 @@ use vicreg_core::insight::{
 use vicreg_core::SeededRng;
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::data::{self, EvalPlan};
 use crate::model::{BranchSel, Encoders};
 
 /// Flags of `embed`.
@@ -67,15 +66,17 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
         );
     };
     let device = parse_device(&a.device)?;
-    let index = data::open_index(&data_dir)?;
+    let index = open_index(&data_dir)?;
     let folds: Vec<u8> = if a.folds.is_empty() {
         (1..=ESC50_FOLDS).collect()
     } else {
         a.folds.clone()
     };
-    let plan = EvalPlan::new(&cfg, &index, a.view.unwrap_or(cfg.eval_view))?;
+    let plan = cfg
+        .audio
+        .eval_plan(&index, a.view.unwrap_or(cfg.audio.eval_view))?;
     let enc = Encoders::load(&a.exp_dir, &cfg, a.branch, &device)?;
-    let batches = data::eval_batches(
+    let batches = eval_batches(
         index.clone(),
         &folds,
         &plan,
@@ -84,7 +85,7 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
         &device,
     )?;
     let feats = enc.select(&enc.features(batches)?, a.branch)?;
-    let names = data::clip_names(&index, &folds)?;
+    let names = clip_names(&index, &folds)?;
     if names.len() != feats.len() {
         bail!(
             "{}: {} clips listed but {} embedded",

@@ -12,55 +12,21 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::Device;
-use datasets::audio::{Esc50Index, EvalView};
+use datasets::audio::{
+    clip_names, eval_batches, fold_plan, open_index, Esc50Index, EvalPlan, EvalView, FoldRun,
+    Protocol,
+};
 use serde::Serialize;
 use vicreg_core::eval::{
-    linear_probe, linear_probe_selected, Features, LinearProbeConfig, ProbeResult,
+    chance, mean_std, standardize, BaselineRow, Features, LinearHead, ProbeSettings,
 };
 
-use crate::baselines::{BaselineRow, Baselines};
+use crate::baselines::Baselines;
 use crate::config::{parse_device, PretrainConfig};
-use crate::data::{self, fold_plan, EvalPlan, FoldRun, Protocol};
-use crate::head::{self, Head, HeadMeta};
+use crate::data;
+use crate::head::{self, HeadMeta};
 use crate::model::{BranchSel, Encoders};
 use crate::pretrain;
-
-/// The linear probe of every evaluation: the configuration, and whether its
-/// weight decay is chosen on held-out training features (the test fold is
-/// never looked at; see `vicreg_core::eval::select_weight_decay`).
-#[derive(Clone, Debug, Serialize)]
-pub struct ProbeSettings {
-    /// Epochs, lr, batch, seed, and the weight decay when it is not chosen.
-    #[serde(flatten)]
-    pub cfg: LinearProbeConfig,
-    /// Choose the weight decay from `vicreg_core::eval::WD_GRID` (and train at
-    /// least `MIN_PROBE_STEPS` steps).
-    pub select_wd: bool,
-}
-
-impl ProbeSettings {
-    /// Trains the probe on `train`, tests on `test`; returns the result and the
-    /// configuration actually used (with the chosen weight decay).
-    pub fn run(
-        &self,
-        train: &Features,
-        test: &Features,
-        classes: usize,
-    ) -> Result<(ProbeResult, LinearProbeConfig)> {
-        if !self.select_wd {
-            return Ok((
-                linear_probe(train, test, classes, &self.cfg)?,
-                self.cfg.clone(),
-            ));
-        }
-        let (r, sel) = linear_probe_selected(train, test, classes, &self.cfg)?;
-        let used = LinearProbeConfig {
-            weight_decay: sel.chosen,
-            ..vicreg_core::eval::with_min_steps(&self.cfg, train.len())
-        };
-        Ok((r, used))
-    }
-}
 
 /// Where the encoders come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -144,16 +110,6 @@ pub struct EvalReport {
     pub baselines: Option<Baselines>,
 }
 
-/// Mean and population std.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (
-        m,
-        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt(),
-    )
-}
-
 /// Train (the fold run's four folds) and test features of `enc`, the clips
 /// shown as `plan` says.
 pub fn fold_features(
@@ -166,7 +122,7 @@ pub fn fold_features(
     device: &Device,
 ) -> Result<(Features, Features)> {
     let batches =
-        |folds: &[u8]| data::eval_batches(index.clone(), folds, plan, batch_size, workers, device);
+        |folds: &[u8]| eval_batches(index.clone(), folds, plan, batch_size, workers, device);
     let train = enc.features(batches(&run.train_folds)?)?;
     let test = enc.features(batches(&[run.test_fold])?)?;
     Ok((train, test))
@@ -188,10 +144,10 @@ pub fn probe_fold(
     head_dir: Option<&Path>,
 ) -> Result<FoldResult> {
     let classes = index.num_classes();
-    let (tr, te) = head::standardize(train, test)?;
+    let (tr, te) = standardize(train, test)?;
     let (r, used) = probe.run(&tr, &te, classes)?;
     if let Some(dir) = head_dir {
-        let h = Head::fit(train, classes, &used)?;
+        let h = LinearHead::fit(train, classes, &used)?;
         let meta = HeadMeta {
             branch: sel,
             classes: index.classes().to_vec(),
@@ -199,7 +155,7 @@ pub fn probe_fold(
             train_top1: h.accuracy(train)?,
             view,
         };
-        h.save(dir, &meta)?;
+        head::save(&h, dir, &meta)?;
     }
     Ok(FoldResult {
         test_fold: run.test_fold,
@@ -209,8 +165,8 @@ pub fn probe_fold(
         top5: r.top5,
         train_top1: r.train_top1,
         probe_wd: used.weight_decay,
-        probe_train_clips: data::clip_names(index, &run.train_folds)?,
-        test_clips: data::clip_names(index, &[run.test_fold])?,
+        probe_train_clips: clip_names(index, &run.train_folds)?,
+        test_clips: clip_names(index, &[run.test_fold])?,
     })
 }
 
@@ -247,7 +203,7 @@ pub fn fold_run_dir(
     cfg.data.data_dir = Some(data_dir.to_path_buf());
     cfg.resolve();
     cfg.validate()?;
-    let index = data::open_index(data_dir)?;
+    let index = open_index(data_dir)?;
     pretrain::announce(&cfg, &index)?;
     pretrain::pretrain_on(&cfg, index, vicreg_core::engine::ResumeMode::Auto)?;
     Ok(dir)
@@ -271,7 +227,7 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             exp.display()
         ),
     };
-    let index = data::open_index(&data_dir)?;
+    let index = open_index(&data_dir)?;
     if opts.init == InitKind::Pretrained
         && opts.protocol == Protocol::Split
         && base.test_fold != Some(5)
@@ -283,15 +239,15 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
             base.test_fold
         );
     }
-    let view = opts.view.unwrap_or(base.eval_view);
-    let plan = EvalPlan::new(&base, &index, view)?;
+    let view = opts.view.unwrap_or(base.audio.eval_view);
+    let plan = base.audio.eval_plan(&index, view)?;
     let mut reports = probe_encoders(exp, &base, &data_dir, &index, &plan, opts, opts.init)?;
     if opts.baselines && opts.init == InitKind::Pretrained {
         let b = baselines(&base, &data_dir, &index, &plan, opts)?;
         data::write_json(
             &exp.join(format!(
                 "eval-{}-baselines{}.json",
-                protocol_name(opts.protocol),
+                opts.protocol.name(),
                 view_suffix(view)
             )),
             &b,
@@ -446,11 +402,11 @@ fn baselines(
             &run,
             plan,
             &mel,
-            base.active_db,
+            base.audio.active_db,
             opts.batch_size,
             opts.workers,
         )?;
-        let (tr, te) = head::standardize(&tr, &te)?;
+        let (tr, te) = standardize(&tr, &te)?;
         let (r, _) = opts.probe.run(&tr, &te, index.num_classes())?;
         eprintln!(
             "fold {}, log-mel statistics: top-1 {:.2}% (probe train {:.2}%)",
@@ -458,7 +414,7 @@ fn baselines(
         );
         lm.push((r.top1, r.top5));
     }
-    let (c1, c5) = crate::baselines::chance(index.num_classes());
+    let (c1, c5) = chance(index.num_classes());
     Ok(Baselines {
         random_init,
         logmel_statistics: BaselineRow::from_folds(
@@ -468,13 +424,6 @@ fn baselines(
         chance_top1: c1,
         chance_top5: c5,
     })
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Folds => "folds",
-        Protocol::Split => "split",
-    }
 }
 
 fn view_suffix(view: EvalView) -> String {
@@ -530,7 +479,7 @@ pub fn results_name(
     };
     format!(
         "{kind}-{}-{}{r}{}.json",
-        protocol_name(protocol),
+        protocol.name(),
         branch.name(),
         view_suffix(view)
     )

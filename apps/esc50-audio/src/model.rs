@@ -11,13 +11,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use datasets::audio::EvalInput;
 use encoders::audio::{ResNet1d, SpectrogramEncoder};
 use vicreg_core::eval::{extract_with, Features};
 use vicreg_core::model::{Branch, Encoder, ExpanderConfig, JointEmbedding};
 use vicreg_core::ParamStore;
 
 use crate::config::{Pairing, PretrainConfig};
-use crate::data::EvalInput;
 
 /// Store prefix of the waveform encoder.
 pub const WAVE_PREFIX: &str = "wave.encoder.";

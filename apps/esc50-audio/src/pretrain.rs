@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use datasets::audio::{collate_waveform_pairs, Esc50Index, Esc50Pretrain, ESC50_FOLDS};
+use datasets::audio::{
+    clip_names, collate_waveform_pairs, open_index, Esc50Index, Esc50Pretrain, ESC50_FOLDS,
+};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
 use vicreg_core::engine::{ResumeMode, RunOutcome};
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::data;
 use crate::variants;
 
 /// Name of the file listing the clips a run was pretrained on (one per line).
@@ -50,11 +51,11 @@ pub fn pretrain_on_group(
     let micro = micro_batch(cfg.train.batch_size, world, 1)?;
     let device = parse_device(&cfg.train.device)?;
     let folds = pretrain_folds(cfg.test_fold)?;
-    let names = data::clip_names(&index, &folds)?;
+    let names = clip_names(&index, &folds)?;
     let num_classes = index.num_classes();
-    let views = cfg.train_views();
+    let views = cfg.audio.train_views();
     let dataset = Labelled::new(
-        Esc50Pretrain::new(index, &folds, cfg.sample_rate, views)?,
+        Esc50Pretrain::new(index, &folds, cfg.audio.sample_rate, views)?,
         |d, i| d.target(i) as usize,
     );
     let dev = device.clone();
@@ -137,8 +138,8 @@ pub fn announce(cfg: &PretrainConfig, index: &Esc50Index) -> Result<()> {
         n,
         folds,
         index.num_classes(),
-        cfg.clip_seconds,
-        cfg.sample_rate,
+        cfg.audio.clip_seconds,
+        cfg.audio.sample_rate,
         cfg.train.batch_size,
         cfg.train.optimizer,
         cfg.lr,
@@ -165,7 +166,7 @@ pub fn run(mut cfg: PretrainConfig, resume: ResumeMode) -> Result<()> {
 /// The body of [`run`] for one rank of `launch`.
 fn run_as(cfg: &PretrainConfig, dir: &Path, resume: ResumeMode, launch: &Launch) -> Result<()> {
     let rank0 = launch.rank() == 0;
-    let index = data::open_index(dir)?;
+    let index = open_index(dir)?;
     if rank0 {
         announce(cfg, &index)?;
         if launch.world() > 1 {

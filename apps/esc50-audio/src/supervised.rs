@@ -14,13 +14,16 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use datasets::audio::{Esc50Index, EvalView};
+use datasets::audio::{
+    eval_batches, fold_plan, open_index, to_labelled, train_loader, Esc50Index, EvalInput,
+    EvalPlan, EvalView, FoldRun, Protocol,
+};
 use vicreg_core::eval::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 use vicreg_core::model::Encoder;
 use vicreg_core::ParamStore;
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::data::{self, fold_plan, EvalInput, EvalPlan, FoldRun, Protocol};
+use crate::data;
 use crate::evaluate::{self, EvalReport, InitKind};
 use crate::model::{self, BranchSel, Encoders};
 
@@ -40,7 +43,7 @@ pub struct SupervisedOptions {
     /// Weight decay.
     pub wd: f64,
     /// Probe settings of the saved `classify` head.
-    pub probe: crate::evaluate::ProbeSettings,
+    pub probe: vicreg_core::eval::ProbeSettings,
     /// What the encoder sees of a test clip (default: the config's `eval-view`);
     /// the network's own per-epoch accuracy uses the whole clip for `windows`.
     pub view: Option<EvalView>,
@@ -61,11 +64,11 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
     log: &Path,
     device: &Device,
 ) -> Result<EpochAccuracy> {
-    let loader = data::train_loader(
+    let loader = train_loader(
         index.clone(),
         &run.train_folds,
-        cfg.sample_rate,
-        cfg.train_views(),
+        cfg.audio.sample_rate,
+        cfg.audio.train_views(),
         opts.batch_size,
         opts.workers,
         cfg.train.seed,
@@ -74,7 +77,7 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
     let steps = loader.steps_per_epoch();
     let mut train = |epoch: usize| -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
         Ok(Box::new(
-            loader.iter_epoch(epoch as u64, 0).map(data::to_labelled),
+            loader.iter_epoch(epoch as u64, 0).map(to_labelled),
         ))
     };
     let net_plan = EvalPlan {
@@ -87,7 +90,7 @@ fn train_encoder<E: Encoder<Input = Tensor>>(
     let (idx, bs, w, dev) = (index.clone(), opts.batch_size, opts.workers, device.clone());
     let test_fold = [run.test_fold];
     let mut eval = || -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-        let it = data::eval_batches(idx.clone(), &test_fold, &net_plan, bs, w, &dev)
+        let it = eval_batches(idx.clone(), &test_fold, &net_plan, bs, w, &dev)
             .map_err(|e| vicreg_core::Error::invalid(format!("{e:#}")))?;
         Ok(Box::new(it.map(|r| match r? {
             (EvalInput::Clips(x), y) => Ok((x, y)),
@@ -150,8 +153,10 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         .clone()
         .context("supervised needs --data-dir")?;
     let device = parse_device(&template.train.device)?;
-    let index = data::open_index(&data_dir)?;
-    let plan = EvalPlan::new(template, &index, opts.view.unwrap_or(template.eval_view))?;
+    let index = open_index(&data_dir)?;
+    let plan = template
+        .audio
+        .eval_plan(&index, opts.view.unwrap_or(template.audio.eval_view))?;
     let exp = template.train.exp_dir.clone();
     let mut folds = Vec::new();
     for run in fold_plan(opts.protocol)? {
@@ -228,7 +233,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         folds.push(r);
     }
     let (mean_top1, std_top1) =
-        evaluate::mean_std(&folds.iter().map(|f| f.top1).collect::<Vec<_>>());
+        vicreg_core::eval::mean_std(&folds.iter().map(|f| f.top1).collect::<Vec<_>>());
     let report = EvalReport {
         protocol: opts.protocol,
         branch: opts.branch,

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use vicreg_core::collective::Collective;
 use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer, TrainerBuilder};
@@ -35,31 +35,6 @@ pub fn loss_config(cfg: &PretrainConfig) -> LossConfig {
 /// The loss of `cfg.criterion.loss`.
 pub fn loss(cfg: &PretrainConfig) -> Result<Box<dyn JointLoss>> {
     Ok(build_loss(cfg.criterion.loss, &loss_config(cfg))?)
-}
-
-/// Checks the combinations of loss, pairing and sharing options (the recipe
-/// layer checks the BYOL / SimSiam keys themselves).
-pub fn validate(cfg: &PretrainConfig) -> Result<()> {
-    let kind = cfg.criterion.loss;
-    let asym = kind.needs_asymmetric_model();
-    if asym && cfg.pairing == Pairing::SpecSpec {
-        bail!("--loss {kind} is available with --pairing wave-wave only");
-    }
-    if cfg.pairing == Pairing::SpecSpec && cfg.share_weights == Some(false) {
-        bail!("spec-spec shares one spectrogram encoder (share-weights = false is for wave-wave)");
-    }
-    if asym && cfg.pairing == Pairing::WaveSpec {
-        bail!(
-            "--loss {kind} needs two views through one encoder: use --pairing wave-wave (wave-spec has two different encoders)"
-        );
-    }
-    if cfg.pairing == Pairing::WaveSpec && cfg.share_weights == Some(true) {
-        bail!("share-weights = true is impossible with wave-spec (a 1-D and a 2-D encoder)");
-    }
-    if asym && cfg.share_weights == Some(false) {
-        bail!("share-weights = false is for the symmetric losses; {kind} uses one online network");
-    }
-    Ok(cfg.variant.validate(kind, cfg.coeffs.sim_coeff)?)
 }
 
 fn wave_branch(
@@ -85,7 +60,7 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
     source: &mut S,
     device: &Device,
 ) -> Result<TrainSummary> {
-    validate(cfg)?;
+    cfg.check_combinations()?;
     let store = ParamStore::new(cfg.train.seed);
     let loss = loss(cfg)?;
     let dir = &cfg.train.exp_dir;
@@ -182,7 +157,7 @@ mod tests {
     #[test]
     fn combinations_are_checked() {
         let ok = with(LossKind::Byol, Pairing::WaveWave, true);
-        validate(&ok).unwrap();
+        ok.check_combinations().unwrap();
         assert_eq!(loss_config(&ok).negative_cosine.std_coeff, 1.0);
         let shared_wave_spec = PretrainConfig {
             share_weights: Some(true),
@@ -199,7 +174,7 @@ mod tests {
                 "vicreg-terms",
             ),
         ] {
-            let e = validate(&bad).unwrap_err().to_string();
+            let e = bad.check_combinations().unwrap_err().to_string();
             assert!(e.contains(word), "{e}");
         }
     }

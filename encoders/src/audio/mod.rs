@@ -41,6 +41,7 @@
 
 mod conv1d;
 mod logmel;
+mod logmel_stats;
 mod mel;
 mod pool1d;
 mod resnet1d;
@@ -50,6 +51,7 @@ mod time_pool;
 
 pub use conv1d::{conv1d_via_conv2d, conv_out_len, Conv1d};
 pub use logmel::{LogMelConfig, LogMelSpectrogram, Normalization};
+pub use logmel_stats::logmel_statistics;
 pub use mel::{MelFilterbank, MelNorm, MelScale};
 pub use pool1d::max_pool1d;
 pub use resnet1d::{BasicBlock1d, ResNet1d, ResNet1dConfig};

@@ -1,5 +1,7 @@
 //! Evaluation tools shared by the apps: frozen-feature extraction, the linear
-//! probe, weighted k-NN, cross-modal retrieval metrics and the online probe.
+//! probe (with [`ProbeSettings`]) and the [`LinearHead`] an app keeps for
+//! classifying, weighted k-NN, cross-modal retrieval metrics, the online probe,
+//! and baseline rows and chance.
 //! Accuracies and recalls are in percent.
 //!
 //! ```
@@ -19,17 +21,19 @@
 mod baselines;
 mod features;
 mod finetune;
+mod head;
 mod knn;
 mod linear_probe;
 mod online_probe;
 mod probe_select;
+mod probe_settings;
 mod retrieval;
 mod retrieval_report;
-mod standardize;
 
-pub use baselines::{centred_knn, chance};
+pub use baselines::{centred_knn, chance, mean_std, BaselineRow};
 pub use features::{extract_features, extract_with, extraction_bar, l2_normalize, Features};
 pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
+pub use head::{moments, standardize, LinearHead, MAX_HEAD_BYTES};
 pub use knn::{knn_classify, KnnConfig, KnnResult};
 pub use linear_probe::{
     label_ranks, linear_classifier, linear_probe, LinearProbeConfig, ProbeOptimizer, ProbeResult,
@@ -39,10 +43,10 @@ pub use probe_select::{
     linear_probe_selected, select_weight_decay, with_min_steps, WdSelection, MIN_PROBE_STEPS,
     VAL_FRAC, WD_GRID,
 };
+pub use probe_settings::ProbeSettings;
 pub use retrieval::{
     retrieval_from_scores, retrieval_metrics, retrieval_metrics_folds, RetrievalMetrics,
 };
 pub use retrieval_report::{
     retrieval_chance, retrieval_table, write_retrieval_json, RetrievalEvaluation, FOLD_IMAGES,
 };
-pub use standardize::{moments, standardize};
