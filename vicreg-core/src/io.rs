@@ -41,6 +41,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `value` as pretty-printed JSON to `path` (see [`write_atomic`]).
+pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
 /// Serializes named tensors to safetensors bytes (CPU copies are made as needed).
 pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
     let mut names: Vec<&String> = tensors.keys().collect();

@@ -12,7 +12,6 @@ use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{DataSettings, TrainSettings};
 
 use crate::config::{Pairing, PretrainConfig, WaveArch};
-use crate::data;
 use crate::evaluate::{self, EvalOptions, EvalReport, InitKind};
 use crate::model::BranchSel;
 use crate::pretrain;
@@ -78,7 +77,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         seed: args.seed,
         ..SynthAudioConfig::default()
     };
-    let data_dir = data::cache_dir().join(format!("synth-esc50-{}", args.clips_per_class_per_fold));
+    let data_dir =
+        datasets::cache_dir().join(format!("synth-esc50-{}", args.clips_per_class_per_fold));
     let index = std::sync::Arc::new(generate_synth_esc50(&data_dir, &synth)?);
     eprintln!(
         "built-in data: {} ({} classes x 5 folds x {} clips of {} s at {} Hz)",
@@ -93,20 +93,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| vicreg_core::recipe::timestamped_dir("runs/esc50-demo"));
     let mut cfg = PretrainConfig {
-        data: DataSettings {
-            data_dir: Some(data_dir.clone()),
-            num_workers: args.num_workers,
-            strict: false,
-        },
+        data: DataSettings::at(data_dir.clone(), args.num_workers),
         train: TrainSettings {
-            exp_dir: exp_dir.join("vicreg"),
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            optimizer: OptimizerKind::Adamw,
             warmup_epochs: 2.min(args.epochs - 1),
-            seed: args.seed,
-            log_every: 5,
-            ..PretrainConfig::default().train
+            ..PretrainConfig::default().train.demo(
+                exp_dir.join("vicreg"),
+                (args.epochs, args.batch_size),
+                OptimizerKind::Adamw,
+                args.seed,
+            )
         },
         pairing: Pairing::WaveSpec,
         audio: AudioSettings {

@@ -23,7 +23,6 @@ use vicreg_core::eval::{
 
 use crate::baselines::Baselines;
 use crate::config::{parse_device, PretrainConfig};
-use crate::data;
 use crate::head::{self, HeadMeta};
 use crate::model::{BranchSel, Encoders};
 use crate::pretrain;
@@ -244,7 +243,7 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
     let mut reports = probe_encoders(exp, &base, &data_dir, &index, &plan, opts, opts.init)?;
     if opts.baselines && opts.init == InitKind::Pretrained {
         let b = baselines(&base, &data_dir, &index, &plan, opts)?;
-        data::write_json(
+        vicreg_core::io::write_json(
             &exp.join(format!(
                 "eval-{}-baselines{}.json",
                 opts.protocol.name(),
@@ -257,7 +256,7 @@ pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
         }
     }
     for r in &reports {
-        data::write_json(
+        vicreg_core::io::write_json(
             &exp.join(results_name(
                 "eval",
                 opts.protocol,

@@ -48,7 +48,10 @@ fn center_view() -> datasets::audio::EvalView {
 /// `classifier-<branch>.json` into `dir`.
 pub fn save(head: &LinearHead, dir: &Path, meta: &HeadMeta) -> Result<()> {
     head.save(&dir.join(head_file(meta.branch)))?;
-    crate::data::write_json(&dir.join(head_meta(meta.branch)), meta)
+    Ok(vicreg_core::io::write_json(
+        &dir.join(head_meta(meta.branch)),
+        meta,
+    )?)
 }
 
 /// Reads the head of run directory `dir` for `branch`, or (None) the

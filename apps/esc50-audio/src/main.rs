@@ -9,7 +9,6 @@ mod baselines;
 mod classify;
 mod cli;
 mod config;
-mod data;
 mod demo;
 mod embed;
 mod evaluate;

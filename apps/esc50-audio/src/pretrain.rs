@@ -61,21 +61,7 @@ pub fn pretrain_on_group(
     let dev = device.clone();
     let loader = Loader::new(
         Arc::new(dataset),
-        LoaderConfig {
-            batch_size: micro,
-            num_workers: cfg.data.num_workers,
-            seed: cfg.train.seed,
-            shuffle: true,
-            drop_last: true,
-            rank,
-            world_size: world,
-            policy: if cfg.data.strict {
-                datasets::image::BadSamplePolicy::Strict
-            } else {
-                datasets::image::BadSamplePolicy::Skip
-            },
-            ..LoaderConfig::default()
-        },
+        LoaderConfig::pretraining(micro, &cfg.data, cfg.train.seed, collective.as_ref()),
         move |items| collate_labelled(items, |views| collate_waveform_pairs(views, &dev)),
     )
     .with_context(|| format!("{} pretraining clips (folds {folds:?})", names.len()))?;

@@ -23,7 +23,6 @@ use vicreg_core::model::Encoder;
 use vicreg_core::ParamStore;
 
 use crate::config::{parse_device, PretrainConfig};
-use crate::data;
 use crate::evaluate::{self, EvalReport, InitKind};
 use crate::model::{self, BranchSel, Encoders};
 
@@ -245,7 +244,7 @@ pub fn run(template: &PretrainConfig, opts: &SupervisedOptions) -> Result<EvalRe
         probe: opts.probe.clone(),
         baselines: None,
     };
-    data::write_json(
+    vicreg_core::io::write_json(
         &exp.join(evaluate::results_name(
             "supervised",
             opts.protocol,
