@@ -24,6 +24,8 @@ pub mod synth_audio;
 pub mod synth_captions;
 pub mod synth_images;
 mod synth_marker;
+pub mod synth_tables;
+pub mod table;
 pub mod text;
 
 pub use cache::cache_dir;

@@ -4,14 +4,14 @@
 //! config file of the run, resume, plots, metrics and multi-process come from
 //! `vicreg_core::{recipe, engine, collective}`.
 
-mod table;
-
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use clap::{Parser, Subcommand};
+use datasets::synth_tables::write_paired_tables;
+use datasets::table::{read_csv, Table};
 use serde::{Deserialize, Serialize};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Launch};
 use vicreg_core::engine::{FnSource, PairBatch, ResumeMode, Trainer};
@@ -134,8 +134,8 @@ fn pretrain(args: PretrainArgs) -> Result<()> {
 
 fn train(cfg: &Config, resume: ResumeMode, launch: &Launch) -> Result<()> {
     let (run, t) = (&cfg.run.train, &cfg.tabular);
-    let a = table::read_csv(&t.data_dir.join("a.csv"))?;
-    let b = table::read_csv(&t.data_dir.join("b.csv"))?;
+    let a = read_csv(&t.data_dir.join("a.csv"))?;
+    let b = read_csv(&t.data_dir.join("b.csv"))?;
     if a.rows != b.rows {
         bail!(
             "{}: a.csv has {} rows, b.csv {}: row i of one must describe row i of the other",
@@ -161,7 +161,7 @@ fn train(cfg: &Config, resume: ResumeMode, launch: &Launch) -> Result<()> {
         branch(a.cols, t, vb.pp("a"))?,
         branch(b.cols, t, vb.pp("b"))?,
     );
-    let rows = |tab: &table::Table, idx: &[usize]| -> vicreg_core::Result<Tensor> {
+    let rows = |tab: &Table, idx: &[usize]| -> vicreg_core::Result<Tensor> {
         let v: Vec<f32> = idx
             .iter()
             .flat_map(|&r| tab.values[r * tab.cols..(r + 1) * tab.cols].iter().copied())
@@ -202,7 +202,7 @@ fn train(cfg: &Config, resume: ResumeMode, launch: &Launch) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::MakeData { out, rows, seed } => table::write_synthetic(&out, rows, seed)
+        Cmd::MakeData { out, rows, seed } => write_paired_tables(&out, rows, seed)
             .with_context(|| format!("writing the synthetic tables into {}", out.display())),
         Cmd::Pretrain(args) => pretrain(*args),
     }
