@@ -11,7 +11,7 @@ use vicreg_core::loss::{EmbeddingNorm, LossConfig, VarianceReduction, VicRegConf
 use vicreg_core::optim::paper_small_batch_base_lr;
 use vicreg_core::recipe::{overlay, DataSettings, LossSettings, TrainSettings};
 
-use crate::text::TextChoice;
+use encoders::text::TextEncoderChoice as TextChoice;
 
 /// The image view the image branch sees during pretraining.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -262,7 +262,7 @@ impl PretrainConfig {
 
     /// The parsed `text-encoder` value.
     pub fn text_choice(&self) -> Result<TextChoice> {
-        self.text_encoder.parse()
+        Ok(self.text_encoder.parse()?)
     }
 
     /// The VICReg coefficients: branch A is the image, branch B the text.

@@ -5,14 +5,13 @@
 //! trained from scratch, the checkpoint's own for a pretrained one).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::text::{TextConfig, TokenizedText};
 use encoders::text::{
-    train_wordpiece, BertConfig, GruConfig, GruPooling, NormPosition, PretrainedFiles, TextBatch,
-    TextTokenizer, WordPieceTrainConfig,
+    pretrained_files, train_wordpiece, BertConfig, GruConfig, GruPooling, NormPosition, TextBatch,
+    TextEncoderChoice as TextChoice, TextTokenizer, WordPieceTrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,50 +21,6 @@ use crate::config::PretrainConfig;
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// File of the text encoder's architecture.
 pub const TEXT_ARCH_FILE: &str = "text-encoder.json";
-
-/// The `--text-encoder` value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TextChoice {
-    /// A BERT-style pre-LN transformer trained from scratch.
-    Transformer,
-    /// A VSE++-style GRU trained from scratch.
-    Gru,
-    /// A pretrained BERT-style checkpoint: a model directory or an HF hub id (offline cache).
-    Pretrained(String),
-}
-
-impl FromStr for TextChoice {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let t = s.trim();
-        match t.to_ascii_lowercase().as_str() {
-            "transformer" => return Ok(Self::Transformer),
-            "gru" => return Ok(Self::Gru),
-            _ => {}
-        }
-        match t.strip_prefix("pretrained:") {
-            Some(rest) if !rest.trim().is_empty() => Ok(Self::Pretrained(rest.trim().to_string())),
-            _ => bail!("unknown text encoder {s:?}: expected transformer, gru or pretrained:<model dir or HF hub id>"),
-        }
-    }
-}
-
-/// The files of a pretrained text model: `spec` is a directory holding
-/// `config.json`, `tokenizer.json` and `model.safetensors`, or a hub id
-/// looked up (offline) in the HF cache.
-pub fn pretrained_files(spec: &str) -> Result<PretrainedFiles> {
-    let p = Path::new(spec);
-    if p.is_dir() {
-        return PretrainedFiles::from_dir(p)
-            .with_context(|| format!("pretrained text model {spec}"));
-    }
-    if p.is_absolute() || spec.starts_with('.') || spec.split('/').count() > 2 {
-        bail!("pretrained text model {spec}: no such directory (give a directory with config.json, tokenizer.json and model.safetensors, or an HF hub id such as sentence-transformers/all-MiniLM-L6-v2)");
-    }
-    PretrainedFiles::from_hf_cache(None, spec).with_context(|| {
-        format!("pretrained text model {spec}: not a directory, and not in the HF hub cache (fetch e.g. with `bash .ci/fetch-minilm.sh` and pass the directory)")
-    })
-}
 
 /// The text encoder's architecture, as written to `<run>/text-encoder.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

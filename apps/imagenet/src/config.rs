@@ -243,8 +243,26 @@ impl PretrainConfig {
         }
         vicreg_core::model::parse_mlp_spec(&self.mlp)?;
         encoders::resnet::ResNetConfig::from_name(&self.arch)?;
-        crate::variants::validate(self)?;
+        self.check_combinations()?;
         Ok(())
+    }
+}
+
+impl PretrainConfig {
+    /// Checks the combinations of variant options that make no sense (the
+    /// recipe layer checks the rest, see [`VariantSettings::validate`]).
+    ///
+    /// [`VariantSettings::validate`]: vicreg_core::recipe::VariantSettings::validate
+    pub fn check_combinations(&self) -> Result<()> {
+        if self.criterion.loss.needs_asymmetric_model() && !self.share_weights {
+            bail!(
+                "share-weights = false is for the symmetric losses (vicreg, barlow-twins, simclr); {} uses one online network (and a momentum copy for byol)",
+                self.criterion.loss
+            );
+        }
+        Ok(self
+            .variant
+            .validate(self.criterion.loss, self.coeffs.sim_coeff)?)
     }
 }
 

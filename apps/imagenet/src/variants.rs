@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use encoders::resnet::{ResNet, ResNetConfig};
 use vicreg_core::collective::Collective;
@@ -37,22 +37,6 @@ pub fn loss_config(cfg: &PretrainConfig) -> LossConfig {
 /// The loss of `cfg.loss`.
 pub fn loss(cfg: &PretrainConfig) -> Result<Box<dyn JointLoss>> {
     Ok(build_loss(cfg.criterion.loss, &loss_config(cfg))?)
-}
-
-/// Checks the combinations of variant options that make no sense (the
-/// recipe layer checks the rest, see [`VariantSettings::validate`]).
-///
-/// [`VariantSettings::validate`]: vicreg_core::recipe::VariantSettings::validate
-pub fn validate(cfg: &PretrainConfig) -> Result<()> {
-    if cfg.criterion.loss.needs_asymmetric_model() && !cfg.share_weights {
-        bail!(
-            "share-weights = false is for the symmetric losses (vicreg, barlow-twins, simclr); {} uses one online network (and a momentum copy for byol)",
-            cfg.criterion.loss
-        );
-    }
-    Ok(cfg
-        .variant
-        .validate(cfg.criterion.loss, cfg.coeffs.sim_coeff)?)
 }
 
 /// The expander of every branch.
@@ -111,7 +95,7 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
     source: &mut S,
     device: &Device,
 ) -> Result<TrainSummary> {
-    validate(cfg)?;
+    cfg.check_combinations()?;
     let store = ParamStore::new(cfg.train.seed);
     let loss = loss(cfg)?;
     let export = backbone_prefix(cfg);
@@ -188,10 +172,14 @@ mod tests {
         let l = loss_config(&cfg);
         assert_eq!(l.negative_cosine.std_coeff, 1.0);
         assert!((l.negative_cosine.cov_coeff - 0.04).abs() < 1e-12);
-        validate(&cfg).unwrap();
-        let e = validate(&with(LossKind::Simclr, true, true)).unwrap_err();
+        cfg.check_combinations().unwrap();
+        let e = with(LossKind::Simclr, true, true)
+            .check_combinations()
+            .unwrap_err();
         assert!(e.to_string().contains("vicreg-terms"), "{e}");
-        let e = validate(&with(LossKind::Simsiam, false, false)).unwrap_err();
+        let e = with(LossKind::Simsiam, false, false)
+            .check_combinations()
+            .unwrap_err();
         assert!(e.to_string().contains("share-weights"), "{e}");
     }
 }

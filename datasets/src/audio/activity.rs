@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use vicreg_core::SeededRng;
 
-use crate::audio::augment::{center_crop_or_pad, random_crop_or_pad};
+use crate::audio::crop::{center_crop_or_pad, random_crop_or_pad};
 use crate::{Error, Result};
 
 /// RMS at or below which a frame is silence whatever the clip's level

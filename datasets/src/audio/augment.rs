@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use vicreg_core::SeededRng;
 
 use crate::audio::activity::{ActivityConfig, CropPolicy};
+pub use crate::audio::crop::{center_crop_or_pad, random_crop_or_pad};
 use crate::{Error, Result};
 
 /// How [`time_shift`] fills the samples shifted in.
@@ -210,35 +211,6 @@ impl AudioViewConfig {
             x = time_shift(&x, shift, self.shift_mode);
         }
         x
-    }
-}
-
-/// Crops a random window of `len` samples, or, when `wave` is shorter, places it at a random
-/// offset inside `len` zeros.
-pub fn random_crop_or_pad(wave: &[f32], len: usize, rng: &mut SeededRng) -> Vec<f32> {
-    let n = wave.len();
-    if n >= len {
-        let start = rng.below(n - len + 1);
-        wave[start..start + len].to_vec()
-    } else {
-        let off = rng.below(len - n + 1);
-        let mut out = vec![0.0; len];
-        out[off..off + n].copy_from_slice(wave);
-        out
-    }
-}
-
-/// Centred crop to `len` samples, or centred zero-padding when `wave` is shorter.
-pub fn center_crop_or_pad(wave: &[f32], len: usize) -> Vec<f32> {
-    let n = wave.len();
-    if n >= len {
-        let start = (n - len) / 2;
-        wave[start..start + len].to_vec()
-    } else {
-        let off = (len - n) / 2;
-        let mut out = vec![0.0; len];
-        out[off..off + n].copy_from_slice(wave);
-        out
     }
 }
 

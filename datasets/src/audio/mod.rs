@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod augment;
+pub mod crop;
 pub mod dataset;
 pub mod esc50;
 pub mod eval_input;

@@ -40,6 +40,7 @@
 
 mod attention;
 mod batch;
+mod choice;
 mod config;
 mod dropout;
 mod embeddings;
@@ -56,6 +57,7 @@ mod wordpiece_merges;
 
 pub use attention::{attention_bias, bert_linear, SelfAttention};
 pub use batch::TextBatch;
+pub use choice::{pretrained_files, TextEncoderChoice};
 pub use config::{BertConfig, HiddenAct, NormPosition, TextPooling};
 pub use dropout::{dropout_rng, dropout_stream, Dropout, DropoutRng};
 pub use embeddings::BertEmbeddings;
