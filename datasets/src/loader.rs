@@ -77,6 +77,19 @@ impl Default for LoaderConfig {
 }
 
 impl LoaderConfig {
+    /// The loader of evaluation: every sample once, in order, in batches of
+    /// `batch_size` (the last one partial), a bad file an error naming it.
+    pub fn evaluation(batch_size: usize, num_workers: usize) -> Self {
+        Self {
+            batch_size,
+            num_workers,
+            shuffle: false,
+            drop_last: false,
+            policy: BadSamplePolicy::Strict,
+            ..Self::default()
+        }
+    }
+
     /// The loader of one rank's pretraining: `micro_batch` samples per batch,
     /// shuffled, last partial batch dropped, this rank's shard of every epoch,
     /// bad samples skipped unless `data.strict`.

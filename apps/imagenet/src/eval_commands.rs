@@ -155,13 +155,8 @@ fn print_table(rows: &[String], b: &ImageBaselines, out: Option<&Path>) -> Resul
 /// `linear-eval`: the linear probe (or fine-tuning), then the baselines.
 pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
     let t = &a.target;
-    let Resolved {
-        device,
-        arch,
-        size,
-        out,
-    } = t.resolve()?;
-    let out = out.as_deref();
+    let r = t.resolve()?;
+    let (device, arch, size, out) = (&r.device, r.arch.as_str(), r.size, r.out.as_deref());
     if a.weights == Weights::Finetune {
         let cfg = FinetuneConfig {
             epochs: a.epochs,
@@ -245,13 +240,8 @@ pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
 /// `knn-eval`: weighted k-NN (and the gallery), then the baselines.
 pub fn run_knn(a: &KnnEvalArgs) -> Result<()> {
     let t = &a.target;
-    let Resolved {
-        device,
-        arch,
-        size,
-        out,
-    } = t.resolve()?;
-    let out = out.as_deref();
+    let r = t.resolve()?;
+    let (device, arch, size, out) = (&r.device, r.arch.as_str(), r.size, r.out.as_deref());
     let features_of = |net: &ResNet| {
         split_features(
             net,

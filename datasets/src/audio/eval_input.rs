@@ -145,14 +145,7 @@ pub fn eval_batches(
     device: &Device,
 ) -> Result<EvalBatches> {
     let dev = device.clone();
-    let cfg = LoaderConfig {
-        batch_size,
-        num_workers: workers,
-        shuffle: false,
-        drop_last: false,
-        policy: BadSamplePolicy::Strict,
-        ..LoaderConfig::default()
-    };
+    let cfg = LoaderConfig::evaluation(batch_size, workers);
     if plan.view == EvalView::Windows {
         let ds = Esc50Windows::new(
             index,

@@ -275,14 +275,7 @@ pub fn eval_batches<S: ImageSource + 'static>(
     let dev = device.clone();
     let loader = Loader::new(
         ds,
-        LoaderConfig {
-            batch_size,
-            num_workers: workers,
-            shuffle: false,
-            drop_last: false,
-            policy: BadSamplePolicy::Strict,
-            ..LoaderConfig::default()
-        },
+        LoaderConfig::evaluation(batch_size, workers),
         move |items| collate_labelled(items, &dev),
     )?;
     Ok(loader.iter_epoch(0, 0).map(|r| {
