@@ -18,8 +18,5 @@ mod text;
 use clap::Parser;
 
 fn main() {
-    if let Err(e) = cli::dispatch(cli::Cli::parse()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    vicreg_core::recipe::exit_on_error(|| cli::dispatch(cli::Cli::parse()));
 }

@@ -16,17 +16,8 @@ mod model;
 mod pretrain;
 mod variants;
 
-use anyhow::Result;
 use clap::Parser;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn run() -> Result<()> {
-    let args = cli::Cli::parse();
-    cli::dispatch(args)
+    vicreg_core::recipe::exit_on_error(|| cli::dispatch(cli::Cli::parse()));
 }

@@ -59,6 +59,15 @@ pub fn flag_defaults<A: clap::Args + clap::FromArgMatches>() -> Result<A, clap::
     A::from_arg_matches(&matches)
 }
 
+/// An app's `main`: runs `app`; on an error prints `error: <e>` (in the
+/// alternate form, which for `anyhow` lists every cause) and exits with status 1.
+pub fn exit_on_error<E: std::fmt::Display>(app: impl FnOnce() -> Result<(), E>) {
+    if let Err(e) = app() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 /// `<prefix>-<unix seconds>`: a fresh run directory name for a run the user
 /// gave no `--exp-dir` (e.g. a demo), so that runs do not resume each other.
 pub fn timestamped_dir(prefix: &str) -> std::path::PathBuf {
