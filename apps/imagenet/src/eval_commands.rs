@@ -169,7 +169,7 @@ pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
         let pretrained = t.pretrained.as_deref();
         let (workers, batch) = (t.num_workers, a.batch_size);
         let r = finetune_eval(
-            &arch,
+            arch,
             pretrained,
             &t.data_dir,
             size,
@@ -178,7 +178,7 @@ pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
             &cfg,
             batch,
             workers,
-            &device,
+            device,
             out,
         )?;
         println!(
@@ -197,10 +197,10 @@ pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
             subset,
             a.seed,
             t.num_workers,
-            &device,
+            device,
         )
     };
-    let (tr, va, names) = features_of(&backbone(&arch, t.pretrained.as_deref(), a.seed, &device)?)?;
+    let (tr, va, names) = features_of(&backbone(arch, t.pretrained.as_deref(), a.seed, device)?)?;
     let classes = names.len();
     let cfg = LinearProbeConfig {
         epochs: a.epochs,
@@ -224,7 +224,7 @@ pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
     );
     if t.wants_baselines()? {
         eprintln!("baseline: the same protocol on a randomly initialised {arch}");
-        let (rtr, rva, _) = features_of(&backbone(&arch, None, a.seed, &device)?)?;
+        let (rtr, rva, _) = features_of(&backbone(arch, None, a.seed, device)?)?;
         let rr = linear_eval(&rtr, &rva, classes, &cfg, None)?;
         let random = Some((rr.top1, rr.top5));
         let b = baselines::evaluate(&t.data_dir, size, a.seed, t.num_workers, random, None)?;
@@ -251,10 +251,10 @@ pub fn run_knn(a: &KnnEvalArgs) -> Result<()> {
             None,
             0,
             t.num_workers,
-            &device,
+            device,
         )
     };
-    let (tr, va, names) = features_of(&backbone(&arch, t.pretrained.as_deref(), 0, &device)?)?;
+    let (tr, va, names) = features_of(&backbone(arch, t.pretrained.as_deref(), 0, device)?)?;
     let classes = names.len();
     let cfg = KnnConfig {
         ks: a.k.clone(),
@@ -276,7 +276,7 @@ pub fn run_knn(a: &KnnEvalArgs) -> Result<()> {
     }
     if t.wants_baselines()? {
         eprintln!("baseline: the same k-NN on a randomly initialised {arch}");
-        let (rtr, rva, _) = features_of(&backbone(&arch, None, 0, &device)?)?;
+        let (rtr, rva, _) = features_of(&backbone(arch, None, 0, device)?)?;
         let rk = knn_eval(&rtr, &rva, classes, &cfg, None)?;
         let b = baselines::evaluate(&t.data_dir, size, 0, t.num_workers, None, Some(rk))?;
         let rows: Vec<String> = res
