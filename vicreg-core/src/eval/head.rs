@@ -33,7 +33,7 @@ use candle_nn::Linear;
 
 use super::features::Features;
 use super::linear_probe::{linear_classifier, LinearProbeConfig};
-use crate::optim::{LrSchedule, Optimizer, ParamGroup, Sgd, SgdConfig};
+use crate::optim::{LrSchedule, Optimizer, Sgd};
 use crate::{Error, ParamStore, Result, SeededRng};
 
 /// The largest head file read, in bytes (1 GiB: 1000 classes x 8192-d is 33 MB).
@@ -83,14 +83,7 @@ impl LinearHead {
             num_classes,
             store.var_builder(DType::F32, &device),
         )?;
-        let mut opt = Sgd::new(
-            vec![ParamGroup::new(store.trainable_vars())],
-            SgdConfig {
-                momentum: 0.9,
-                weight_decay: cfg.weight_decay,
-                ..Default::default()
-            },
-        )?;
+        let mut opt = Sgd::over_store(&store, cfg.weight_decay)?;
         let n = train.len();
         let schedule = LrSchedule::cosine(cfg.lr, (cfg.epochs * n.div_ceil(cfg.batch_size)) as u64);
         let mut step = 0u64;

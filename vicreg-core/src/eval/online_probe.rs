@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::linear_probe::{label_ranks, linear_classifier};
 use crate::collective::Collective;
-use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
+use crate::optim::{Optimizer, Sgd};
 use crate::{Error, ParamStore, Result};
 
 /// Settings of the online linear probe trained alongside pretraining on the
@@ -73,14 +73,7 @@ impl OnlineProbe {
             cfg.num_classes,
             store.var_builder(DType::F32, device),
         )?;
-        let opt = Sgd::new(
-            vec![ParamGroup::new(store.trainable_vars())],
-            SgdConfig {
-                momentum: 0.9,
-                weight_decay: cfg.weight_decay,
-                ..Default::default()
-            },
-        )?;
+        let opt = Sgd::over_store(&store, cfg.weight_decay)?;
         Ok(Self {
             store,
             linear,

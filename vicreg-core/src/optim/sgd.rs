@@ -41,6 +41,18 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// Momentum 0.9 SGD with L2 `weight_decay` over every trainable variable of
+    /// `store` (the linear heads of evaluation).
+    pub fn over_store(store: &crate::ParamStore, weight_decay: f64) -> Result<Self> {
+        Self::new(
+            vec![ParamGroup::new(store.trainable_vars())],
+            SgdConfig {
+                weight_decay,
+                ..SgdConfig::default()
+            },
+        )
+    }
+
     /// An SGD optimizer over `groups`.
     pub fn new(groups: Vec<ParamGroup>, cfg: SgdConfig) -> Result<Self> {
         check_unique(&groups)?;
