@@ -206,7 +206,7 @@ pub fn typed(kind: Kind) -> BoxedStrategy<String> {
 
 /// Config text: a few `key = value` lines of `keys`, then possibly one
 /// mutation (bytes inserted, a byte range deleted, or the text truncated).
-pub fn config_text(keys: &'static [(&'static str, Kind)]) -> impl Strategy<Value = Vec<u8>> {
+pub fn config_text(keys: &[(&'static str, Kind)]) -> impl Strategy<Value = Vec<u8>> {
     let line = prop::sample::select(keys.to_vec())
         .prop_flat_map(|(k, kind)| typed(kind).prop_map(move |v| format!("{k} = {v}\n")));
     (
@@ -231,4 +231,80 @@ pub fn config_text(keys: &'static [(&'static str, Kind)]) -> impl Strategy<Value
             }
             text
         })
+}
+
+/// The keys of the recipe layer's sections that every app's pretraining
+/// config has (data, run, loss, the VICReg invariance coefficient, expander).
+pub const RECIPE_KEYS: &[(&str, Kind)] = &[
+    ("data-dir", Kind::Text),
+    ("num-workers", Kind::Int),
+    ("strict", Kind::Bool),
+    ("exp-dir", Kind::Text),
+    ("epochs", Kind::Int),
+    ("batch-size", Kind::Int),
+    ("wd", Kind::Float),
+    ("optimizer", Kind::Text),
+    ("warmup-epochs", Kind::Int),
+    ("seed", Kind::Int),
+    ("log-every", Kind::Int),
+    ("checkpoint-every", Kind::Int),
+    ("clip-grad", Kind::Float),
+    ("quiet", Kind::Bool),
+    ("device", Kind::Text),
+    ("sync-bn", Kind::Bool),
+    ("collective-timeout", Kind::Float),
+    ("loss", Kind::Text),
+    ("barlow-lambda", Kind::Float),
+    ("temperature", Kind::Float),
+    ("sim-coeff", Kind::Float),
+    ("mlp", Kind::Text),
+    ("no-such-key", Kind::Int),
+];
+
+/// The keys of apps whose two views go through one kind of encoder (BYOL /
+/// SimSiam settings, weight sharing, one pair of VICReg coefficients, the
+/// online probe).
+pub const SIAMESE_KEYS: &[(&str, Kind)] = &[
+    ("std-coeff", Kind::Float),
+    ("cov-coeff", Kind::Float),
+    ("predictor", Kind::Bool),
+    ("predictor-hidden", Kind::Int),
+    ("momentum-base", Kind::Float),
+    ("stop-gradient", Kind::Bool),
+    ("vicreg-terms", Kind::Bool),
+    ("share-weights", Kind::Bool),
+    ("online-probe", Kind::Bool),
+];
+
+/// The two property tests of an app's config loader, over the keys of
+/// [`RECIPE_KEYS`] and the lists given: mutated config text, and arbitrary
+/// bytes, each `ok` or a named error (see [`check_config`]).
+#[macro_export]
+macro_rules! config_fuzz_tests {
+    ($bin:expr, $($keys:expr),+) => {
+        use proptest::prelude::*;
+        use $crate::config_fuzz::{check_config, config_text, RECIPE_KEYS};
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+            #[test]
+            fn mutated_config_text_is_ok_or_a_named_error(
+                text in config_text(&[RECIPE_KEYS, $($keys),+].concat())
+            ) {
+                check_config($bin, &text)?;
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes_are_ok_or_a_named_error(
+                bytes in prop::collection::vec(any::<u8>(), 0..200)
+            ) {
+                check_config($bin, &bytes)?;
+            }
+        }
+    };
 }

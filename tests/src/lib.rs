@@ -19,6 +19,7 @@ pub fn golden(name: &str) -> PathBuf {
     shared_dir().join("golden").join(name)
 }
 
+pub mod app;
 pub mod bad_input;
 pub mod browser;
 pub mod config_fuzz;

@@ -3,9 +3,10 @@
 //! feature `mpi`; they need Open MPI's `mpirun` on the PATH).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
@@ -205,4 +206,19 @@ pub fn check_odd_batch_is_refused(bin: &str, args: impl Fn(&Path) -> Vec<String>
     );
     assert!(f.output.contains("batch-size 7"), "{}", f.output);
     assert!(!exp.join("checkpoint.json").exists());
+}
+
+/// The data set of a test binary, generated once into `<temp>/<tag>-<pid>`
+/// (emptied first) by `generate` and shared by every test of the binary.
+pub fn data_once(
+    cell: &'static OnceLock<PathBuf>,
+    tag: &str,
+    generate: impl FnOnce(&Path),
+) -> &'static Path {
+    cell.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        generate(&d);
+        d
+    })
 }

@@ -12,9 +12,7 @@ use vicreg_tests::bad_input::{expect_refusal, fresh_dir, png_bytes};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_coco-retrieval"))
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_coco-retrieval"), "coco-badinputs");
 
 fn pretrain(data: &Path, exp: &Path) -> Command {
     let mut c = bin();

@@ -3,42 +3,15 @@
 //! neighbours after a short pretraining, and clear errors for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use candle_core::{DType, Device};
 use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
 use encoders::text::{train_wordpiece, BertConfig, TextTransformer, WordPieceTrainConfig};
 use vicreg_core::ParamStore;
+use vicreg_tests::app::{fails, run_stdout as run};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_coco-retrieval"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("coco-retrieval-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out: Output = cmd.output().unwrap();
-    if !out.status.success() {
-        panic!(
-            "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-            cmd,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "expected failure: {cmd:?}");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_coco-retrieval"), "coco-retrieval-cli");
 
 /// 24 train + 8 test images of 32 px, 5 captions each.
 fn tiny_data(root: &Path) {

@@ -1,29 +1,10 @@
 //! Out-of-range numeric flags and config keys: the real binary refuses each at
 //! parse time, naming the flag (or the config key and file), without a panic.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_coco-retrieval"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("coco-flags-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs `args`; asserts a failure that is not a panic and returns stderr.
-fn refused(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "accepted: {args:?}\n{err}");
-    assert!(!err.contains("panicked at"), "panic on {args:?}:\n{err}");
-    assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
-    err
-}
+use vicreg_tests::app::{
+    assert_config_keys_refused, assert_flags_refused, assert_help_states, copy_tree, FlagRow,
+};
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_coco-retrieval"), "coco-flags");
 
 #[test]
 fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
@@ -34,7 +15,7 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
     let exp = exp.to_str().unwrap();
     let pretrain: &[&str] = &["pretrain", "--data-dir", data, "--exp-dir", exp];
     let retrieve: &[&str] = &["retrieve", "--exp-dir", exp, "--text", "a cat"];
-    let rows: &[(&[&str], &str, &str)] = &[
+    let rows: &[FlagRow] = &[
         (pretrain, "--image-size", "100000"),
         (pretrain, "--image-size", "8"),
         (pretrain, "--text-layers", "0"),
@@ -63,31 +44,22 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (retrieve, "--k", "0"),
         (retrieve, "--k", "1000000000"),
     ];
-    for (base, flag, value) in rows {
-        let arg = format!("{flag}={value}");
-        let mut args = base.to_vec();
-        args.push(&arg);
-        let err = refused(&args);
-        assert!(
-            err.contains(&format!("'{flag} <")) && err.contains("invalid value"),
-            "{args:?}: the flag is not named:\n{err}"
-        );
-    }
+    assert_flags_refused(bin, rows);
     assert!(!std::path::Path::new(exp).exists());
 }
 
 #[test]
 fn help_states_the_ranges() {
-    let out = bin().args(["pretrain", "--help"]).output().unwrap();
-    let s = String::from_utf8_lossy(&out.stdout);
-    for want in [
-        "Range 16..=4096",
-        "Range 0..=256",
-        "Finite, >= 0",
-        "In [0, 1]",
-    ] {
-        assert!(s.contains(want), "help lacks {want}:\n{s}");
-    }
+    assert_help_states(
+        bin,
+        &["pretrain"],
+        &[
+            "Range 16..=4096",
+            "Range 0..=256",
+            "Finite, >= 0",
+            "In [0, 1]",
+        ],
+    );
 }
 
 #[test]
@@ -106,43 +78,7 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
         ("std-coeff-text = -1.0", "std-coeff-text"),
         ("clip-grad = -1.0", "clip-grad"),
     ];
-    for (i, (line, key)) in rows.iter().enumerate() {
-        let file = d.join(format!("bad{i}.toml"));
-        std::fs::write(&file, format!("{line}\n")).unwrap();
-        let f = file.to_str().unwrap();
-        for args in [
-            vec!["check-config", "--config", f],
-            vec!["pretrain", "--config", f, "--data-dir", "/nonexistent-data"],
-        ] {
-            let err = refused(&args);
-            assert!(
-                err.contains(&format!("`{key}`")),
-                "{args:?}: key not named:\n{err}"
-            );
-            assert!(err.contains(f), "{args:?}: file not named:\n{err}");
-        }
-    }
-    let good = d.join("good.toml");
-    std::fs::write(&good, "epochs = 3\nimage-size = 32\n").unwrap();
-    let out = bin()
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Copies every file of `from` into `to`.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
+    assert_config_keys_refused(bin, &d, &rows, "epochs = 3\nimage-size = 32\n");
 }
 
 #[test]
@@ -154,8 +90,8 @@ fn coco_format_sets_anywhere_via_image_and_caption_flags() {
     // The same sets, scattered outside any COCO tree.
     let train_imgs = root.join("photos/train-set");
     let val_imgs = root.join("elsewhere/test-pics");
-    copy_dir(&gen.join("train2017"), &train_imgs);
-    copy_dir(&gen.join("val2017"), &val_imgs);
+    copy_tree(&gen.join("train2017"), &train_imgs);
+    copy_tree(&gen.join("val2017"), &val_imgs);
     let train_json = root.join("train-caps.json");
     let val_json = root.join("elsewhere/val-caps.json");
     std::fs::copy(gen.join("annotations/captions_train2017.json"), &train_json).unwrap();

@@ -3,35 +3,12 @@
 //! Karpathy-style `dataset_*.json` whose images sit under `filepath/`, in a
 //! flat `images/` folder, or at the root. Each one pretrains and evaluates.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
+use vicreg_tests::app::{json, run_stdout as run};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_coco-retrieval"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("coco-layouts-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{o}\n{e}");
-    o
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_coco-retrieval"), "coco-layouts");
 
 /// One epoch of a tiny model on `data`, then `eval` (with baselines).
 fn pretrain_and_eval(data: &Path, exp: &Path) -> String {

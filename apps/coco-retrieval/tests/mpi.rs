@@ -11,18 +11,17 @@ use std::sync::OnceLock;
 
 use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
 use vicreg_tests::bad_input::fresh_dir;
-use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one, with_dirs};
+use vicreg_tests::mpi_run::{
+    check_odd_batch_is_refused, check_two_ranks_equal_one, data_once, with_dirs,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coco-retrieval");
 
 /// The generated COCO-layout set (24 captioned training images).
 fn data() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("coco-mpi-data-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        generate_synth_coco(&d, &SynthCaptionsConfig::tiny()).unwrap();
-        d
+    data_once(&DATA, "coco-mpi-data", |d| {
+        generate_synth_coco(d, &SynthCaptionsConfig::tiny()).unwrap();
     })
 }
 

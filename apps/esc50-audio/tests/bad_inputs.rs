@@ -11,9 +11,7 @@ use vicreg_tests::bad_input::{expect_refusal, fresh_dir, wav_bytes};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_esc50-audio"))
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_esc50-audio"), "esc50-badinputs");
 
 /// The tiny built-in ESC-50-format set (4 classes x 5 folds x 2 clips).
 fn data(root: &Path) -> PathBuf {

@@ -5,39 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig};
+use vicreg_tests::app::{fails, json, run};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_esc50-audio"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("esc50-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    if !out.status.success() {
-        panic!(
-            "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-            cmd,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "expected failure: {cmd:?}");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_esc50-audio"), "esc50-cli");
 
 /// 4 classes x 5 folds x 2 clips of 0.25 s at 8 kHz.
 fn tiny_data(root: &Path) -> HashMap<String, u8> {
@@ -87,11 +59,6 @@ fn pretrain(data: &Path, exp: &Path, pairing: &str, test_fold: Option<u8>) {
         c.arg("--test-fold").arg(f.to_string());
     }
     run(&mut c);
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
 }
 
 fn names(v: &serde_json::Value) -> Vec<String> {

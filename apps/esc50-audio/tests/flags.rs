@@ -1,29 +1,10 @@
 //! Out-of-range numeric flags and config keys: the real binary refuses each at
 //! parse time, naming the flag (or the config key and file), without a panic.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_esc50-audio"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("esc50-flags-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs `args`; asserts a failure that is not a panic and returns stderr.
-fn refused(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "accepted: {args:?}\n{err}");
-    assert!(!err.contains("panicked at"), "panic on {args:?}:\n{err}");
-    assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
-    err
-}
+use vicreg_tests::app::{
+    assert_config_keys_refused, assert_flags_refused, assert_help_states, FlagRow,
+};
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_esc50-audio"), "esc50-flags");
 
 #[test]
 fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
@@ -35,7 +16,7 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
     let pretrain: &[&str] = &["pretrain", "--data-dir", data, "--exp-dir", exp];
     let eval: &[&str] = &["eval", "--exp-dir", exp];
     let sup: &[&str] = &["supervised", "--data-dir", data, "--exp-dir", exp];
-    let rows: &[(&[&str], &str, &str)] = &[
+    let rows: &[FlagRow] = &[
         (pretrain, "--sample-rate", "3000000000"),
         (pretrain, "--sample-rate", "100"),
         (pretrain, "--clip-seconds", "1e9"),
@@ -79,31 +60,22 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (sup, "--num-workers", "100000"),
         (sup, "--batch-size", "0"),
     ];
-    for (base, flag, value) in rows {
-        let arg = format!("{flag}={value}");
-        let mut args = base.to_vec();
-        args.push(&arg);
-        let err = refused(&args);
-        assert!(
-            err.contains(&format!("'{flag} <")) && err.contains("invalid value"),
-            "{args:?}: the flag is not named:\n{err}"
-        );
-    }
+    assert_flags_refused(bin, rows);
     assert!(!std::path::Path::new(exp).exists());
 }
 
 #[test]
 fn help_states_the_ranges() {
-    let out = bin().args(["pretrain", "--help"]).output().unwrap();
-    let s = String::from_utf8_lossy(&out.stdout);
-    for want in [
-        "Range 4000..=768000 Hz",
-        "Seconds in (0, 600]",
-        "Range 0..=256",
-        "Finite, >= 0",
-    ] {
-        assert!(s.contains(want), "help lacks {want}:\n{s}");
-    }
+    assert_help_states(
+        bin,
+        &["pretrain"],
+        &[
+            "Range 4000..=768000 Hz",
+            "Seconds in (0, 600]",
+            "Range 0..=256",
+            "Finite, >= 0",
+        ],
+    );
 }
 
 #[test]
@@ -125,32 +97,5 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
         ("temperature = -1.0", "temperature"),
         ("momentum-base = nan", "momentum-base"),
     ];
-    for (i, (line, key)) in rows.iter().enumerate() {
-        let file = d.join(format!("bad{i}.toml"));
-        std::fs::write(&file, format!("{line}\n")).unwrap();
-        let f = file.to_str().unwrap();
-        for args in [
-            vec!["check-config", "--config", f],
-            vec!["pretrain", "--config", f, "--data-dir", "/nonexistent-data"],
-        ] {
-            let err = refused(&args);
-            assert!(
-                err.contains(&format!("`{key}`")),
-                "{args:?}: key not named:\n{err}"
-            );
-            assert!(err.contains(f), "{args:?}: file not named:\n{err}");
-        }
-    }
-    let good = d.join("good.toml");
-    std::fs::write(&good, "epochs = 3\nsample-rate = 16000\n").unwrap();
-    let out = bin()
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_config_keys_refused(bin, &d, &rows, "epochs = 3\nsample-rate = 16000\n");
 }

@@ -2,21 +2,11 @@
 //! generated ESC-50-format data with the pairings and sharing options it
 //! supports, and impossible combinations fail with a clear message.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_esc50-audio"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("esc50-losses-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_esc50-audio"), "esc50-losses");
 
 fn output(cmd: &mut Command) -> Output {
     cmd.output().unwrap()

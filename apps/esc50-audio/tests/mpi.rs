@@ -10,16 +10,15 @@ use std::sync::OnceLock;
 
 use datasets::synth_audio::{generate_synth_esc50, SynthAudioConfig};
 use vicreg_tests::bad_input::fresh_dir;
-use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one, with_dirs};
+use vicreg_tests::mpi_run::{
+    check_odd_batch_is_refused, check_two_ranks_equal_one, data_once, with_dirs,
+};
 
 /// The generated ESC-50-format set (40 clips of 0.25 s at 8 kHz).
 fn data() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("esc50-mpi-data-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        generate_synth_esc50(&d, &SynthAudioConfig::tiny()).unwrap();
-        d
+    data_once(&DATA, "esc50-mpi-data", |d| {
+        generate_synth_esc50(d, &SynthAudioConfig::tiny()).unwrap();
     })
 }
 

@@ -4,21 +4,12 @@
 //! sees only silence (the old behaviour, kept as `--view center`); `classify`
 //! must see it too; and eval reports the baselines beside the encoders.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use datasets::audio::write_wav_mono16;
+use vicreg_tests::app::{json, run_text as run};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_esc50-audio"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("esc50-padded-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_esc50-audio"), "esc50-padded");
 
 const RATE: u32 = 8000;
 const CLIP_S: f64 = 1.25;
@@ -52,16 +43,6 @@ fn padded_set(root: &Path) {
     std::fs::write(root.join("meta").join("esc50.csv"), csv).unwrap();
 }
 
-fn run(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().unwrap();
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{o}\n{e}");
-    (o, e)
-}
-
 /// One epoch of a tiny wave-spec model on 0.25 s views (a fifth of each clip).
 fn pretrain(data: &Path, exp: &Path) {
     run(bin()
@@ -78,11 +59,6 @@ fn pretrain(data: &Path, exp: &Path) {
         .arg(data)
         .arg("--exp-dir")
         .arg(exp));
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
 }
 
 fn eval(exp: &Path, view: &str) -> serde_json::Value {

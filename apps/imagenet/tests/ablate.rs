@@ -2,40 +2,12 @@
 //! columns, resuming), grid errors naming the file and the key, and every
 //! `--loss` training a few steps through `imagenet pretrain`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+use vicreg_tests::app::{fails, run};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_imagenet"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imagenet-ablate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    if !out.status.success() {
-        panic!(
-            "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-            cmd,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "expected failure: {cmd:?}");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-ablate");
 
 /// Keys of a run small enough for a test: ResNet-18 on 16 px crops, batch 4.
 const TINY_BASE: &str = r#"

@@ -12,9 +12,7 @@ use vicreg_tests::bad_input::{expect_refusal, fresh_dir, png_bytes, snapshot};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_imagenet"))
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-badinputs");
 
 /// 3 classes x 2 train / 1 val images of 32 px.
 fn folder(root: &Path) -> PathBuf {

@@ -1,40 +1,13 @@
 //! The `imagenet` binary end to end on a tiny generated ImageFolder:
 //! pretrain -> linear-eval -> knn-eval -> embed, resume, and clear errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+use vicreg_tests::app::{fails, run, run_within};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_imagenet"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imagenet-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    if !out.status.success() {
-        panic!(
-            "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-            cmd,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "expected failure: {cmd:?}");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-cli");
 
 fn tiny_data(root: &Path) {
     let cfg = SynthImageConfig {
@@ -410,27 +383,6 @@ fn make_data_writes_the_builtin_set_once() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("already complete"), "{s}");
     std::fs::remove_dir_all(root).unwrap();
-}
-
-/// Runs `cmd` to completion, killing it (and failing) after `secs` seconds.
-fn run_within(cmd: &mut Command, secs: u64) -> Output {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > std::time::Duration::from_secs(secs) {
-            child.kill().unwrap();
-            panic!("{cmd:?} still running after {secs} s (hang)");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[cfg(unix)]

@@ -4,33 +4,11 @@
 //! with its file name instead of being replaced by a neighbour.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
+use vicreg_tests::app::copy_tree as copy_dir;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_imagenet"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imagenet-evalbad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-evalbad");
 
 /// 4 classes x 3 train images; val is a copy of train (so the 1-NN of every
 /// val image is itself: top-1 is 100% exactly when labels are matched right).

@@ -1,32 +1,10 @@
 //! Out-of-range numeric flags and config keys: the real binary refuses each at
 //! parse time, naming the flag (or the config key and file), without a panic.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_imagenet"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imagenet-flags-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs `args`; asserts a failure (not a panic) within 60 s and returns stderr.
-fn refused(args: &[&str]) -> String {
-    let t = Instant::now();
-    let out = bin().args(args).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "accepted: {args:?}\n{err}");
-    assert!(!err.contains("panicked at"), "panic on {args:?}:\n{err}");
-    assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
-    assert!(t.elapsed() < Duration::from_secs(60), "{args:?} too slow");
-    err
-}
+use vicreg_tests::app::{
+    assert_config_keys_refused, assert_flags_refused, assert_help_states, FlagRow,
+};
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-flags");
 
 #[test]
 fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
@@ -40,7 +18,7 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
     let knn: &[&str] = &["knn-eval", "--data-dir", data];
     let embed: &[&str] = &["embed", "--images", data, "--out", out];
     let make: &[&str] = &["make-data", "--out", data];
-    let rows: &[(&[&str], &str, &str)] = &[
+    let rows: &[FlagRow] = &[
         (pretrain, "--num-workers", "100000"),
         (pretrain, "--image-size", "100000"),
         (pretrain, "--image-size", "0"),
@@ -81,33 +59,23 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (make, "--train-per-class", "0"),
         (make, "--image-size", "100000"),
     ];
-    for (base, flag, value) in rows {
-        let arg = format!("{flag}={value}");
-        let mut args = base.to_vec();
-        args.push(&arg);
-        let err = refused(&args);
-        assert!(
-            err.contains(&format!("'{flag} <")),
-            "{args:?}: the flag is not named:\n{err}"
-        );
-        assert!(err.contains("invalid value"), "{args:?}:\n{err}");
-    }
+    assert_flags_refused(bin, rows);
     // Nothing was created by the refused commands.
     assert!(!std::path::Path::new(data).exists());
 }
 
 #[test]
 fn help_states_the_ranges() {
-    let out = bin().args(["pretrain", "--help"]).output().unwrap();
-    let s = String::from_utf8_lossy(&out.stdout);
-    for want in [
-        "Range 0..=256",
-        "Range 1..=4096",
-        "Finite, >= 0",
-        "In [0, 1]",
-    ] {
-        assert!(s.contains(want), "help lacks {want}:\n{s}");
-    }
+    assert_help_states(
+        bin,
+        &["pretrain"],
+        &[
+            "Range 0..=256",
+            "Range 1..=4096",
+            "Finite, >= 0",
+            "In [0, 1]",
+        ],
+    );
 }
 
 #[test]
@@ -132,36 +100,7 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
         ("collective-timeout = -1.0", "collective-timeout"),
         ("warmup-epochs = 100000000", "warmup-epochs"),
     ];
-    for (i, (line, key)) in rows.iter().enumerate() {
-        let file = d.join(format!("bad{i}.toml"));
-        std::fs::write(&file, format!("{line}\n")).unwrap();
-        let f = file.to_str().unwrap();
-        for args in [
-            vec!["check-config", "--config", f],
-            vec!["pretrain", "--config", f, "--data-dir", "/nonexistent-data"],
-        ] {
-            let err = refused(&args);
-            assert!(
-                err.contains(&format!("`{key}`")),
-                "{args:?}: key not named:\n{err}"
-            );
-            assert!(err.contains(f), "{args:?}: file not named:\n{err}");
-        }
-    }
-    // A flag given on the command line is checked too, whatever the file says.
-    let good = d.join("good.toml");
-    std::fs::write(&good, "epochs = 3\nnum-workers = 1\n").unwrap();
-    let out = bin()
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+    assert_config_keys_refused(bin, &d, &rows, "epochs = 3\nnum-workers = 1\n");
 }
 
 #[test]

@@ -23,15 +23,13 @@ use candle_core::Tensor;
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
 use vicreg_tests::bad_input::fresh_dir;
 use vicreg_tests::mpi_run::{
-    self, encoder_weights, max_rel_diff, run_bounded, with_dirs, Finished,
+    self, data_once, encoder_weights, max_rel_diff, run_bounded, with_dirs, Finished,
 };
 
 /// The generated image folder, shared by every test.
 fn data() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("imagenet-mpi-data-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+    data_once(&DATA, "imagenet-mpi-data", |d| {
         let cfg = SynthImageConfig {
             train_per_class: 4,
             val_per_class: 1,
@@ -39,8 +37,7 @@ fn data() -> &'static Path {
             image_size: 24,
             ..SynthImageConfig::default()
         };
-        generate_image_folder(&d, &cfg).unwrap();
-        d
+        generate_image_folder(d, &cfg).unwrap();
     })
 }
 

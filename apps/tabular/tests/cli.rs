@@ -5,16 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tabular"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tabular-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_tabular"), "tabular-cli");
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();

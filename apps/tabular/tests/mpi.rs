@@ -7,21 +7,21 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use vicreg_tests::bad_input::fresh_dir;
-use vicreg_tests::mpi_run::{check_odd_batch_is_refused, check_two_ranks_equal_one, with_dirs};
+use vicreg_tests::mpi_run::{
+    check_odd_batch_is_refused, check_two_ranks_equal_one, data_once, with_dirs,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tabular");
 
 fn data() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("tabular-mpi-data-{}", std::process::id()));
+    data_once(&DATA, "tabular-mpi-data", |d| {
         let ok = std::process::Command::new(BIN)
             .args(["make-data", "--rows", "256", "--out"])
-            .arg(&d)
+            .arg(d)
             .status()
             .unwrap();
         assert!(ok.success());
-        d
     })
 }
 
