@@ -34,7 +34,20 @@ pub enum Error {
     /// A collective operation failed (a rank disappeared, a timeout, a shape mismatch).
     #[error("collective: {0}")]
     Collective(String),
+    /// An app's configuration (a file or the flags) failed its checks: `what`
+    /// names the file (or says "flags"), `source` the key and the problem.
+    #[error("{what}")]
+    InvalidConfig {
+        /// E.g. `runs/a/config.toml: invalid esc50-audio config`.
+        what: String,
+        /// The check that failed.
+        #[source]
+        source: BoxError,
+    },
 }
+
+/// Any error, boxed (the checks of an app's configuration).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -46,6 +46,6 @@ pub mod recipe;
 mod rng;
 
 pub use device::parse_device;
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use params::{init_values, is_buffer_name, ParamStore};
 pub use rng::{hash_str, mix64, RngState, SeededRng};

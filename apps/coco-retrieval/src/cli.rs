@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::PretrainFlags;
+use vicreg_core::recipe::{AppConfig, CommonCommand, PretrainFlags};
 
 use crate::config::{limits, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
@@ -29,18 +29,12 @@ pub enum Command {
     Eval(EvalArgs),
     /// Nearest test images to a caption (--text) or nearest test captions to an image (--image).
     Retrieve(RetrieveArgs),
-    /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
-    Plot(vicreg_core::recipe::PlotArgs),
     /// The test set's image and caption embeddings -> .npy / safetensors / CSV, with the t-SNE map.
     Embed(crate::embed::EmbedArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
-    /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
-    CheckConfig {
-        /// The TOML file (the keys of `pretrain --config`).
-        #[arg(long)]
-        config: PathBuf,
-    },
+    #[command(flatten)]
+    Common(CommonCommand),
 }
 
 /// Flags of `pretrain`; each overrides the same key of `--config`. The
@@ -147,11 +141,11 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The defaults, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        PretrainConfig::from_file_and_flags(
+        Ok(PretrainConfig::from_file_and_flags(
             self.common.train.config.as_deref(),
-            PretrainConfig::default(),
+            &PretrainConfig::default(),
             self,
-        )
+        )?)
     }
 }
 
@@ -197,14 +191,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => demo::run(demo::DemoArgs::default()),
         Some(Command::Demo(a)) => demo::run(a),
-        Some(Command::CheckConfig { config }) => {
-            let mut cfg = PretrainConfig::from_toml_file(&config)?;
-            cfg.resolve();
-            cfg.validate()
-                .with_context(|| format!("{}: invalid coco-retrieval config", config.display()))?;
-            println!("{}: ok", config.display());
-            Ok(())
-        }
+        Some(Command::Common(c)) => Ok(c.run::<PretrainConfig>()?),
         Some(Command::Pretrain(a)) => {
             let cfg = a.to_config()?;
             pretrain::run(cfg, a.common.train.resume_mode())
@@ -321,12 +308,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Embed(a)) => {
             for f in crate::embed::run(&a)? {
-                println!("{}", f.display());
-            }
-            Ok(())
-        }
-        Some(Command::Plot(a)) => {
-            for f in vicreg_core::recipe::plot(&a)? {
                 println!("{}", f.display());
             }
             Ok(())

@@ -1,15 +1,16 @@
 //! The pretraining configuration: one flat table whose keys are the command
 //! line flags (a TOML file given with `--config` uses the same keys; flags override it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use datasets::coco::Part;
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{ResumeMode, TrainConfig};
 use vicreg_core::loss::{EmbeddingNorm, LossConfig, VarianceReduction, VicRegConfig};
 use vicreg_core::optim::paper_small_batch_base_lr;
-use vicreg_core::recipe::{overlay, DataSettings, LossSettings, TrainSettings};
+use vicreg_core::recipe::{AppConfig, DataSettings, LossSettings, TrainSettings};
+use vicreg_core::BoxError;
 
 use encoders::text::TextEncoderChoice as TextChoice;
 
@@ -156,30 +157,12 @@ impl Default for PretrainConfig {
     }
 }
 
-impl PretrainConfig {
-    /// `base`, then the TOML file (if any), then `flags` (see
-    /// [`vicreg_core::recipe::overlay`]); checks the ranges.
-    pub fn from_file_and_flags<F: Serialize>(
-        file: Option<&Path>,
-        base: Self,
-        flags: &F,
-    ) -> Result<Self> {
-        let cfg = overlay(&base, file, flags)?;
-        cfg.validate_ranges().with_context(|| match file {
-            Some(f) => format!("{}: invalid coco-retrieval config", f.display()),
-            None => "invalid coco-retrieval flags".into(),
-        })?;
-        Ok(cfg)
-    }
-
-    /// Reads a TOML file with the keys of this struct (missing keys: the defaults).
-    pub fn from_toml_file(path: &Path) -> Result<Self> {
-        Self::from_file_and_flags(Some(path), Self::default(), &toml::Table::new())
-    }
+impl AppConfig for PretrainConfig {
+    const APP: &'static str = "coco-retrieval";
 
     /// Checks every numeric key against the bounds of its flag (see [`limits`]);
     /// the error names the key.
-    pub fn validate_ranges(&self) -> Result<()> {
+    fn validate_ranges(&self) -> std::result::Result<(), BoxError> {
         use limits::*;
         self.data.validate()?;
         self.train.validate()?;
@@ -207,15 +190,13 @@ impl PretrainConfig {
         Ok(())
     }
 
-    /// The configuration a run directory was trained with (`<exp-dir>/config.toml`).
-    pub fn of_run(exp_dir: &Path) -> Result<Self> {
-        let p = exp_dir.join("config.toml");
-        if !p.is_file() {
-            bail!("{}: not a coco-retrieval run directory (no config.toml; run `coco-retrieval pretrain` first)", exp_dir.display());
-        }
-        Self::from_toml_file(&p)
+    fn resolve_and_validate(&mut self) -> std::result::Result<(), BoxError> {
+        self.resolve();
+        Ok(self.validate()?)
     }
+}
 
+impl PretrainConfig {
     /// Opens `part` of the data: the COCO-format captions file and image folder
     /// given for it (`train-captions` + `train-images`, `val-captions` +
     /// `val-images`), else the `data-dir` layout (with `karpathy-split`).
@@ -292,7 +273,7 @@ impl PretrainConfig {
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
-        self.validate_ranges()?;
+        self.validate_ranges().map_err(anyhow::Error::from_boxed)?;
         if self.train.batch_size < 2 {
             bail!("batch-size must be at least 2");
         }
@@ -356,7 +337,7 @@ mod tests {
     /// values and is written back with every old key unchanged.
     #[test]
     fn a_config_written_by_the_previous_layout_loads_and_round_trips() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/config-written-2026-12-06.toml");
         let cfg = PretrainConfig::from_toml_file(&path).unwrap();
         assert_eq!((cfg.train.epochs, cfg.train.warmup_epochs), (15, 1));

@@ -6,6 +6,7 @@
 //! expanders' outputs (the space the loss aligns) by cosine similarity.
 
 use std::path::Path;
+use vicreg_core::recipe::AppConfig;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};

@@ -5,6 +5,7 @@
 //! over windows that hold sound, or one centred crop).
 
 use std::path::{Path, PathBuf};
+use vicreg_core::recipe::AppConfig;
 
 use anyhow::{Context, Result};
 use candle_core::Device;

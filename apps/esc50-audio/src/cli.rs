@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer, ProbeSettings};
-use vicreg_core::recipe::{PretrainFlags, SiameseFlags};
+use vicreg_core::recipe::{AppConfig, CommonCommand, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, Pairing, Preset, PretrainConfig, WaveArch};
 use crate::evaluate::{self, EvalOptions, InitKind};
@@ -36,18 +36,12 @@ pub enum Command {
     Supervised(Box<SupervisedArgs>),
     /// Top-5 classes of wav files with a run's encoders and saved head.
     Classify(ClassifyArgs),
-    /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
-    Plot(vicreg_core::recipe::PlotArgs),
     /// Representations of every clip -> .npy / safetensors / CSV, with the t-SNE map.
     Embed(crate::embed::EmbedArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
-    /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
-    CheckConfig {
-        /// The TOML file (the keys of `pretrain --config`).
-        #[arg(long)]
-        config: PathBuf,
-    },
+    #[command(flatten)]
+    Common(CommonCommand),
 }
 
 /// Flags of `pretrain`; each overrides the same key of `--config`. The
@@ -115,11 +109,11 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        PretrainConfig::from_file_and_flags(
+        Ok(PretrainConfig::from_file_and_flags(
             self.common.train.config.as_deref(),
-            self.preset.config(),
+            &self.preset.config(),
             self,
-        )
+        )?)
     }
 }
 
@@ -346,14 +340,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => demo::run(demo::DemoArgs::default()),
         Some(Command::Demo(a)) => demo::run(a),
-        Some(Command::CheckConfig { config }) => {
-            let mut cfg = PretrainConfig::from_toml_file(&config)?;
-            cfg.resolve();
-            cfg.validate()
-                .with_context(|| format!("{}: invalid esc50-audio config", config.display()))?;
-            println!("{}: ok", config.display());
-            Ok(())
-        }
+        Some(Command::Common(c)) => Ok(c.run::<PretrainConfig>()?),
         Some(Command::Pretrain(a)) => {
             let cfg = a.to_config()?;
             pretrain::run(cfg, a.common.train.resume_mode())
@@ -442,12 +429,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             if let Some(acc) = knn_2d {
                 println!("map: 2-D 5-NN accuracy of the classes {:.1}%", 100.0 * acc);
-            }
-            Ok(())
-        }
-        Some(Command::Plot(a)) => {
-            for f in vicreg_core::recipe::plot(&a)? {
-                println!("{}", f.display());
             }
             Ok(())
         }

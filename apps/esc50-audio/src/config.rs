@@ -4,9 +4,9 @@
 //! the engine and is what `eval`, `supervised` and `classify` rebuild the
 //! encoders from.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use datasets::audio::AudioSettings;
 use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig, TimePool};
 use encoders::resnet::ResNetConfig;
@@ -15,8 +15,9 @@ use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
 use vicreg_core::loss::VicRegConfig;
 use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{
-    overlay_given, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
+    AppConfig, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
 };
+use vicreg_core::BoxError;
 
 /// What the two branches see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -175,6 +176,53 @@ impl Default for PretrainConfig {
     }
 }
 
+impl AppConfig for PretrainConfig {
+    const APP: &'static str = "esc50-audio";
+
+    /// Checks every numeric key against the bounds of its flag (see [`limits`]);
+    /// the error names the key.
+    fn validate_ranges(&self) -> std::result::Result<(), BoxError> {
+        use limits::*;
+        self.audio.validate()?;
+        if let Some(v) = self.test_fold {
+            check_int("test-fold", v, &FOLD)?;
+        }
+        if let Some(v) = self.n_mels {
+            check_int("n-mels", v, &N_MELS)?;
+        }
+        if let Some(v) = self.mel_hop {
+            check_int("mel-hop", v, &MEL_HOP)?;
+        }
+        self.data.validate()?;
+        self.train.validate()?;
+        self.criterion.validate()?;
+        self.coeffs.validate()?;
+        check_float("lr", self.lr, FloatRange::NON_NEGATIVE)?;
+        if let Some(v) = self.std_coeff_b {
+            check_float("std-coeff-b", v, FloatRange::NON_NEGATIVE)?;
+        }
+        if let Some(v) = self.cov_coeff_b {
+            check_float("cov-coeff-b", v, FloatRange::NON_NEGATIVE)?;
+        }
+        self.variant
+            .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
+        Ok(())
+    }
+
+    fn resolve_and_validate(&mut self) -> std::result::Result<(), BoxError> {
+        self.resolve();
+        Ok(self.validate()?)
+    }
+
+    /// A file without `time-pool` was written before the key existed and
+    /// means mean pooling (unless a flag sets it).
+    fn upgrade(&mut self, given: &toml::Table, from_file: bool) {
+        if from_file && !given.contains_key("time-pool") {
+            self.time_pool = TimePool::Mean;
+        }
+    }
+}
+
 /// Named starting points of `pretrain --preset` (the config file and flags apply on top).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
@@ -223,77 +271,6 @@ impl PretrainConfig {
             lr: 1e-3,
             ..paper
         }
-    }
-
-    /// Reads a TOML file whose missing keys take `base`'s values (and, for a
-    /// file without `time-pool`, mean pooling as in [`Self::from_toml_file`]).
-    pub fn from_toml_file_over(path: &Path, base: Self) -> Result<Self> {
-        Self::from_file_and_flags(Some(path), base, &toml::Table::new())
-    }
-
-    /// `base`, then the TOML file (if any), then `flags` (see
-    /// [`vicreg_core::recipe::overlay`]); checks the ranges. A file without
-    /// `time-pool` was written before the key existed and means mean pooling
-    /// (unless a flag sets it).
-    pub fn from_file_and_flags<F: serde::Serialize>(
-        file: Option<&Path>,
-        base: Self,
-        flags: &F,
-    ) -> Result<Self> {
-        let (mut cfg, given) = overlay_given(&base, file, flags)?;
-        if file.is_some() && !given.contains_key("time-pool") {
-            cfg.time_pool = TimePool::Mean;
-        }
-        let what = match file {
-            Some(path) => format!("{}: invalid esc50-audio config", path.display()),
-            None => "invalid esc50-audio flags".into(),
-        };
-        cfg.validate_ranges().context(what)?;
-        Ok(cfg)
-    }
-
-    /// Reads a TOML file with the keys of this struct (missing keys: the paper's values).
-    pub fn from_toml_file(path: &Path) -> Result<Self> {
-        Self::from_toml_file_over(path, Self::default())
-    }
-
-    /// Checks every numeric key against the bounds of its flag (see [`limits`]);
-    /// the error names the key.
-    pub fn validate_ranges(&self) -> Result<()> {
-        use limits::*;
-        self.audio.validate()?;
-        if let Some(v) = self.test_fold {
-            check_int("test-fold", v, &FOLD)?;
-        }
-        if let Some(v) = self.n_mels {
-            check_int("n-mels", v, &N_MELS)?;
-        }
-        if let Some(v) = self.mel_hop {
-            check_int("mel-hop", v, &MEL_HOP)?;
-        }
-        self.data.validate()?;
-        self.train.validate()?;
-        self.criterion.validate()?;
-        self.coeffs.validate()?;
-        check_float("lr", self.lr, FloatRange::NON_NEGATIVE)?;
-        if let Some(v) = self.std_coeff_b {
-            check_float("std-coeff-b", v, FloatRange::NON_NEGATIVE)?;
-        }
-        if let Some(v) = self.cov_coeff_b {
-            check_float("cov-coeff-b", v, FloatRange::NON_NEGATIVE)?;
-        }
-        self.variant
-            .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
-        Ok(())
-    }
-
-    /// The configuration of a run directory (`<dir>/config.toml`).
-    pub fn of_run(dir: &Path) -> Result<Self> {
-        let p = dir.join("config.toml");
-        if !p.is_file() {
-            bail!("{}: no config.toml (not an esc50-audio run directory; run `esc50-audio pretrain` first)", dir.display());
-        }
-        Self::from_toml_file(&p)
     }
 
     /// Fills derived values so the written config repeats the run exactly.
@@ -363,7 +340,7 @@ impl PretrainConfig {
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
-        self.validate_ranges()?;
+        self.validate_ranges().map_err(anyhow::Error::from_boxed)?;
         if self.train.batch_size < 2 {
             bail!("batch-size must be at least 2");
         }
@@ -464,7 +441,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("p.toml");
         std::fs::write(&f, "epochs = 3\ntime-pool = \"mean-max\"\n").unwrap();
-        let over = PretrainConfig::from_toml_file_over(&f, Preset::Laptop.config()).unwrap();
+        let over = PretrainConfig::from_toml_file_over(&f, &Preset::Laptop.config()).unwrap();
         assert_eq!(
             (
                 over.train.epochs,
@@ -504,7 +481,7 @@ mod tests {
     /// values and is written back with every old key unchanged.
     #[test]
     fn a_config_written_by_the_previous_layout_loads_and_round_trips() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/config-written-2026-12-06.toml");
         let cfg = PretrainConfig::from_toml_file(&path).unwrap();
         assert_eq!(

@@ -3,6 +3,7 @@
 //! the t-SNE map of the classes.
 
 use std::path::{Path, PathBuf};
+use vicreg_core::recipe::AppConfig;
 
 use anyhow::{bail, Result};
 use datasets::audio::load_wav;

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use vicreg_core::recipe::AppConfig;
 
 use anyhow::{bail, Result};
 use candle_core::Device;

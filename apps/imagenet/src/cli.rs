@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{overlay, PretrainFlags, SiameseFlags};
+use vicreg_core::recipe::{AppConfig, CommonCommand, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, AugPreset, Preset, PretrainConfig};
 use crate::eval_commands::{self, KnnEvalArgs, LinearEvalArgs};
@@ -31,20 +31,14 @@ pub enum Command {
     KnnEval(KnnEvalArgs),
     /// Representations of every image in a folder -> safetensors + file index.
     Embed(EmbedArgs),
-    /// Redraw the charts of run directories (several: also side by side), or draw the map of exported embeddings (--map).
-    Plot(vicreg_core::recipe::PlotArgs),
     /// The built-in demo (what running with no arguments does).
     Demo(demo::DemoArgs),
     /// Writes the built-in synthetic ImageFolder (the demo's data) to a folder.
     MakeData(MakeDataArgs),
     /// Runs a grid of pretraining configurations (TOML) with evaluation; writes summary.md/csv/svg.
     Ablate(ablate::AblateArgs),
-    /// Checks a pretraining config file (keys, value ranges, consistency) without running it.
-    CheckConfig {
-        /// The TOML file (the keys of `pretrain --config`).
-        #[arg(long)]
-        config: PathBuf,
-    },
+    #[command(flatten)]
+    Common(CommonCommand),
 }
 
 /// Flags of `make-data`.
@@ -125,13 +119,11 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        let file = self.common.train.config.as_deref();
-        let cfg = overlay(&self.preset.config(), file, self)?;
-        cfg.validate_ranges().with_context(|| match file {
-            Some(f) => format!("{}: invalid pretraining config", f.display()),
-            None => "invalid pretraining flags".into(),
-        })?;
-        Ok(cfg)
+        Ok(PretrainConfig::from_file_and_flags(
+            self.common.train.config.as_deref(),
+            &self.preset.config(),
+            self,
+        )?)
     }
 }
 
@@ -189,14 +181,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Ablate(a)) => ablate::run(a),
-        Some(Command::CheckConfig { config }) => {
-            let mut cfg = PretrainConfig::from_toml_file(&config)?;
-            cfg.resolve(cfg.image_size.unwrap_or(224));
-            cfg.validate()
-                .with_context(|| format!("{}: invalid pretraining config", config.display()))?;
-            println!("{}: ok", config.display());
-            Ok(())
-        }
+        Some(Command::Common(c)) => Ok(c.run::<PretrainConfig>()?),
         Some(Command::Pretrain(a)) => {
             let cfg = a.to_config()?;
             pretrain::run(cfg, a.common.train.resume_mode())
@@ -222,12 +207,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             if let Some(acc) = e.knn_2d {
                 println!("map: 2-D 5-NN accuracy of the classes {:.1}%", 100.0 * acc);
-            }
-            Ok(())
-        }
-        Some(Command::Plot(a)) => {
-            for f in vicreg_core::recipe::plot(&a)? {
-                println!("{}", f.display());
             }
             Ok(())
         }

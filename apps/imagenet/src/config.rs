@@ -3,14 +3,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
 use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
 use vicreg_core::recipe::{
-    overlay, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
+    AppConfig, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
 };
+use vicreg_core::BoxError;
 
 /// Which two-view augmentation to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -112,6 +113,35 @@ impl Default for PretrainConfig {
     }
 }
 
+impl AppConfig for PretrainConfig {
+    const APP: &'static str = "imagenet";
+
+    /// Checks every numeric key against the bounds of its flag (see [`limits`]);
+    /// the error names the key.
+    fn validate_ranges(&self) -> std::result::Result<(), BoxError> {
+        use limits::*;
+        self.data.validate()?;
+        self.train.validate()?;
+        self.criterion.validate()?;
+        self.coeffs.validate()?;
+        if let Some(v) = self.base_lr {
+            check_float("base-lr", v, FloatRange::NON_NEGATIVE)?;
+        }
+        if let Some(v) = self.image_size {
+            check_int("image-size", v, &IMAGE_SIZE)?;
+        }
+        check_int("accumulate", self.accumulate, &ACCUMULATE)?;
+        self.variant
+            .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
+        Ok(())
+    }
+
+    fn resolve_and_validate(&mut self) -> std::result::Result<(), BoxError> {
+        self.resolve(self.image_size.unwrap_or(224));
+        Ok(self.validate()?)
+    }
+}
+
 /// Named starting points of `pretrain --preset` (the config file and flags apply on top).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
@@ -161,39 +191,6 @@ impl PretrainConfig {
         }
     }
 
-    /// Reads a TOML file whose missing keys take `base`'s values; checks the ranges.
-    pub fn from_toml_file_over(path: &std::path::Path, base: Self) -> Result<Self> {
-        let cfg = overlay(&base, Some(path), &toml::Table::new())?;
-        cfg.validate_ranges()
-            .with_context(|| format!("{}: invalid pretraining config", path.display()))?;
-        Ok(cfg)
-    }
-
-    /// Reads a TOML file with the keys of this struct (missing keys: the defaults).
-    pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
-        Self::from_toml_file_over(path, Self::default())
-    }
-
-    /// Checks every numeric key against the bounds of its flag (see [`limits`]);
-    /// the error names the key.
-    pub fn validate_ranges(&self) -> Result<()> {
-        use limits::*;
-        self.data.validate()?;
-        self.train.validate()?;
-        self.criterion.validate()?;
-        self.coeffs.validate()?;
-        if let Some(v) = self.base_lr {
-            check_float("base-lr", v, FloatRange::NON_NEGATIVE)?;
-        }
-        if let Some(v) = self.image_size {
-            check_int("image-size", v, &IMAGE_SIZE)?;
-        }
-        check_int("accumulate", self.accumulate, &ACCUMULATE)?;
-        self.variant
-            .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
-        Ok(())
-    }
-
     /// The base learning rate actually used: the given one, or the paper's
     /// value for this batch size (0.2 at 2048; 0.8/0.5/0.4 at 128/256/512).
     pub fn resolved_base_lr(&self) -> f64 {
@@ -233,7 +230,7 @@ impl PretrainConfig {
 
     /// Checks values that the libraries would only reject later.
     pub fn validate(&self) -> Result<()> {
-        self.validate_ranges()?;
+        self.validate_ranges().map_err(anyhow::Error::from_boxed)?;
         if !self.train.batch_size.is_multiple_of(self.accumulate) {
             bail!(
                 "batch-size ({}) must be a multiple of accumulate ({})",

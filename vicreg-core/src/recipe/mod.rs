@@ -17,6 +17,9 @@
 //!   flattens them into its command with `#[command(flatten)]` and
 //!   `#[serde(flatten)]`, usually as the bundles [`PretrainFlags`] (run, data,
 //!   loss) and [`SiameseFlags`] (coefficients, BYOL / SimSiam).
+//! - [`AppConfig`]: how an app reads its config (defaults or a preset, a
+//!   file, the flags; a run directory's `config.toml`; `check-config`), and
+//!   [`CommonCommand`] (`plot`, `check-config`) for its command enum.
 //! - [`PlotArgs`] / [`plot`]: every app's `plot` (charts of one or several
 //!   runs, maps of exported embeddings); [`flag_defaults`] and
 //!   [`timestamped_dir`] for demos.
@@ -25,6 +28,7 @@
 //! trainer [`crate::engine::Trainer::builder`]; `apps/tabular` is a whole
 //! app on this layer (a new modality, its data and two branches).
 
+mod app_config;
 mod data;
 mod loss;
 mod overlay;
@@ -32,6 +36,9 @@ mod run;
 mod train;
 mod variant;
 
+pub use app_config::AppConfig;
+#[cfg(feature = "cli")]
+pub use app_config::CommonCommand;
 #[cfg(feature = "cli")]
 pub use data::DataFlags;
 pub use data::DataSettings;
