@@ -130,12 +130,11 @@ fn diag(z: &Tensor) -> Diag {
 }
 
 /// Trains `model` with `loss` and LARS (wrapped by `wrap`, e.g. for the EMA
-/// target); returns the last branch-A embedding block `block` of width `EMB`.
+/// target); returns the last branch-A embedding (the online projection for asymmetric models).
 fn train<M: JointModel<A = Tensor, B = Tensor>>(
     model: &M,
     store: &ParamStore,
     loss: &dyn JointLoss,
-    block: usize,
     wrap: impl FnOnce(Box<dyn Optimizer>) -> Box<dyn Optimizer>,
 ) -> Diag {
     let vars = store.trainable_vars();
@@ -153,10 +152,10 @@ fn train<M: JointModel<A = Tensor, B = Tensor>>(
     for step in 0..STEPS {
         let (xa, xb) = views(&mut rng, &mix);
         let out = model.forward_t(&xa, &xb, true).unwrap();
-        let l = loss.compute(&out.a.emb, &out.b.emb, &single).unwrap();
+        let l = loss.compute_outputs(&out.a, &out.b, &single).unwrap();
         opt.step(&l.total.backward().unwrap(), sched.lr_at(step as u64))
             .unwrap();
-        last = Some(out.a.emb.narrow(1, block * EMB, EMB).unwrap().detach());
+        last = Some(out.a.emb.detach());
     }
     diag(&last.unwrap())
 }
@@ -175,7 +174,7 @@ fn siamese(seed: u64) -> (JointEmbedding<Mlp>, ParamStore) {
 
 fn vicreg(cfg: VicRegConfig) -> Diag {
     let (model, store) = siamese(1);
-    train(&model, &store, &VicRegLoss::new(cfg).unwrap(), 0, |o| o)
+    train(&model, &store, &VicRegLoss::new(cfg).unwrap(), |o| o)
 }
 
 /// Asymmetric model: online branch, optional predictor, optional EMA target.
@@ -202,8 +201,8 @@ fn asymmetric(predictor: bool, momentum: bool, loss: NegativeCosineConfig) -> Di
     let model = AsymmetricModel::new(online, pred, target).unwrap();
     let ema = momentum.then(|| EmaTarget::new(&store, "online.", "target.").unwrap());
     let loss = NegativeCosineLoss::new(loss).unwrap();
-    // Diagnostics on the online projection z (block 1 of [p | z | t]).
-    train(&model, &store, &loss, 1, |o| match ema {
+    // Diagnostics on the online projection z.
+    train(&model, &store, &loss, |o| match ema {
         Some(t) => Box::new(
             EmaOptimizer::new(o, t, MomentumSchedule::byol(STEPS as u64).unwrap()).unwrap(),
         ),
@@ -274,7 +273,6 @@ fn barlow_twins_and_simclr_do_not_collapse() {
         &m,
         &s,
         &BarlowTwinsLoss::new(BarlowTwinsConfig::default()).unwrap(),
-        0,
         |o| o,
     );
     let (m, s) = siamese(1);
@@ -282,7 +280,6 @@ fn barlow_twins_and_simclr_do_not_collapse() {
         &m,
         &s,
         &SimClrLoss::new(SimClrConfig::default()).unwrap(),
-        0,
         |o| o,
     );
     println!("barlow twins {bt:?}\nsimclr {sc:?}");
@@ -305,7 +302,7 @@ fn negative_cosine_needs_predictor_and_stop_gradient() {
         "simsiam",
     )
     .unwrap();
-    let nothing = train(&m, &s, &plain, 0, |o| o);
+    let nothing = train(&m, &s, &plain, |o| o);
     // Only one of the two (SimSiam paper, Table 1 / Figure 2): collapses too.
     let sg_only = asymmetric(false, false, NegativeCosineConfig::byol());
     let pred_only = asymmetric(

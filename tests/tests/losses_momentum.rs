@@ -105,8 +105,9 @@ fn ema_optimizer_steps_the_schedule_and_round_trips_its_state() {
     let x = Tensor::new(&[[1.0f32, 2.0, 3.0], [0.5, -1.0, 2.0]], &Device::Cpu).unwrap();
     for _ in 0..3 {
         let out = model.forward_t(&x, &x, true).unwrap();
-        // Without predictor p = z; the target block is detached.
-        let p = out.a.emb.narrow(1, 0, 6).unwrap();
+        // Without predictor p = z; the momentum target is detached.
+        assert!(out.a.prediction.is_none() && out.a.target.is_some());
+        let p = out.a.prediction();
         let g = p.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         opt.step(&g, 0.1).unwrap();
     }
@@ -139,23 +140,16 @@ fn asymmetric_model_layout_and_checks() {
     )
     .unwrap();
     let out = model.forward_t(&x, &x, true).unwrap();
-    assert_eq!(out.a.emb.dims(), &[3, 18]);
-    // The diagnostics' view is the online projection z (the middle block).
-    assert_eq!(out.a.projection().dims(), &[3, 6]);
-    assert_eq!(
-        vec(out.a.projection()),
-        vec(&out.a.emb.narrow(1, 6, 6).unwrap())
-    );
+    // Each part named: the online projection z (what the diagnostics and the
+    // VICReg terms see), the predictor's output on it, no momentum target.
+    assert_eq!(out.a.emb.dims(), &[3, 6]);
     assert_eq!(out.a.repr.dims(), &[3, 4]);
-    // Without a momentum target the target block is the projection.
-    assert_eq!(
-        vec(&out.a.emb.narrow(1, 6, 6).unwrap()),
-        vec(&out.a.emb.narrow(1, 12, 6).unwrap())
-    );
-    assert_ne!(
-        vec(&out.a.emb.narrow(1, 0, 6).unwrap()),
-        vec(&out.a.emb.narrow(1, 6, 6).unwrap())
-    );
+    let p = out.a.prediction.as_ref().unwrap();
+    assert_eq!(p.dims(), &[3, 6]);
+    assert_ne!(vec(p), vec(&out.a.emb));
+    assert!(out.a.target.is_none());
+    // Without a momentum target the target is the projection.
+    assert_eq!(vec(out.a.target()), vec(&out.a.emb));
     let bad = Predictor::new(6, &PredictorConfig::with_mlp("10-5"), vb.pp("bad")).unwrap();
     let e = AsymmetricModel::new(branch(vb.pp("o2")), Some(bad), None)
         .err()

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{AppConfig, CommonCommand, PretrainFlags};
+use vicreg_core::recipe::{CommonCommand, PretrainFlags};
 
 use crate::config::{limits, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
@@ -141,11 +141,7 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The defaults, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        Ok(PretrainConfig::from_file_and_flags(
-            self.common.train.config.as_deref(),
-            &PretrainConfig::default(),
-            self,
-        )?)
+        Ok(self.common.config_over(&PretrainConfig::default(), self)?)
     }
 }
 

@@ -148,7 +148,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.resolved_base_lr(),
         exp_dir.display()
     );
-    let out = pretrain::pretrain_on(&cfg, train, ResumeMode::Auto)?;
+    let out = pretrain::pretrain_on(
+        &cfg,
+        train,
+        ResumeMode::Auto,
+        vicreg_core::collective::SingleProcess::group(),
+    )?;
 
     let device = parse_device(&cfg.train.device)?;
     let t_eval = Instant::now();

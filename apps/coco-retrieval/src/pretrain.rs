@@ -12,7 +12,7 @@ use datasets::coco::{
 };
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch};
 use vicreg_core::engine::{PairBatch, ResumeMode, RunOutcome, Trainer};
 use vicreg_core::loss::build_loss;
 use vicreg_core::optim::{build_optimizer, ParamGroup};
@@ -45,22 +45,12 @@ pub fn image_view(aug: ImageAugment, size: u32) -> SingleViewConfig {
     }
 }
 
-/// Runs pretraining with a resolved `cfg` on the captioned images `train`;
-/// writes `tokenizer.json`, `text-encoder.json`, the engine's files and, at the
-/// end, `model.safetensors` (both encoders and expanders) into `cfg.train.exp_dir`.
-pub fn pretrain_on(
-    cfg: &PretrainConfig,
-    train: CocoCaptions,
-    resume: ResumeMode,
-) -> Result<RunOutcome> {
-    pretrain_on_group(cfg, train, resume, Arc::new(SingleProcess))
-}
-
-/// [`pretrain_on`] as one rank of `collective`: this rank loads
+/// Runs pretraining with a resolved `cfg` on the captioned images `train`
+/// as one rank of `collective` (`SingleProcess::group()`: alone): this rank loads
 /// `batch-size / world` pairs of each global batch; BatchNorm statistics are
 /// synchronized over the ranks when `sync-bn` says so; rank 0 trains the
 /// tokenizer and writes the run directory, the other ranks read its tokenizer.
-pub fn pretrain_on_group(
+pub fn pretrain_on(
     cfg: &PretrainConfig,
     train: CocoCaptions,
     resume: ResumeMode,
@@ -212,7 +202,7 @@ fn run_as(cfg: &PretrainConfig, resume: ResumeMode, launch: &Launch) -> Result<(
         cfg.train.exp_dir.display()
     );
     }
-    let out = pretrain_on_group(cfg, train, resume, launch.collective())?;
+    let out = pretrain_on(cfg, train, resume, launch.collective())?;
     if !rank0 {
         return Ok(());
     }

@@ -109,11 +109,7 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        Ok(PretrainConfig::from_file_and_flags(
-            self.common.train.config.as_deref(),
-            &self.preset.config(),
-            self,
-        )?)
+        Ok(self.common.config_over(&self.preset.config(), self)?)
     }
 }
 

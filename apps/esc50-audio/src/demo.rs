@@ -121,7 +121,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     cfg.validate()?;
     pretrain::announce(&cfg, &index)?;
     let t = Instant::now();
-    let out = pretrain::pretrain_on(&cfg, index, vicreg_core::engine::ResumeMode::Auto)?;
+    let out = pretrain::pretrain_on(
+        &cfg,
+        index,
+        vicreg_core::engine::ResumeMode::Auto,
+        vicreg_core::collective::SingleProcess::group(),
+    )?;
     let pretrain_s = t.elapsed().as_secs_f64();
 
     let probe = vicreg_core::eval::ProbeSettings {

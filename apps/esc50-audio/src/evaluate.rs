@@ -205,7 +205,12 @@ pub fn fold_run_dir(
     cfg.validate()?;
     let index = open_index(data_dir)?;
     pretrain::announce(&cfg, &index)?;
-    pretrain::pretrain_on(&cfg, index, vicreg_core::engine::ResumeMode::Auto)?;
+    pretrain::pretrain_on(
+        &cfg,
+        index,
+        vicreg_core::engine::ResumeMode::Auto,
+        vicreg_core::collective::SingleProcess::group(),
+    )?;
     Ok(dir)
 }
 

@@ -10,7 +10,7 @@ use datasets::audio::{
 };
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch};
 use vicreg_core::engine::{ResumeMode, RunOutcome};
 
 use crate::config::{parse_device, PretrainConfig};
@@ -27,20 +27,12 @@ pub fn pretrain_folds(test_fold: Option<u8>) -> Result<Vec<u8>> {
     })
 }
 
-/// Runs pretraining with a resolved, validated `cfg` on `index` in this process alone.
-pub fn pretrain_on(
-    cfg: &PretrainConfig,
-    index: Arc<Esc50Index>,
-    resume: ResumeMode,
-) -> Result<RunOutcome> {
-    pretrain_on_group(cfg, index, resume, Arc::new(SingleProcess))
-}
-
-/// Runs pretraining as one rank of `collective`: this rank loads
+/// Runs pretraining as one rank of `collective` (`SingleProcess::group()`:
+/// alone): this rank loads
 /// `batch-size / world` clips of each global batch (its shard of the epoch's
 /// order); BatchNorm statistics are synchronized over the ranks when
 /// `sync-bn` says so; rank 0 writes the run directory.
-pub fn pretrain_on_group(
+pub fn pretrain_on(
     cfg: &PretrainConfig,
     index: Arc<Esc50Index>,
     resume: ResumeMode,
@@ -168,7 +160,7 @@ fn run_as(cfg: &PretrainConfig, dir: &Path, resume: ResumeMode, launch: &Launch)
             );
         }
     }
-    let out = pretrain_on_group(cfg, index, resume, launch.collective())?;
+    let out = pretrain_on(cfg, index, resume, launch.collective())?;
     if !rank0 {
         return Ok(());
     }

@@ -154,7 +154,12 @@ fn run_one(cfg: &PretrainConfig, eval: &EvalSection) -> Result<RunMetrics> {
         .clone()
         .context("data-dir must be resolved")?;
     let source = splits::open_split(&data_dir, "train", cfg.data.strict)?;
-    let out = pretrain::pretrain_on(cfg, source, ResumeMode::Auto)?;
+    let out = pretrain::pretrain_on(
+        cfg,
+        source,
+        ResumeMode::Auto,
+        vicreg_core::collective::SingleProcess::group(),
+    )?;
     let device = parse_device(&cfg.train.device)?;
     let size = cfg.image_size.context("image-size must be resolved")?;
     let net = evaluate::backbone(&cfg.arch, Some(&cfg.train.exp_dir), cfg.train.seed, &device)?;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{AppConfig, CommonCommand, PretrainFlags, SiameseFlags};
+use vicreg_core::recipe::{CommonCommand, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, AugPreset, Preset, PretrainConfig};
 use crate::eval_commands::{self, KnnEvalArgs, LinearEvalArgs};
@@ -119,11 +119,7 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        Ok(PretrainConfig::from_file_and_flags(
-            self.common.train.config.as_deref(),
-            &self.preset.config(),
-            self,
-        )?)
+        Ok(self.common.config_over(&self.preset.config(), self)?)
     }
 }
 

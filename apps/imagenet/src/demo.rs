@@ -138,7 +138,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.resolved_base_lr(),
         exp_dir.display()
     );
-    let out = pretrain::pretrain_on(&cfg, source, ResumeMode::Auto)?;
+    let out = pretrain::pretrain_on(
+        &cfg,
+        source,
+        ResumeMode::Auto,
+        vicreg_core::collective::SingleProcess::group(),
+    )?;
 
     let device = parse_device(&cfg.train.device)?;
     let probe = LinearProbeConfig {

@@ -8,7 +8,7 @@ use datasets::augment::VicregAugConfig;
 use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
-use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch, SingleProcess};
+use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch};
 use vicreg_core::engine::{ResumeMode, RunOutcome};
 
 use crate::config::{AugPreset, PretrainConfig};
@@ -29,19 +29,11 @@ pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
     cfg
 }
 
-/// Runs pretraining with a fully resolved `cfg` on `source` in this process alone.
-pub fn pretrain_on(
-    cfg: &PretrainConfig,
-    source: AnySource,
-    resume: ResumeMode,
-) -> Result<RunOutcome> {
-    pretrain_on_group(cfg, source, resume, Arc::new(SingleProcess))
-}
-
-/// Runs pretraining as one rank of `collective`: this rank loads its shard of
+/// Runs pretraining as one rank of `collective` (`SingleProcess::group()`:
+/// alone): this rank loads its shard of
 /// every epoch, `batch-size / world` pairs per step, and (with `sync-bn`) every
 /// BatchNorm uses the statistics of the global batch.
-pub fn pretrain_on_group(
+pub fn pretrain_on(
     cfg: &PretrainConfig,
     source: AnySource,
     resume: ResumeMode,
@@ -122,7 +114,7 @@ fn run_as(
             cfg.train.exp_dir.display()
         );
     }
-    let out = pretrain_on_group(cfg, source, resume, launch.collective())?;
+    let out = pretrain_on(cfg, source, resume, launch.collective())?;
     if !rank0 {
         return Ok(());
     }

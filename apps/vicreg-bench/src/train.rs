@@ -81,7 +81,7 @@ fn time_steps<E: Encoder>(
         let out = model.forward_t(views.0, views.1, true)?;
         dev.synchronize()?;
         let t1 = Instant::now();
-        let l = loss.compute(&out.a.emb, &out.b.emb, &single)?;
+        let l = loss.compute_outputs(&out.a, &out.b, &single)?;
         dev.synchronize()?;
         let t2 = Instant::now();
         let grads = l.total.backward()?;

@@ -62,6 +62,13 @@ pub trait Collective: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SingleProcess;
 
+impl SingleProcess {
+    /// This process alone, as the shared handle the trainer and the apps take.
+    pub fn group() -> std::sync::Arc<dyn Collective> {
+        std::sync::Arc::new(SingleProcess)
+    }
+}
+
 impl Collective for SingleProcess {
     fn rank(&self) -> usize {
         0

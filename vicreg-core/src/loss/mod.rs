@@ -1,6 +1,8 @@
 //! Joint-embedding losses. Every loss sees two `(batch, dim)` embedding tensors
-//! and a [`Collective`](crate::collective::Collective), and returns its total
-//! plus named terms for logging.
+//! (or the two branches' [`BranchOutput`]s, for losses that also use
+//! predictions and momentum targets) and a
+//! [`Collective`](crate::collective::Collective), and returns its total plus
+//! named terms for logging.
 
 mod barlow_twins;
 mod input;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::collective::Collective;
+use crate::model::BranchOutput;
 use crate::Result;
 
 /// The output of a joint-embedding loss: the scalar to differentiate and the
@@ -71,4 +74,17 @@ pub trait JointLoss: Send + Sync {
         zb: &Tensor,
         collective: &Arc<dyn Collective>,
     ) -> Result<LossOutput>;
+
+    /// The loss of the two branches' outputs, each part named (what the
+    /// trainer calls). Default: [`compute`](Self::compute) on the two
+    /// `emb`s; a loss that uses predictions or momentum targets (BYOL,
+    /// SimSiam) reads those fields.
+    fn compute_outputs(
+        &self,
+        a: &BranchOutput,
+        b: &BranchOutput,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
+        self.compute(&a.emb, &b.emb, collective)
+    }
 }

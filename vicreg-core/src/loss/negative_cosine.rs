@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 use super::input::{check_batch_at_least, check_coeff, check_embedding_pair};
 use super::{covariance, variance, CovarianceForm, JointLoss, LossOutput};
 use crate::collective::{gather_with_grad, Collective, SingleProcess};
+use crate::model::BranchOutput;
 use crate::{Error, Result};
 
-/// How each branch's `(batch, width)` embedding tensor is laid out.
+/// How each branch's `(batch, width)` embedding tensor given to
+/// [`JointLoss::compute`] is laid out (the tensor API). The trainer calls
+/// [`JointLoss::compute_outputs`] with each view's named prediction,
+/// projection and target instead, and the layout does not apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CosineLayout {
-    /// `[p | z | t]`, three `(batch, dim)` blocks concatenated along dim 1, as
-    /// produced by [`AsymmetricModel`](crate::model::AsymmetricModel): the
+    /// `[p | z | t]`, three `(batch, dim)` blocks concatenated along dim 1: the
     /// prediction `p` (predictor output), the online projection `z` (what the
     /// variance / covariance terms see) and the target projection `t` (what the
     /// other view's prediction must match; the momentum encoder's output, or `z`).
@@ -145,53 +148,29 @@ impl NegativeCosineLoss {
         Ok(self.compute(za, zb, &single)?.total)
     }
 
-    fn blocks(&self, e: &Tensor) -> Result<Blocks> {
-        let t_of = |t: Tensor| {
-            if self.cfg.stop_gradient {
-                t.detach()
-            } else {
-                t
-            }
-        };
-        Ok(match self.cfg.layout {
-            CosineLayout::Plain => Blocks {
-                p: e.clone(),
-                z: e.clone(),
-                t: t_of(e.clone()),
-            },
-            CosineLayout::Packed => {
-                let w = e.dim(1)?;
-                if w % 3 != 0 {
-                    return Err(Error::invalid(format!(
-                        "{}: packed [prediction | projection | target] embeddings need a width divisible by 3, got {w}",
-                        self.name
-                    )));
-                }
-                let d = w / 3;
-                Blocks {
-                    p: e.narrow(1, 0, d)?,
-                    z: e.narrow(1, d, d)?,
-                    t: t_of(e.narrow(1, 2 * d, d)?),
-                }
-            }
-        })
-    }
-}
-
-impl JointLoss for NegativeCosineLoss {
-    fn name(&self) -> &'static str {
-        self.name
+    fn target_of(&self, t: &Tensor) -> Tensor {
+        if self.cfg.stop_gradient {
+            t.detach()
+        } else {
+            t.clone()
+        }
     }
 
-    fn compute(
+    fn typed(&self, o: &BranchOutput) -> Blocks {
+        Blocks {
+            p: o.prediction().clone(),
+            z: o.emb.clone(),
+            t: self.target_of(o.target()),
+        }
+    }
+
+    /// The loss of two views' prediction / projection / target blocks.
+    fn of_blocks(
         &self,
-        za: &Tensor,
-        zb: &Tensor,
+        a: &Blocks,
+        b: &Blocks,
         collective: &Arc<dyn Collective>,
     ) -> Result<LossOutput> {
-        check_embedding_pair(self.name, za, zb)?;
-        let a = self.blocks(za)?;
-        let b = self.blocks(zb)?;
         let cos = ((negative_cosine(&a.p, &b.t)? + negative_cosine(&b.p, &a.t)?)? * 0.5)?;
         let mut total = (&cos * self.cfg.cosine_coeff)?;
         let mut terms = vec![("cosine".to_string(), cos)];
@@ -217,5 +196,60 @@ impl JointLoss for NegativeCosineLoss {
             terms.push(("covariance_b".into(), cb));
         }
         Ok(LossOutput { total, terms })
+    }
+
+    fn blocks(&self, e: &Tensor) -> Result<Blocks> {
+        Ok(match self.cfg.layout {
+            CosineLayout::Plain => Blocks {
+                p: e.clone(),
+                z: e.clone(),
+                t: self.target_of(e),
+            },
+            CosineLayout::Packed => {
+                let w = e.dim(1)?;
+                if w % 3 != 0 {
+                    return Err(Error::invalid(format!(
+                        "{}: packed [prediction | projection | target] embeddings need a width divisible by 3, got {w}",
+                        self.name
+                    )));
+                }
+                let d = w / 3;
+                Blocks {
+                    p: e.narrow(1, 0, d)?,
+                    z: e.narrow(1, d, d)?,
+                    t: self.target_of(&e.narrow(1, 2 * d, d)?),
+                }
+            }
+        })
+    }
+}
+
+impl JointLoss for NegativeCosineLoss {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
+        check_embedding_pair(self.name, za, zb)?;
+        self.of_blocks(&self.blocks(za)?, &self.blocks(zb)?, collective)
+    }
+
+    /// Reads each view's `prediction` and `target` (the projection `emb`
+    /// where absent) whatever [`CosineLayout`] says.
+    fn compute_outputs(
+        &self,
+        a: &BranchOutput,
+        b: &BranchOutput,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
+        check_embedding_pair(self.name, &a.emb, &b.emb)?;
+        check_embedding_pair(self.name, a.prediction(), b.target())?;
+        check_embedding_pair(self.name, b.prediction(), a.target())?;
+        self.of_blocks(&self.typed(a), &self.typed(b), collective)
     }
 }

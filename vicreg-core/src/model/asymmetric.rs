@@ -2,7 +2,7 @@
 //! predictor, and a target that is the online branch itself (stop-gradient
 //! applied by the loss) or a momentum (EMA) copy of it.
 
-use candle_core::{ModuleT, Tensor};
+use candle_core::ModuleT;
 
 use super::{Branch, BranchOutput, Encoder, JointModel, JointOutput, Predictor};
 use crate::{Error, Result};
@@ -10,11 +10,10 @@ use crate::{Error, Result};
 /// Online branch + optional predictor + optional momentum target branch, for
 /// two views of the same modality.
 ///
-/// The embeddings it returns use the packed layout of
-/// [`CosineLayout::Packed`](crate::loss::CosineLayout): for each view,
-/// `[p | z | t]` of width `3 * dim`, with `z` the online projection, `p` the
-/// predictor's output on `z` (or `z` without predictor) and `t` the target
-/// projection (the momentum branch's output, detached, or `z` without one).
+/// For each view it returns a [`BranchOutput`] whose `emb` is the online
+/// projection `z`, `prediction` the predictor's output on `z` (`None` without
+/// predictor) and `target` the momentum branch's projection, detached (`None`
+/// without one: the loss then uses `z` with stop-gradient).
 /// Train it with [`NegativeCosineLoss`](crate::loss::NegativeCosineLoss); with a
 /// momentum target, update the target after each optimizer step with
 /// [`EmaOptimizer`](super::EmaOptimizer). Representations are the online encoder's.
@@ -76,26 +75,26 @@ impl<E: Encoder> AsymmetricModel<E> {
         self.target.is_some()
     }
 
-    /// Embedding dimension (a third of the packed width).
+    /// Embedding dimension.
     pub fn emb_dim(&self) -> usize {
         self.online.expander.out_dim()
     }
 
-    /// One view: online representation and packed `[p | z | t]` embedding.
+    /// One view: online representation and projection, prediction, target.
     pub fn forward_view(&self, x: &E::Input, train: bool) -> Result<BranchOutput> {
         let o = self.online.forward_t(x, train)?;
-        let p = match &self.predictor {
-            Some(pred) => pred.forward_t(&o.emb, train)?,
-            None => o.emb.clone(),
+        let prediction = match &self.predictor {
+            Some(pred) => Some(pred.forward_t(&o.emb, train)?),
+            None => None,
         };
-        let t = match &self.target {
-            Some(tb) => tb.forward_t(x, train)?.emb.detach(),
-            None => o.emb.clone(),
+        let target = match &self.target {
+            Some(tb) => Some(tb.forward_t(x, train)?.emb.detach()),
+            None => None,
         };
         Ok(BranchOutput {
-            emb: Tensor::cat(&[&p, &o.emb, &t], 1)?,
-            repr: o.repr,
-            projection: Some(o.emb),
+            prediction,
+            target,
+            ..o
         })
     }
 }

@@ -6,25 +6,43 @@ use candle_nn::VarBuilder;
 use super::{Encoder, Expander, ExpanderConfig};
 use crate::Result;
 
-/// Representation and embedding of one branch.
+/// What one branch computes for one view, each part named.
 #[derive(Clone, Debug)]
 pub struct BranchOutput {
     /// `(batch, repr_dim)` encoder output (what downstream tasks use).
     pub repr: Tensor,
-    /// What the loss sees: the `(batch, emb_dim)` expander output, or for an
-    /// asymmetric model the packed `(batch, 3 * dim)` `[p | z | t]` (see
-    /// [`AsymmetricModel`](super::AsymmetricModel)).
+    /// `(batch, dim)` expander output (for an asymmetric model the online
+    /// projection `z`): what the VICReg terms and the embedding diagnostics
+    /// (per-dimension std, correlation, effective rank) see.
     pub emb: Tensor,
-    /// The `(batch, dim)` expander output alone where `emb` packs more than it
-    /// (asymmetric models); `None` when `emb` is the expander output.
-    pub projection: Option<Tensor>,
+    /// `(batch, dim)` predictor output `p` on `emb` (BYOL / SimSiam with a
+    /// predictor); `None`: no predictor.
+    pub prediction: Option<Tensor>,
+    /// `(batch, dim)` projection of the momentum target branch `t`, detached
+    /// (BYOL); `None`: no momentum target.
+    pub target: Option<Tensor>,
 }
 
 impl BranchOutput {
-    /// The `(batch, dim)` expander output: what the embedding diagnostics
-    /// (per-dimension std, correlation, effective rank) are computed on.
-    pub fn projection(&self) -> &Tensor {
-        self.projection.as_ref().unwrap_or(&self.emb)
+    /// A branch without predictor or momentum target.
+    pub fn new(repr: Tensor, emb: Tensor) -> Self {
+        Self {
+            repr,
+            emb,
+            prediction: None,
+            target: None,
+        }
+    }
+
+    /// What this view predicts with: the predictor's output, else `emb`.
+    pub fn prediction(&self) -> &Tensor {
+        self.prediction.as_ref().unwrap_or(&self.emb)
+    }
+
+    /// What the other view's prediction must match: the momentum target's
+    /// projection, else `emb` (the loss applies stop-gradient).
+    pub fn target(&self) -> &Tensor {
+        self.target.as_ref().unwrap_or(&self.emb)
     }
 }
 
@@ -47,10 +65,6 @@ impl<E: Encoder> Branch<E> {
     pub fn forward_t(&self, input: &E::Input, train: bool) -> Result<BranchOutput> {
         let repr = self.encoder.forward_t(input, train)?;
         let emb = self.expander.forward_t(&repr, train)?;
-        Ok(BranchOutput {
-            repr,
-            emb,
-            projection: None,
-        })
+        Ok(BranchOutput::new(repr, emb))
     }
 }

@@ -148,6 +148,20 @@ pub struct PretrainFlags {
     pub criterion: LossFlags,
 }
 
+#[cfg(feature = "cli")]
+impl PretrainFlags {
+    /// An app's `pretrain` configuration: `base` (its preset), then the file
+    /// of `--config`, then every flag set in `all` (the app's whole flag
+    /// struct, into which these flags are flattened); ranges checked.
+    pub fn config_over<C: AppConfig, F: serde::Serialize + ?Sized>(
+        &self,
+        base: &C,
+        all: &F,
+    ) -> crate::Result<C> {
+        C::from_file_and_flags(self.train.config.as_deref(), base, all)
+    }
+}
+
 /// The flags of apps whose two branches can be one encoder: the VICReg
 /// coefficients ([`CoeffFlags`]) and the BYOL / SimSiam keys ([`VariantFlags`]).
 #[cfg(feature = "cli")]

@@ -28,10 +28,7 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         rec.insert("lr".into(), json_number(lr));
         rec.insert("loss".into(), scalars_object(&micro.scalars));
         // The expander outputs, not an asymmetric model's packed `[p | z | t]`.
-        for (tag, z) in [
-            ("a", micro.out.a.projection()),
-            ("b", micro.out.b.projection()),
-        ] {
+        for (tag, z) in [("a", &micro.out.a.emb), ("b", &micro.out.b.emb)] {
             let s = embedding_std(z)?;
             rec.insert(format!("std_mean_{tag}"), json_number(s.mean));
             rec.insert(format!("std_min_{tag}"), json_number(s.min));
@@ -40,11 +37,11 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         if self.cfg.rank_every > 0 && state.global_step.is_multiple_of(self.cfg.rank_every as u64) {
             rec.insert(
                 "effective_rank_a".into(),
-                json_number(effective_rank(micro.out.a.projection())?),
+                json_number(effective_rank(&micro.out.a.emb)?),
             );
             rec.insert(
                 "effective_rank_b".into(),
-                json_number(effective_rank(micro.out.b.projection())?),
+                json_number(effective_rank(&micro.out.b.emb)?),
             );
         }
         rec.insert("grad_norm".into(), json_number(grad_norm));

@@ -34,7 +34,7 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         let out = self.model.forward_t(&batch.a, &batch.b, true)?;
         let loss = self
             .loss
-            .compute(&out.a.emb, &out.b.emb, &self.collective)?;
+            .compute_outputs(&out.a, &out.b, &self.collective)?;
         let scalars = loss.scalars()?;
         check_loss_terms(&scalars, at)?;
         let total = if self.cfg.accumulate > 1 {
