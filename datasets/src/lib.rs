@@ -18,6 +18,7 @@ mod error;
 pub mod image;
 pub mod loader;
 pub mod media;
+pub mod paired_tables;
 pub mod pairs;
 mod safe_path;
 pub mod synth_audio;

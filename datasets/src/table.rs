@@ -22,6 +22,36 @@ pub struct Table {
     pub values: Vec<f32>,
 }
 
+impl Table {
+    /// The rows `idx` (each `< rows`), in that order, as a `(idx.len(), cols)`
+    /// f32 tensor on `device`.
+    pub fn gather(
+        &self,
+        idx: &[usize],
+        device: &candle_core::Device,
+    ) -> Result<candle_core::Tensor> {
+        if let Some(&bad) = idx.iter().find(|&&r| r >= self.rows) {
+            return Err(Error::Core(vicreg_core::Error::invalid(format!(
+                "row {bad} of a table of {} rows",
+                self.rows
+            ))));
+        }
+        let v: Vec<f32> = idx
+            .iter()
+            .flat_map(|&r| {
+                self.values[r * self.cols..(r + 1) * self.cols]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        Ok(candle_core::Tensor::from_vec(
+            v,
+            (idx.len(), self.cols),
+            device,
+        )?)
+    }
+}
+
 /// Reads a CSV file of numbers (an optional first line of column names is
 /// skipped); every row must have the first row's number of columns.
 pub fn read_csv(path: &Path) -> Result<Table> {
@@ -89,6 +119,26 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn gather_picks_rows_in_order_and_refuses_a_row_past_the_end() {
+        let t = Table {
+            rows: 3,
+            cols: 2,
+            values: vec![0.0, 1.0, 10.0, 11.0, 20.0, 21.0],
+        };
+        let cpu = candle_core::Device::Cpu;
+        let g = t.gather(&[2, 0, 2], &cpu).unwrap();
+        assert_eq!(
+            g.to_vec2::<f32>().unwrap(),
+            vec![vec![20.0, 21.0], vec![0.0, 1.0], vec![20.0, 21.0]]
+        );
+        assert!(t
+            .gather(&[3], &cpu)
+            .unwrap_err()
+            .to_string()
+            .contains("row 3"));
     }
 
     #[test]

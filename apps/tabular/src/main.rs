@@ -1,24 +1,26 @@
 //! `tabular`: VICReg between two tables that describe the same rows, a whole
-//! app on the recipe layer. What is its own: the data (two CSV files), the
-//! encoder (an MLP per table, not shared) and its two flags; the flags and
-//! config file of the run, resume, plots, metrics and multi-process come from
+//! app on the recipe layer. What is its own: the encoder (an MLP per table,
+//! not shared), its keys and their checks; the data and its seeded, sharded
+//! batches are `datasets::paired_tables`; the flags and config file of the
+//! run, `check-config`, `plot`, resume, metrics and multi-process come from
 //! `vicreg_core::{recipe, engine, collective}`.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use clap::{Parser, Subcommand};
+use datasets::paired_tables::PairedTables;
 use datasets::synth_tables::write_paired_tables;
-use datasets::table::{read_csv, Table};
 use serde::{Deserialize, Serialize};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Launch};
-use vicreg_core::engine::{FnSource, PairBatch, ResumeMode, Trainer};
+use vicreg_core::engine::{ResumeMode, Trainer};
+use vicreg_core::limits::{check_int, WIDTH};
 use vicreg_core::loss::VicRegLoss;
 use vicreg_core::model::{linear_torch_init, Branch, Encoder, ExpanderConfig, JointEmbedding};
-use vicreg_core::recipe::{overlay, RunFlags, RunSettings};
-use vicreg_core::{ParamStore, SeededRng};
+use vicreg_core::recipe::{AppConfig, CommonCommand, RunFlags, RunSettings};
+use vicreg_core::{BoxError, ParamStore};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +45,8 @@ enum Cmd {
     },
     /// Pretrain one MLP per table on DATA-DIR/a.csv and DATA-DIR/b.csv.
     Pretrain(Box<PretrainArgs>),
+    #[command(flatten)]
+    Common(CommonCommand),
 }
 
 /// `--config` (a TOML file with `[run]` and `[tabular]` sections), `--resume`
@@ -84,7 +88,7 @@ struct TabularFlags {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Width of each encoder's hidden layer and representation. Range 1..=65536.
-    #[arg(long, value_parser = vicreg_core::limits::int::<usize>(vicreg_core::limits::WIDTH))]
+    #[arg(long, value_parser = vicreg_core::limits::int::<usize>(WIDTH))]
     hidden: Option<usize>,
     /// Expander widths, e.g. 256-256-256.
     #[arg(long)]
@@ -97,6 +101,18 @@ struct TabularFlags {
 struct Config {
     run: RunSettings,
     tabular: TabularSettings,
+}
+
+impl AppConfig for Config {
+    const APP: &'static str = "tabular";
+    fn validate_ranges(&self) -> std::result::Result<(), BoxError> {
+        self.run.validate()?;
+        Ok(check_int("hidden", self.tabular.hidden, &WIDTH)?)
+    }
+    fn resolve_and_validate(&mut self) -> std::result::Result<(), BoxError> {
+        self.validate_ranges()?;
+        Ok(vicreg_core::model::parse_mlp_spec(&self.tabular.mlp).map(drop)?)
+    }
 }
 
 /// Two-layer MLP over `(batch, columns)` rows.
@@ -125,8 +141,10 @@ fn branch(cols: usize, t: &TabularSettings, vb: VarBuilder) -> Result<Branch<Mlp
 }
 
 fn pretrain(args: PretrainArgs) -> Result<()> {
-    let mut cfg: Config = overlay(&Config::default(), args.run.train.config.as_deref(), &args)?;
-    cfg.run.validate()?;
+    let file = args.run.train.config.as_deref();
+    let mut cfg = Config::from_file_and_flags(file, &Config::default(), &args)?;
+    cfg.resolve_and_validate()
+        .map_err(anyhow::Error::from_boxed)?;
     let launch = Launch::for_run(&mut cfg.run.train, 1)?;
     let result = train(&cfg, args.run.train.resume_mode(), &launch);
     launch.finish(result)
@@ -134,53 +152,17 @@ fn pretrain(args: PretrainArgs) -> Result<()> {
 
 fn train(cfg: &Config, resume: ResumeMode, launch: &Launch) -> Result<()> {
     let (run, t) = (&cfg.run.train, &cfg.tabular);
-    let a = read_csv(&t.data_dir.join("a.csv"))?;
-    let b = read_csv(&t.data_dir.join("b.csv"))?;
-    if a.rows != b.rows {
-        bail!(
-            "{}: a.csv has {} rows, b.csv {}: row i of one must describe row i of the other",
-            t.data_dir.display(),
-            a.rows,
-            b.rows
-        );
-    }
+    let data = PairedTables::read(&t.data_dir)?;
     let (world, rank) = (launch.world(), launch.rank());
     let micro = micro_batch(run.batch_size, world, 1)?;
-    let per_epoch = a.rows / run.batch_size;
-    if per_epoch == 0 {
-        bail!(
-            "{} rows make no full batch of {}; lower --batch-size",
-            a.rows,
-            run.batch_size
-        );
-    }
     let device = vicreg_core::parse_device(&run.device)?;
+    let mut source = data.batches(run.seed, run.batch_size, (micro, rank), &device)?;
     let store = ParamStore::new(run.seed);
     let vb = store.var_builder(DType::F32, &device);
     let model = JointEmbedding::new(
-        branch(a.cols, t, vb.pp("a"))?,
-        branch(b.cols, t, vb.pp("b"))?,
+        branch(data.a.cols, t, vb.pp("a"))?,
+        branch(data.b.cols, t, vb.pp("b"))?,
     );
-    let rows = |tab: &Table, idx: &[usize]| -> vicreg_core::Result<Tensor> {
-        let v: Vec<f32> = idx
-            .iter()
-            .flat_map(|&r| tab.values[r * tab.cols..(r + 1) * tab.cols].iter().copied())
-            .collect();
-        Ok(Tensor::from_vec(v, (idx.len(), tab.cols), &device)?)
-    };
-    // Batch i of an epoch: this rank's share of the epoch's seeded
-    // permutation of the rows (drawn once per epoch).
-    let mut order: (usize, Vec<usize>) = (usize::MAX, Vec::new());
-    let mut source = FnSource::new(per_epoch, |epoch: usize, i: usize| {
-        if order.0 != epoch {
-            order = (
-                epoch,
-                SeededRng::derive(run.seed, &[epoch as u64]).permutation(a.rows),
-            );
-        }
-        let idx = &order.1[i * run.batch_size + rank * micro..][..micro];
-        Ok(PairBatch::new(rows(&a, idx)?, rows(&b, idx)?, micro))
-    });
     let _sync = sync_bn_scope(run.sync_bn, &launch.collective());
     let mut trainer = Trainer::builder(&model, &store, cfg.run.train_config(resume))
         .loss(Box::new(VicRegLoss::new(cfg.run.vicreg())?))
@@ -200,10 +182,11 @@ fn train(cfg: &Config, resume: ResumeMode, launch: &Launch) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
+fn main() {
+    vicreg_core::recipe::exit_on_error(|| match Cli::parse().cmd {
         Cmd::MakeData { out, rows, seed } => write_paired_tables(&out, rows, seed)
             .with_context(|| format!("writing the synthetic tables into {}", out.display())),
         Cmd::Pretrain(args) => pretrain(*args),
-    }
+        Cmd::Common(c) => Ok(c.run::<Config>()?),
+    });
 }

@@ -189,3 +189,39 @@ fn bad_tables_are_named_with_their_line() {
     assert!(e.contains("no full batch"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn check_config_and_plot_come_with_the_recipe_layer() {
+    let dir = tmp("common");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[run]\nepochs = 2\n[tabular]\nhidden = 8\n").unwrap();
+    let out = ok(bin().args(["check-config", "--config"]).arg(&cfg));
+    assert!(out.contains("c.toml: ok"), "{out}");
+    // A size read from a file is bounded, named with the file.
+    std::fs::write(&cfg, "[tabular]\nhidden = 1000000000\n").unwrap();
+    let e = fails(bin().args(["check-config", "--config"]).arg(&cfg));
+    assert!(e.contains("c.toml") && e.contains("`hidden`"), "{e}");
+    std::fs::write(&cfg, "[tabular]\nmlp = \"32-x\"\n").unwrap();
+    let e = fails(bin().args(["check-config", "--config"]).arg(&cfg));
+    assert!(e.contains("c.toml") && e.contains("32-x"), "{e}");
+    let d = data(&dir, 64);
+    let exp = dir.join("exp");
+    ok(bin()
+        .args([
+            "pretrain",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--log-every",
+            "1",
+        ])
+        .args(["--hidden", "8", "--mlp", "16-16", "--data-dir"])
+        .arg(&d)
+        .arg("--exp-dir")
+        .arg(&exp));
+    let out = ok(bin().args(["plot", "--exp-dir"]).arg(&exp));
+    assert!(out.contains(".svg"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
