@@ -144,6 +144,47 @@ pub fn assert_flags_refused(bin: impl Fn() -> Command, rows: &[FlagRow<'_>]) {
     }
 }
 
+/// Out-of-range values of the flags every app's `pretrain` has (the recipe
+/// layer's run, data and loss flags), after `pretrain` (the subcommand and
+/// its required arguments).
+pub fn recipe_flag_rows<'a>(pretrain: &'a [&'a str]) -> Vec<FlagRow<'a>> {
+    [
+        ("--epochs", "0"),
+        ("--epochs", "abc"),
+        ("--batch-size", "0"),
+        ("--wd", "-1"),
+        ("--wd", "inf"),
+        ("--warmup-epochs", "1000000"),
+        ("--num-workers", "100000"),
+        ("--log-every", "0"),
+        ("--checkpoint-every", "99999999999"),
+        ("--clip-grad", "0"),
+        ("--clip-grad", "-1"),
+        ("--barlow-lambda", "nan"),
+        ("--temperature", "0"),
+        ("--sim-coeff", "nan"),
+        ("--collective-timeout", "nan"),
+    ]
+    .into_iter()
+    .map(|(flag, value)| (pretrain, flag, value))
+    .collect()
+}
+
+/// Out-of-range values of the config keys every app's `pretrain --config`
+/// has (`(toml line, key)`), checked by [`assert_config_keys_refused`] with
+/// the app's own rows.
+pub const RECIPE_KEY_ROWS: &[(&str, &str)] = &[
+    ("epochs = 0", "epochs"),
+    ("batch-size = 0", "batch-size"),
+    ("wd = -1.0", "wd"),
+    ("num-workers = 100000", "num-workers"),
+    ("log-every = 0", "log-every"),
+    ("clip-grad = -1.0", "clip-grad"),
+    ("temperature = nan", "temperature"),
+    ("collective-timeout = -1.0", "collective-timeout"),
+    ("warmup-epochs = 100000000", "warmup-epochs"),
+];
+
 /// `--help` of `args` states every one of `wants`.
 pub fn assert_help_states(bin: impl Fn() -> Command, args: &[&str], wants: &[&str]) {
     let out = bin().args(args).arg("--help").output().unwrap();
@@ -153,16 +194,17 @@ pub fn assert_help_states(bin: impl Fn() -> Command, args: &[&str], wants: &[&st
     }
 }
 
-/// Each `(toml line, key)` row, written alone to a config file in `dir`, is
-/// refused by `check-config --config` and by `pretrain --config`, naming the
-/// key and the file; the `good` config is accepted by `check-config`.
+/// Each `(toml line, key)` row of `rows` and of [`RECIPE_KEY_ROWS`], written
+/// alone to a config file in `dir`, is refused by `check-config --config` and
+/// by `pretrain --config`, naming the key and the file; the `good` config is
+/// accepted by `check-config`.
 pub fn assert_config_keys_refused(
     bin: impl Fn() -> Command,
     dir: &Path,
     rows: &[(&str, &str)],
     good: &str,
 ) {
-    for (i, (line, key)) in rows.iter().enumerate() {
+    for (i, (line, key)) in rows.iter().chain(RECIPE_KEY_ROWS).enumerate() {
         let file = dir.join(format!("bad{i}.toml"));
         std::fs::write(&file, format!("{line}\n")).unwrap();
         let f = file.to_str().unwrap();

@@ -77,13 +77,6 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-impl Default for DemoArgs {
-    /// Every flag at its default (what running with no arguments does).
-    fn default() -> Self {
-        vicreg_core::recipe::flag_defaults().expect("every demo flag has a default")
-    }
-}
-
 /// Runs the demo and prints the retrieval table.
 pub fn run(args: DemoArgs) -> Result<()> {
     let t0 = Instant::now();

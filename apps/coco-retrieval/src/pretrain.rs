@@ -187,25 +187,24 @@ fn run_as(cfg: &PretrainConfig, resume: ResumeMode, launch: &Launch) -> Result<(
     };
     if rank0 {
         eprintln!(
-        "pretraining {} + {} text encoder on {} ({} images, {} captions), crops {} px, batch {} over {} process(es){}, base lr {}, {} epochs -> {}",
+        "pretraining {} + {} text encoder on {} ({} images, {} captions), crops {} px, {}, base lr {}, {} epochs -> {}",
         cfg.image_arch,
         cfg.text_encoder,
         from,
         train.len(),
         train.num_captions(),
         cfg.image_size,
-        cfg.train.batch_size,
-        launch.world(),
-        if cfg.train.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
+        launch.describe_batch(&cfg.train),
         cfg.resolved_base_lr(),
         cfg.train.epochs,
         cfg.train.exp_dir.display()
     );
     }
     let out = pretrain_on(cfg, train, resume, launch.collective())?;
-    if !rank0 {
-        return Ok(());
-    }
-    out.print("images", &cfg.train.exp_dir.join(SKIPPED_FILE));
+    out.print_on_rank0(
+        launch.rank(),
+        "images",
+        &cfg.train.exp_dir.join(SKIPPED_FILE),
+    );
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! parse time, naming the flag (or the config key and file), without a panic.
 
 use vicreg_tests::app::{
-    assert_config_keys_refused, assert_flags_refused, assert_help_states, copy_tree, FlagRow,
+    assert_config_keys_refused, assert_flags_refused, assert_help_states, copy_tree,
+    recipe_flag_rows, FlagRow,
 };
 vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_coco-retrieval"), "coco-flags");
 
@@ -26,25 +27,16 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (pretrain, "--text-dropout", "nan"),
         (pretrain, "--vocab-size", "0"),
         (pretrain, "--max-len", "2"),
-        (pretrain, "--epochs", "0"),
-        (pretrain, "--batch-size", "0"),
         (pretrain, "--base-lr", "nan"),
-        (pretrain, "--wd", "-1"),
-        (pretrain, "--warmup-epochs", "1000000"),
-        (pretrain, "--barlow-lambda", "inf"),
-        (pretrain, "--temperature", "0"),
-        (pretrain, "--sim-coeff", "nan"),
         (pretrain, "--std-coeff-image", "-1"),
         (pretrain, "--std-coeff-text", "nan"),
         (pretrain, "--cov-coeff-image", "inf"),
         (pretrain, "--cov-coeff-text", "-2"),
-        (pretrain, "--num-workers", "100000"),
-        (pretrain, "--log-every", "0"),
-        (pretrain, "--clip-grad", "0"),
         (retrieve, "--k", "0"),
         (retrieve, "--k", "1000000000"),
     ];
     assert_flags_refused(bin, rows);
+    assert_flags_refused(bin, &recipe_flag_rows(pretrain));
     assert!(!std::path::Path::new(exp).exists());
 }
 
@@ -67,16 +59,11 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
     let d = tmp("config");
     let rows = [
         ("base-lr = nan", "base-lr"),
-        ("wd = -1.0", "wd"),
-        ("num-workers = 100000", "num-workers"),
         ("image-size = 100000", "image-size"),
         ("text-dropout = inf", "text-dropout"),
         ("vocab-size = 1", "vocab-size"),
         ("max-len = 100000", "max-len"),
-        ("epochs = 0", "epochs"),
-        ("temperature = nan", "temperature"),
         ("std-coeff-text = -1.0", "std-coeff-text"),
-        ("clip-grad = -1.0", "clip-grad"),
     ];
     assert_config_keys_refused(bin, &d, &rows, "epochs = 3\nimage-size = 32\n");
 }

@@ -334,7 +334,7 @@ pub struct ClassifyArgs {
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => demo::run(demo::DemoArgs::default()),
+        None => demo::run(vicreg_core::recipe::flag_defaults()?),
         Some(Command::Demo(a)) => demo::run(a),
         Some(Command::Common(c)) => Ok(c.run::<PretrainConfig>()?),
         Some(Command::Pretrain(a)) => {

@@ -148,22 +148,14 @@ fn run_as(cfg: &PretrainConfig, dir: &Path, resume: ResumeMode, launch: &Launch)
     if rank0 {
         announce(cfg, &index)?;
         if launch.world() > 1 {
-            eprintln!(
-                "{} processes, {} clips each per step{}",
-                launch.world(),
-                cfg.train.batch_size / launch.world(),
-                if cfg.train.sync_bn == Some(true) {
-                    ", synchronized BatchNorm"
-                } else {
-                    ""
-                }
-            );
+            eprintln!("{}", launch.describe_batch(&cfg.train));
         }
     }
     let out = pretrain_on(cfg, index, resume, launch.collective())?;
-    if !rank0 {
-        return Ok(());
-    }
-    out.print("clips", &cfg.train.exp_dir.join(SKIPPED_FILE));
+    out.print_on_rank0(
+        launch.rank(),
+        "clips",
+        &cfg.train.exp_dir.join(SKIPPED_FILE),
+    );
     Ok(())
 }

@@ -141,14 +141,8 @@ mod tests {
 
     fn with(loss: LossKind, pairing: Pairing, vicreg_terms: bool) -> PretrainConfig {
         PretrainConfig {
-            criterion: LossSettings {
-                loss,
-                ..LossSettings::default()
-            },
-            variant: VariantSettings {
-                vicreg_terms,
-                ..VariantSettings::default()
-            },
+            criterion: LossSettings::of(loss),
+            variant: VariantSettings::with_vicreg_terms(vicreg_terms),
             pairing,
             ..PretrainConfig::default()
         }

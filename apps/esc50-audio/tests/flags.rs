@@ -2,7 +2,7 @@
 //! parse time, naming the flag (or the config key and file), without a panic.
 
 use vicreg_tests::app::{
-    assert_config_keys_refused, assert_flags_refused, assert_help_states, FlagRow,
+    assert_config_keys_refused, assert_flags_refused, assert_help_states, recipe_flag_rows, FlagRow,
 };
 vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_esc50-audio"), "esc50-flags");
 
@@ -27,22 +27,12 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (pretrain, "--n-mels", "0"),
         (pretrain, "--n-mels", "100000"),
         (pretrain, "--mel-hop", "0"),
-        (pretrain, "--epochs", "0"),
-        (pretrain, "--batch-size", "0"),
         (pretrain, "--lr", "nan"),
         (pretrain, "--lr", "-1"),
-        (pretrain, "--wd", "inf"),
-        (pretrain, "--warmup-epochs", "1000000"),
-        (pretrain, "--sim-coeff", "-1"),
         (pretrain, "--std-coeff", "nan"),
         (pretrain, "--cov-coeff", "inf"),
         (pretrain, "--std-coeff-b", "-0.1"),
         (pretrain, "--cov-coeff-b", "nan"),
-        (pretrain, "--num-workers", "100000"),
-        (pretrain, "--log-every", "0"),
-        (pretrain, "--clip-grad", "-1"),
-        (pretrain, "--barlow-lambda", "nan"),
-        (pretrain, "--temperature", "0"),
         (pretrain, "--predictor-hidden", "0"),
         (pretrain, "--momentum-base", "-0.5"),
         (eval, "--probe-epochs", "0"),
@@ -61,6 +51,7 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (sup, "--batch-size", "0"),
     ];
     assert_flags_refused(bin, rows);
+    assert_flags_refused(bin, &recipe_flag_rows(pretrain));
     assert!(!std::path::Path::new(exp).exists());
 }
 
@@ -83,18 +74,13 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
     let d = tmp("config");
     let rows = [
         ("lr = nan", "lr"),
-        ("wd = -1.0", "wd"),
-        ("num-workers = 100000", "num-workers"),
         ("sample-rate = 2147483648", "sample-rate"),
         ("clip-seconds = 1e9", "clip-seconds"),
         ("clip-seconds = nan", "clip-seconds"),
         ("test-fold = 9", "test-fold"),
         ("n-mels = 0", "n-mels"),
         ("mel-hop = 0", "mel-hop"),
-        ("epochs = 0", "epochs"),
-        ("batch-size = 0", "batch-size"),
         ("std-coeff-b = inf", "std-coeff-b"),
-        ("temperature = -1.0", "temperature"),
         ("momentum-base = nan", "momentum-base"),
     ];
     assert_config_keys_refused(bin, &d, &rows, "epochs = 3\nsample-rate = 16000\n");

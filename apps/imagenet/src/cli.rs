@@ -153,7 +153,7 @@ pub struct EmbedArgs {
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => demo::run(demo::DemoArgs::default()),
+        None => demo::run(vicreg_core::recipe::flag_defaults()?),
         Some(Command::Demo(a)) => demo::run(a),
         Some(Command::MakeData(a)) => {
             let cfg = datasets::synth_images::SynthImageConfig {

@@ -100,24 +100,23 @@ fn run_as(
     let source = splits::open_split(dir, "train", cfg.data.strict)?;
     if rank0 {
         eprintln!(
-            "pretraining {} on {} ({} images, {} classes), crops {} px, batch {} over {} process(es){}, base lr {}, {} epochs -> {}",
+            "pretraining {} on {} ({} images, {} classes), crops {} px, {}, base lr {}, {} epochs -> {}",
             cfg.arch,
             dir.display(),
             source.len(),
             source.num_classes(),
             cfg.image_size.unwrap_or(0),
-            cfg.train.batch_size,
-            launch.world(),
-            if cfg.train.sync_bn == Some(true) { " with synchronized BatchNorm" } else { "" },
+            launch.describe_batch(&cfg.train),
             cfg.resolved_base_lr(),
             cfg.train.epochs,
             cfg.train.exp_dir.display()
         );
     }
     let out = pretrain_on(cfg, source, resume, launch.collective())?;
-    if !rank0 {
-        return Ok(());
-    }
-    out.print("images", &cfg.train.exp_dir.join(SKIPPED_FILE));
+    out.print_on_rank0(
+        launch.rank(),
+        "images",
+        &cfg.train.exp_dir.join(SKIPPED_FILE),
+    );
     Ok(())
 }

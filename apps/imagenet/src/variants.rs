@@ -153,14 +153,8 @@ mod tests {
 
     fn with(loss: LossKind, vicreg_terms: bool, share_weights: bool) -> PretrainConfig {
         PretrainConfig {
-            criterion: LossSettings {
-                loss,
-                ..LossSettings::default()
-            },
-            variant: VariantSettings {
-                vicreg_terms,
-                ..VariantSettings::default()
-            },
+            criterion: LossSettings::of(loss),
+            variant: VariantSettings::with_vicreg_terms(vicreg_terms),
             share_weights,
             ..PretrainConfig::default()
         }

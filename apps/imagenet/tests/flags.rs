@@ -2,7 +2,7 @@
 //! parse time, naming the flag (or the config key and file), without a panic.
 
 use vicreg_tests::app::{
-    assert_config_keys_refused, assert_flags_refused, assert_help_states, FlagRow,
+    assert_config_keys_refused, assert_flags_refused, assert_help_states, recipe_flag_rows, FlagRow,
 };
 vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-flags");
 
@@ -19,28 +19,15 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
     let embed: &[&str] = &["embed", "--images", data, "--out", out];
     let make: &[&str] = &["make-data", "--out", data];
     let rows: &[FlagRow] = &[
-        (pretrain, "--num-workers", "100000"),
         (pretrain, "--image-size", "100000"),
         (pretrain, "--image-size", "0"),
-        (pretrain, "--epochs", "0"),
-        (pretrain, "--batch-size", "0"),
         (pretrain, "--base-lr", "nan"),
         (pretrain, "--base-lr", "-0.1"),
-        (pretrain, "--wd", "-1"),
-        (pretrain, "--sim-coeff", "inf"),
         (pretrain, "--std-coeff", "NaN"),
         (pretrain, "--cov-coeff", "-0.5"),
-        (pretrain, "--warmup-epochs", "1000000"),
-        (pretrain, "--log-every", "0"),
-        (pretrain, "--checkpoint-every", "99999999999"),
-        (pretrain, "--clip-grad", "0"),
         (pretrain, "--accumulate", "0"),
-        (pretrain, "--barlow-lambda", "nan"),
-        (pretrain, "--temperature", "0"),
         (pretrain, "--predictor-hidden", "0"),
         (pretrain, "--momentum-base", "1.5"),
-        (pretrain, "--collective-timeout", "nan"),
-        (pretrain, "--epochs", "abc"),
         (linear, "--lr-backbone", "nan"),
         (linear, "--lr-head", "-1"),
         (linear, "--wd", "inf"),
@@ -60,6 +47,7 @@ fn out_of_range_numeric_flags_are_refused_naming_the_flag() {
         (make, "--image-size", "100000"),
     ];
     assert_flags_refused(bin, rows);
+    assert_flags_refused(bin, &recipe_flag_rows(pretrain));
     // Nothing was created by the refused commands.
     assert!(!std::path::Path::new(data).exists());
 }
@@ -83,22 +71,13 @@ fn out_of_range_config_keys_are_refused_naming_key_and_file() {
     let d = tmp("config");
     let rows = [
         ("base-lr = nan", "base-lr"),
-        ("wd = -1.0", "wd"),
-        ("num-workers = 100000", "num-workers"),
         ("image-size = 100000", "image-size"),
-        ("epochs = 0", "epochs"),
-        ("batch-size = 0", "batch-size"),
         ("sim-coeff = inf", "sim-coeff"),
         ("std-coeff = -inf", "std-coeff"),
         ("cov-coeff = nan", "cov-coeff"),
-        ("log-every = 0", "log-every"),
-        ("clip-grad = 0.0", "clip-grad"),
         ("accumulate = 0", "accumulate"),
-        ("temperature = nan", "temperature"),
         ("momentum-base = 2.0", "momentum-base"),
         ("predictor-hidden = 10000000", "predictor-hidden"),
-        ("collective-timeout = -1.0", "collective-timeout"),
-        ("warmup-epochs = 100000000", "warmup-epochs"),
     ];
     assert_config_keys_refused(bin, &d, &rows, "epochs = 3\nnum-workers = 1\n");
 }

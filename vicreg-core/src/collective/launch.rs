@@ -247,6 +247,22 @@ impl Launch {
         self.collective.world_size()
     }
 
+    /// How a run's batches are shared, for its opening line: `batch 256
+    /// over 2 process(es) with synchronized BatchNorm` (`train` as resolved
+    /// by [`Launch::for_run`]).
+    pub fn describe_batch(&self, train: &crate::recipe::TrainSettings) -> String {
+        format!(
+            "batch {} over {} process(es){}",
+            train.batch_size,
+            self.world(),
+            if train.sync_bn == Some(true) {
+                " with synchronized BatchNorm"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// Ends the run with `result`. Under MPI an error aborts every rank (the
     /// others may be waiting in a collective for this one), and success
     /// finalizes MPI.

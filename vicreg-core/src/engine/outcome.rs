@@ -35,6 +35,14 @@ impl RunOutcome {
         }
     }
 
+    /// [`print`](Self::print) on rank 0 of a multi-process run, nothing on
+    /// the other ranks.
+    pub fn print_on_rank0(&self, rank: usize, unit: &str, skip_list: &Path) {
+        if rank == 0 {
+            self.print(unit, skip_list);
+        }
+    }
+
     /// Prints the closing lines of a run: on stderr, how many `unit` (e.g.
     /// `clips`) were skipped and where they are listed (`skip_list`), if any;
     /// on stdout `done: N steps in S s (P pairs/s); encoder weights: <files>`.

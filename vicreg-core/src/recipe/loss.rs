@@ -33,6 +33,14 @@ impl Default for LossSettings {
 }
 
 impl LossSettings {
+    /// The loss `kind` with the default settings of every loss.
+    pub fn of(kind: LossKind) -> Self {
+        Self {
+            loss: kind,
+            ..Self::default()
+        }
+    }
+
     /// Checks every key's range (the error names the key).
     pub fn validate(&self) -> Result<()> {
         check_float(

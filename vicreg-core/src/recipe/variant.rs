@@ -43,6 +43,15 @@ impl Default for VariantSettings {
 }
 
 impl VariantSettings {
+    /// The defaults, with VICReg's variance and covariance terms added to
+    /// the BYOL / SimSiam loss or not (paper D.8).
+    pub fn with_vicreg_terms(vicreg_terms: bool) -> Self {
+        Self {
+            vicreg_terms,
+            ..Self::default()
+        }
+    }
+
     /// Checks the ranges and the combinations with the loss `kind` that make
     /// no sense (`sim_coeff`: the invariance coefficient the D.8 terms are
     /// scaled by). Errors name the key.
