@@ -49,7 +49,7 @@ impl PairedTables {
         (micro, rank): (usize, usize),
         device: &'a Device,
     ) -> Result<TableBatches<'a>> {
-        let per_epoch = if batch == 0 { 0 } else { self.a.rows / batch };
+        let per_epoch = self.a.rows.checked_div(batch).unwrap_or(0);
         if per_epoch == 0 || (rank + 1) * micro > batch {
             return Err(Error::Config(format!(
                 "{} rows make no full batch of {batch} (rank {rank} takes {micro} of each); lower --batch-size",

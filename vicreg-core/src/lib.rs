@@ -40,6 +40,7 @@ pub mod io;
 pub mod limits;
 pub mod loss;
 pub mod model;
+pub mod ops;
 pub mod optim;
 mod params;
 pub mod recipe;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::Elem;
 use candle_core::backend::BackendStorage;
+use vicreg_core::ops::gemm::Elem;
 
 /// Sizes: `n` images, `c` channels, `s` positions per channel plane.
 #[derive(Clone, Copy, Debug)]

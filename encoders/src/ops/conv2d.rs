@@ -24,8 +24,8 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{matmul, Elem, MatRef};
 use candle_core::backend::BackendStorage;
+use vicreg_core::ops::gemm::{matmul, Elem, MatRef};
 
 /// Upper bound (elements) of the unfolded-input buffer of one chunk of images.
 pub const COL_BUDGET: usize = 1 << 22;
@@ -462,10 +462,7 @@ impl CustomOp2 for Conv2dWeightGrad {
     }
 }
 
-/// `true` when the GEMM custom ops can run on `t` (CPU, f32 or f64).
-pub fn supported(t: &Tensor) -> bool {
-    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
-}
+pub use vicreg_core::ops::supported;
 
 /// Cross-correlation `x (N, C, H, W) * w (O, C, KH, KW) -> (N, O, OH, OW)`
 /// (PyTorch `F.conv2d`, no bias, dilation 1, one group), differentiable in

@@ -12,8 +12,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::Elem;
 use candle_core::backend::BackendStorage;
+use vicreg_core::ops::gemm::Elem;
 
 /// Window geometry.
 #[derive(Clone, Copy, Debug)]

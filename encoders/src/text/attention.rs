@@ -1,8 +1,9 @@
 //! Multi-head self-attention with a padding mask (HF `attention.self` +
 //! `attention.output.dense`).
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
+use vicreg_core::ops::linear_layer;
 
 use super::dropout::{Dropout, DropoutRng};
 use super::BertConfig;
@@ -89,9 +90,9 @@ impl SelfAttention {
         train: bool,
     ) -> candle_core::Result<Tensor> {
         let (b, s, h) = x.dims3()?;
-        let q = self.split_heads(&self.query.forward(x)?)?;
-        let k = self.split_heads(&self.key.forward(x)?)?;
-        let v = self.split_heads(&self.value.forward(x)?)?;
+        let q = self.split_heads(&linear_layer(&self.query, x)?)?;
+        let k = self.split_heads(&linear_layer(&self.key, x)?)?;
+        let v = self.split_heads(&linear_layer(&self.value, x)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (self.head_dim as f64).sqrt())?;
         let scores = match bias {
             Some(bias) => scores.broadcast_add(bias)?,
@@ -101,6 +102,6 @@ impl SelfAttention {
         let probs = self.probs_dropout.forward(&probs, train)?;
         let ctx = probs.matmul(&v)?; // (b, heads, s, head_dim)
         let ctx = ctx.transpose(1, 2)?.contiguous()?.reshape((b, s, h))?;
-        self.output.forward(&ctx)
+        linear_layer(&self.output, &ctx)
     }
 }

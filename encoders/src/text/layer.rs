@@ -1,8 +1,9 @@
 //! One transformer layer: self-attention and a GELU MLP, each with a residual
 //! connection and a layer norm (post-LN as in BERT, or pre-LN).
 
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
 use candle_nn::{Linear, VarBuilder};
+use vicreg_core::ops::linear_layer;
 
 use super::attention::{bert_linear, SelfAttention};
 use super::dropout::{Dropout, DropoutRng};
@@ -82,8 +83,9 @@ impl BertLayer {
     }
 
     fn mlp(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let h = activation(&self.intermediate.forward(x)?, self.act)?;
-        self.dropout.forward(&self.output.forward(&h)?, train)
+        let h = activation(&linear_layer(&self.intermediate, x)?, self.act)?;
+        self.dropout
+            .forward(&linear_layer(&self.output, &h)?, train)
     }
 
     /// `x`: `(batch, seq, hidden)`, `bias`: see [`super::attention::attention_bias`].

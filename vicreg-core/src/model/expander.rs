@@ -1,11 +1,12 @@
 //! The expander (projector) MLP of the official code.
 
-use candle_core::{Module, ModuleT, Tensor};
+use candle_core::{ModuleT, Tensor};
 use candle_nn::{BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::linear::linear_torch_init;
 use crate::collective::SyncBatchNorm;
+use crate::ops::linear_layer;
 use crate::{Error, Result};
 
 /// Parses an `--mlp` spec such as `"8192-8192-8192"` into layer widths.
@@ -128,12 +129,12 @@ impl ModuleT for Expander {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         for (lin, bn) in &self.hidden {
-            h = lin.forward(&h)?;
+            h = linear_layer(lin, &h)?;
             if let Some(bn) = bn {
                 h = bn.forward_t(&h, train)?;
             }
             h = h.relu()?;
         }
-        self.last.forward(&h)
+        linear_layer(&self.last, &h)
     }
 }

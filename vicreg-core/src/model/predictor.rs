@@ -1,6 +1,6 @@
 //! The predictor MLP of BYOL / SimSiam, put on the online branch.
 
-use candle_core::{Module, ModuleT, Tensor};
+use candle_core::{ModuleT, Tensor};
 use candle_nn::{BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -120,12 +120,12 @@ impl ModuleT for Predictor {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         for (lin, bn) in &self.hidden {
-            h = lin.forward(&h)?;
+            h = crate::ops::linear_layer(lin, &h)?;
             if let Some(bn) = bn {
                 h = bn.forward_t(&h, train)?;
             }
             h = h.relu()?;
         }
-        self.last.forward(&h)
+        crate::ops::linear_layer(&self.last, &h)
     }
 }

@@ -1,13 +1,13 @@
 //! A safe, bounds-checked wrapper around the `gemm` crate (the GEMM kernel
 //! candle's own CPU matmul uses), plus the small float trait the custom ops
-//! are generic over.
+//! (here and in the `encoders` crate) are generic over.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout};
 
 /// The element types the custom ops support (`f32` for training, `f64` for
 /// finite-difference gradient checks).
-pub(crate) trait Elem:
+pub trait Elem:
     Copy
     + Send
     + Sync
@@ -18,9 +18,13 @@ pub(crate) trait Elem:
     + std::ops::Mul<Output = Self>
     + std::ops::AddAssign
 {
+    /// 0.
     const ZERO: Self;
+    /// 1.
     const ONE: Self;
+    /// Converts (rounding for f32).
     fn from_f64(v: f64) -> Self;
+    /// Converts exactly.
     fn to_f64(self) -> f64;
     /// Borrows the contiguous data of `s` under layout `l` as a slice of this type.
     fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [Self]>;
@@ -65,11 +69,16 @@ impl_elem!(f64, F64);
 
 /// A read-only strided matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
-pub(crate) struct MatRef<'a, T> {
+pub struct MatRef<'a, T> {
+    /// The elements.
     pub data: &'a [T],
+    /// Rows.
     pub rows: usize,
+    /// Columns.
     pub cols: usize,
+    /// Step between rows.
     pub rs: usize,
+    /// Step between columns.
     pub cs: usize,
 }
 
@@ -106,7 +115,7 @@ impl<'a, T> MatRef<'a, T> {
 /// `dst (m x n, row-major) = [dst +] lhs (m x k) @ rhs (k x n)`, multithreaded
 /// on the current rayon pool when `parallel`. Panics only on internal shape
 /// bugs (the callers size every buffer).
-pub(crate) fn matmul<T: Elem>(
+pub fn matmul<T: Elem>(
     dst: &mut [T],
     accumulate: bool,
     lhs: MatRef<'_, T>,

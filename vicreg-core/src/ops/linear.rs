@@ -12,6 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
 use super::gemm::{matmul, Elem, MatRef};
+use super::supported;
 use candle_core::backend::BackendStorage;
 
 fn dims2(d: &[usize], what: &str, op: &str) -> candle_core::Result<(usize, usize)> {
@@ -141,7 +142,7 @@ impl CustomOp2 for LinearOp {
 /// Errors on non-2-D inputs, mismatched widths, non-CPU tensors or dtypes
 /// other than f32/f64.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
-    if !super::conv2d::supported(x) || x.dtype() != w.dtype() || !w.device().is_cpu() {
+    if !supported(x) || x.dtype() != w.dtype() || !w.device().is_cpu() {
         candle_core::bail!(
             "linear: needs f32/f64 CPU tensors of one dtype, got {:?} on {:?} and {:?} on {:?}",
             x.dtype(),
