@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use vicreg_core::optim::{
-    build_optimizer, AdamW, AdamWConfig, Optimizer, OptimizerKind, ParamGroup, Sgd, SgdConfig,
+    build_optimizer, AdamW, AdamWConfig, Lars, LarsConfig, Optimizer, OptimizerKind, ParamGroup,
+    Sgd, SgdConfig,
 };
 
 fn var(v: &[f64]) -> Var {
@@ -209,8 +210,8 @@ fn optimizer_state_keeps_no_autograd_graph() {
 
 /// The fused in-place updates (contiguous f32/f64 CPU tensors) and the
 /// generic tensor-op updates (taken here for a non-contiguous gradient) give
-/// the same parameters and state over several steps, for AdamW and for SGD
-/// with and without Nesterov.
+/// the same parameters and state over several steps, for AdamW, LARS and
+/// for SGD with and without Nesterov.
 #[test]
 fn fused_and_generic_updates_agree() {
     let dev = Device::Cpu;
@@ -237,6 +238,18 @@ fn fused_and_generic_updates_agree() {
                     ..SgdConfig::default()
                 };
                 Box::new(Sgd::new(vec![ParamGroup::new(vec![("w".into(), v)])], cfg).unwrap())
+            }),
+        ),
+        (
+            "lars",
+            Box::new(|v: Var| -> Box<dyn Optimizer> {
+                // eta 1: steps large enough to see (0.001 moves by ~1e-4).
+                let cfg = LarsConfig {
+                    weight_decay: 0.05,
+                    eta: 1.0,
+                    ..LarsConfig::default()
+                };
+                Box::new(Lars::new(vec![ParamGroup::new(vec![("w".into(), v)])], cfg).unwrap())
             }),
         ),
         (

@@ -152,10 +152,11 @@ impl Optimizer for AdamW {
     fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut s = HashMap::new();
         for (k, v) in &self.m {
-            s.insert(format!("{k}.exp_avg"), v.clone());
+            // Copies: the fused updates change the moments in place.
+            s.insert(format!("{k}.exp_avg"), v.copy()?);
         }
         for (k, v) in &self.v {
-            s.insert(format!("{k}.exp_avg_sq"), v.clone());
+            s.insert(format!("{k}.exp_avg_sq"), v.copy()?);
         }
         s.insert(
             "adamw.step".to_string(),

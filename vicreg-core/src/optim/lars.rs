@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use super::{check_unique, load_buffer, scalar_f64, Optimizer, ParamGroup};
+use super::{check_unique, fused, load_buffer, scalar_f64, Optimizer, ParamGroup};
 use crate::Result;
 
 /// LARS hyper-parameters (official defaults: momentum 0.9, eta 0.001, wd 1e-6).
@@ -69,6 +69,52 @@ impl Lars {
     }
 }
 
+impl Lars {
+    /// The update of one contiguous CPU parameter in place: one pass for the
+    /// two norms, one for the momentum buffer, one for the parameter (the
+    /// same arithmetic as the generic path, accumulated in f64).
+    fn fused_step(
+        cfg: &LarsConfig,
+        buffers: &mut HashMap<String, Tensor>,
+        name: &str,
+        (p, g): (&Tensor, &Tensor),
+        wd: f64,
+        lr: f64,
+    ) -> Result<()> {
+        let (wd, trust) = if cfg.exclude_1d && p.rank() == 1 {
+            (0.0, 1.0)
+        } else {
+            let norms = p
+                .apply_op2_no_bwd(g, &fused::LarsNorms { wd })?
+                .to_vec1::<f64>()?;
+            let (pn, gn) = (norms[0].sqrt(), norms[1].sqrt());
+            let trust = if pn > 0.0 && gn > 0.0 {
+                cfg.eta * pn / gn
+            } else {
+                1.0
+            };
+            (wd, trust)
+        };
+        // The first step's buffer is the update itself (decay 0 over zeros).
+        let (buf, decay) = match buffers.get(name) {
+            Some(b) => (b.clone(), cfg.momentum),
+            None => (p.zeros_like()?, 0.0),
+        };
+        buf.inplace_op3(
+            g,
+            p,
+            &fused::LarsBuffer {
+                momentum: decay,
+                wd,
+                trust,
+            },
+        )?;
+        p.inplace_op2(&buf, &fused::BufferStep { lr })?;
+        buffers.insert(name.to_string(), buf);
+        Ok(())
+    }
+}
+
 impl Optimizer for Lars {
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         for group in &self.groups {
@@ -79,6 +125,15 @@ impl Optimizer for Lars {
                     continue;
                 };
                 let g = &g.detach();
+                let buf_fusable = self
+                    .momentum
+                    .get(name)
+                    .is_none_or(|b| fused::fusable(&[var.as_tensor(), b]));
+                if buf_fusable && fused::fusable(&[var.as_tensor(), g]) {
+                    let pg = (var.as_tensor(), g);
+                    Self::fused_step(&self.cfg, &mut self.momentum, name, pg, wd, glr)?;
+                    continue;
+                }
                 // Detached: an update built from the tracked variable would keep every
                 // previous step's graph alive through the momentum buffers.
                 let p = &var.as_tensor().detach();
@@ -107,11 +162,11 @@ impl Optimizer for Lars {
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>> {
-        Ok(self
-            .momentum
+        // Copies: the fused updates change the buffers in place.
+        self.momentum
             .iter()
-            .map(|(k, v)| (format!("{k}.momentum_buffer"), v.clone()))
-            .collect())
+            .map(|(k, v)| Ok((format!("{k}.momentum_buffer"), v.copy()?)))
+            .collect()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {

@@ -47,7 +47,8 @@ impl ParamGroup {
 pub trait Optimizer: Send {
     /// One update with learning rate `lr` (the schedule's value for this step).
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()>;
-    /// Every state tensor, by a stable name (`<param>.momentum_buffer`, ...).
+    /// Every state tensor, by a stable name (`<param>.momentum_buffer`, ...):
+    /// a snapshot, which later steps do not change.
     fn state(&self) -> Result<HashMap<String, Tensor>>;
     /// Restores state saved by [`Optimizer::state`].
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
@@ -147,7 +148,11 @@ pub(crate) fn load_buffer(
                     like.dims()
                 )));
             }
-            Ok(Some(t.to_dtype(like.dtype())?.to_device(like.device())?))
+            // A copy: the fused updates change the buffer in place, and the
+            // caller's tensor must not change with it.
+            Ok(Some(
+                t.to_dtype(like.dtype())?.to_device(like.device())?.copy()?,
+            ))
         }
     }
 }

@@ -140,11 +140,11 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>> {
-        Ok(self
-            .buffers
+        // Copies: the fused updates change the buffers in place.
+        self.buffers
             .iter()
-            .map(|(k, v)| (format!("{k}.momentum_buffer"), v.clone()))
-            .collect())
+            .map(|(k, v)| Ok((format!("{k}.momentum_buffer"), v.copy()?)))
+            .collect()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
