@@ -178,7 +178,7 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
 }
 
 /// Decodes a wav file to mono and resamples it to `target_rate` Hz (see
-/// [`resample`](crate::audio::resample::resample)); the result has
+/// [`resample`]); the result has
 /// `round(n * target_rate / source_rate)` samples.
 pub fn load_wav(path: &Path, target_rate: u32) -> Result<Vec<f32>> {
     let w = read_wav(path)?;

@@ -149,7 +149,7 @@ impl Launch {
         }
     }
 
-    /// MPI when started by an MPI launcher (see the [module docs](self)),
+    /// MPI when started by an MPI launcher (see the module docs),
     /// with `timeout_s` seconds as the deadline of every collective, for a
     /// run on `device` (`cpu`, `cuda` or `cuda:N`), which is rewritten to
     /// this rank's device (`cuda` becomes `cuda:<node-local rank>` under a

@@ -3,7 +3,7 @@
 //! The loss and the engine only talk to the [`Collective`] trait. This crate
 //! ships [`SingleProcess`] (world size 1) and [`ThreadGroup`] (several ranks as
 //! threads of one process, used to test distributed semantics exactly);
-//! MPI (cargo feature `mpi`: [`MpiCollective`]) plugs in behind the same trait,
+//! MPI (cargo feature `mpi`: `MpiCollective`) plugs in behind the same trait,
 //! and so does NCCL for CUDA tensors (cargo feature `nccl`: `NcclCollective`,
 //! bootstrapped with an [`NcclIdBytes`] sent over another group).
 //! Synchronized BatchNorm ([`set_sync_batchnorm`], [`sync_batch_norm_train`])
