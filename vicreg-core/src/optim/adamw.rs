@@ -152,11 +152,11 @@ impl Optimizer for AdamW {
     fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut s = HashMap::new();
         for (k, v) in &self.m {
-            // Copies: the fused updates change the moments in place.
-            s.insert(format!("{k}.exp_avg"), v.copy()?);
+            // Snapshots: the fused updates change the moments in place.
+            s.insert(format!("{k}.exp_avg"), fused::snapshot(v)?);
         }
         for (k, v) in &self.v {
-            s.insert(format!("{k}.exp_avg_sq"), v.copy()?);
+            s.insert(format!("{k}.exp_avg_sq"), fused::snapshot(v)?);
         }
         s.insert(
             "adamw.step".to_string(),

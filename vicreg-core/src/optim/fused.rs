@@ -31,6 +31,18 @@ pub(crate) fn fusable(ts: &[&Tensor]) -> bool {
         })
 }
 
+/// A state tensor as it may leave or enter an optimizer: a copy where the
+/// fused updates would later change it in place ([`fusable`] tensors), the
+/// shared tensor elsewhere (the generic updates build new tensors, so sharing
+/// is safe there and costs no device memory).
+pub(crate) fn snapshot(t: &Tensor) -> candle_core::Result<Tensor> {
+    if fusable(&[t]) {
+        t.copy()
+    } else {
+        Ok(t.clone())
+    }
+}
+
 fn range(l: &Layout, name: &str) -> candle_core::Result<(usize, usize)> {
     l.contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{name}: needs contiguous tensors")))

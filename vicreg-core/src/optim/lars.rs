@@ -162,10 +162,10 @@ impl Optimizer for Lars {
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>> {
-        // Copies: the fused updates change the buffers in place.
+        // Snapshots: the fused updates change the buffers in place.
         self.momentum
             .iter()
-            .map(|(k, v)| Ok((format!("{k}.momentum_buffer"), v.copy()?)))
+            .map(|(k, v)| Ok((format!("{k}.momentum_buffer"), fused::snapshot(v)?)))
             .collect()
     }
 

@@ -140,10 +140,10 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>> {
-        // Copies: the fused updates change the buffers in place.
+        // Snapshots: the fused updates change the buffers in place.
         self.buffers
             .iter()
-            .map(|(k, v)| Ok((format!("{k}.momentum_buffer"), v.copy()?)))
+            .map(|(k, v)| Ok((format!("{k}.momentum_buffer"), fused::snapshot(v)?)))
             .collect()
     }
 
