@@ -32,6 +32,18 @@ impl Default for LarsConfig {
     }
 }
 
+impl LarsConfig {
+    /// The trust ratio `eta * ||p|| / ||g + wd p||` of norms `p_norm` and
+    /// `update_norm` (1 when either is 0).
+    fn trust(&self, p_norm: f64, update_norm: f64) -> f64 {
+        if p_norm > 0.0 && update_norm > 0.0 {
+            self.eta * p_norm / update_norm
+        } else {
+            1.0
+        }
+    }
+}
+
 /// LARS. For each parameter `p` with gradient `g` (official `exclude_bias_and_norm`):
 /// if `p` is not 1-D, `g += wd p` and `g *= eta ||p|| / ||g||` (1 if a norm is 0);
 /// then `mu = momentum mu + g` and `p -= lr mu`.
@@ -61,15 +73,9 @@ impl Lars {
         let g = (g + (p * wd)?)?;
         let pn = scalar_f64(&p.sqr()?.sum_all()?)?.sqrt();
         let gn = scalar_f64(&g.sqr()?.sum_all()?)?.sqrt();
-        Ok(if pn > 0.0 && gn > 0.0 {
-            self.cfg.eta * pn / gn
-        } else {
-            1.0
-        })
+        Ok(self.cfg.trust(pn, gn))
     }
-}
 
-impl Lars {
     /// The update of one contiguous CPU parameter in place: one pass for the
     /// two norms, one for the momentum buffer, one for the parameter (the
     /// same arithmetic as the generic path, accumulated in f64).
@@ -87,13 +93,7 @@ impl Lars {
             let norms = p
                 .apply_op2_no_bwd(g, &fused::LarsNorms { wd })?
                 .to_vec1::<f64>()?;
-            let (pn, gn) = (norms[0].sqrt(), norms[1].sqrt());
-            let trust = if pn > 0.0 && gn > 0.0 {
-                cfg.eta * pn / gn
-            } else {
-                1.0
-            };
-            (wd, trust)
+            (wd, cfg.trust(norms[0].sqrt(), norms[1].sqrt()))
         };
         // The first step's buffer is the update itself (decay 0 over zeros).
         let (buf, decay) = match buffers.get(name) {
@@ -143,12 +143,7 @@ impl Optimizer for Lars {
                     let g = (g + (p * wd)?)?;
                     let pn = scalar_f64(&p.sqr()?.sum_all()?)?.sqrt();
                     let gn = scalar_f64(&g.sqr()?.sum_all()?)?.sqrt();
-                    let trust = if pn > 0.0 && gn > 0.0 {
-                        self.cfg.eta * pn / gn
-                    } else {
-                        1.0
-                    };
-                    (g * trust)?
+                    (g * self.cfg.trust(pn, gn))?
                 };
                 let mu = match self.momentum.get(name) {
                     Some(m) => ((m * self.cfg.momentum)? + update)?,

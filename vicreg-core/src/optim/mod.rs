@@ -148,11 +148,10 @@ pub(crate) fn load_buffer(
                     like.dims()
                 )));
             }
-            // A copy: the fused updates change the buffer in place, and the
-            // caller's tensor must not change with it.
-            Ok(Some(
-                t.to_dtype(like.dtype())?.to_device(like.device())?.copy()?,
-            ))
+            // A snapshot: the fused updates change the buffer in place, and
+            // the caller's tensor must not change with it.
+            let t = t.to_dtype(like.dtype())?.to_device(like.device())?;
+            Ok(Some(fused::snapshot(&t)?))
         }
     }
 }
