@@ -3,9 +3,10 @@
 //! standardisation with the training features' moments, then a linear layer.
 //!
 //! [`linear_probe`](super::linear_probe) reports accuracies but does not hand
-//! back its trained layer; [`LinearHead::fit`] trains one with the same
-//! recipe (the [`linear_classifier`] init, SGD momentum 0.9, per-step cosine
-//! schedule, the same seeded shuffles) on features it standardises itself,
+//! back its trained layer; [`LinearHead::fit`] trains one with the same code
+//! (the [`linear_classifier`](super::linear_classifier) init, SGD momentum
+//! 0.9, per-step cosine schedule, the same seeded shuffles) on features it
+//! standardises itself,
 //! so that a head fitted with the configuration a probe used reaches that
 //! probe's accuracy.
 //!
@@ -28,13 +29,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Module, Tensor, D};
+use candle_core::{Module, Tensor, D};
 use candle_nn::Linear;
 
 use super::features::Features;
-use super::linear_probe::{linear_classifier, LinearProbeConfig};
-use crate::optim::{LrSchedule, Optimizer, Sgd};
-use crate::{Error, ParamStore, Result, SeededRng};
+use super::linear_probe::{train_classifier, LinearProbeConfig, ProbeOptimizer};
+use crate::{Error, Result};
 
 /// The largest head file read, in bytes (1 GiB: 1000 classes x 8192-d is 33 MB).
 pub const MAX_HEAD_BYTES: u64 = 1 << 30;
@@ -69,43 +69,19 @@ pub struct LinearHead {
 
 impl LinearHead {
     /// Trains the head on raw (unstandardised) `train` features with the
-    /// epochs, rate, weight decay, batch size and seed of `cfg` (always SGD).
+    /// epochs, rate, weight decay, batch size and seed of `cfg` (always SGD);
+    /// a non-finite loss is an error.
     pub fn fit(train: &Features, num_classes: usize, cfg: &LinearProbeConfig) -> Result<Self> {
         if cfg.batch_size == 0 {
             return Err(Error::config("linear head: batch_size must be at least 1"));
         }
         let (mean, std) = moments(&train.x)?;
-        let x = train.x.broadcast_sub(&mean)?.broadcast_div(&std)?.detach();
-        let device = x.device().clone();
-        let store = ParamStore::new(cfg.seed);
-        let linear = linear_classifier(
-            train.dim(),
-            num_classes,
-            store.var_builder(DType::F32, &device),
-        )?;
-        let mut opt = Sgd::over_store(&store, cfg.weight_decay)?;
-        let n = train.len();
-        let schedule = LrSchedule::cosine(cfg.lr, (cfg.epochs * n.div_ceil(cfg.batch_size)) as u64);
-        let mut step = 0u64;
-        for epoch in 0..cfg.epochs {
-            let perm =
-                SeededRng::derive(cfg.seed, &[0x6c70_726f_6265, epoch as u64]).permutation(n);
-            for idx in perm.chunks(cfg.batch_size) {
-                let ids = Tensor::from_vec(
-                    idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                    idx.len(),
-                    &device,
-                )?;
-                let y: Vec<u32> = idx.iter().map(|&i| train.labels[i] as u32).collect();
-                let y = Tensor::from_vec(y, idx.len(), &device)?;
-                let loss = candle_nn::loss::cross_entropy(
-                    &linear.forward(&x.index_select(&ids, 0)?)?,
-                    &y,
-                )?;
-                opt.step(&loss.backward()?, schedule.lr_at(step))?;
-                step += 1;
-            }
-        }
+        let x = train.x.broadcast_sub(&mean)?.broadcast_div(&std)?;
+        let sgd = LinearProbeConfig {
+            optimizer: ProbeOptimizer::Sgd,
+            ..cfg.clone()
+        };
+        let (linear, _) = train_classifier(&x, &train.labels, num_classes, &sgd)?;
         Ok(Self { mean, std, linear })
     }
 

@@ -5,7 +5,7 @@ use candle_nn::{Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::features::Features;
-use crate::optim::{Lars, LarsConfig, LrSchedule, Optimizer, ParamGroup, Sgd, SgdConfig};
+use crate::optim::{Lars, LarsConfig, LrSchedule, Optimizer, ParamGroup, Sgd};
 use crate::{Error, ParamStore, Result, SeededRng};
 
 /// Optimizer of the linear probe.
@@ -170,6 +170,67 @@ fn accuracy(model: &Linear, f: &Features, k: usize) -> Result<(f64, f64)> {
     ))
 }
 
+/// Trains a fresh linear classifier on `x` `(n, dim)` with `labels`: the
+/// [`linear_classifier`] init from `cfg.seed`, the optimizer of `cfg`, a
+/// cosine schedule over every step, a [`SeededRng`] shuffle per epoch,
+/// cross-entropy. What [`linear_probe`] and
+/// [`LinearHead::fit`](super::LinearHead::fit) share; returns the layer and
+/// the mean loss of the last epoch. A non-finite loss is an error.
+pub(crate) fn train_classifier(
+    x: &Tensor,
+    labels: &[usize],
+    num_classes: usize,
+    cfg: &LinearProbeConfig,
+) -> Result<(Linear, f64)> {
+    let device = x.device().clone();
+    let store = ParamStore::new(cfg.seed);
+    let model = linear_classifier(
+        x.dim(1)?,
+        num_classes,
+        store.var_builder(DType::F32, &device),
+    )?;
+    let mut opt: Box<dyn Optimizer> = match cfg.optimizer {
+        ProbeOptimizer::Sgd => Box::new(Sgd::over_store(&store, cfg.weight_decay)?),
+        ProbeOptimizer::Lars => Box::new(Lars::new(
+            vec![ParamGroup::new(store.trainable_vars())],
+            LarsConfig {
+                weight_decay: cfg.weight_decay,
+                ..Default::default()
+            },
+        )?),
+    };
+    let n = labels.len();
+    let steps_per_epoch = n.div_ceil(cfg.batch_size);
+    let schedule = LrSchedule::cosine(cfg.lr, (cfg.epochs * steps_per_epoch) as u64);
+    let x = x.detach();
+    let mut step = 0u64;
+    let mut last_loss = 0.0;
+    for epoch in 0..cfg.epochs {
+        let perm = SeededRng::derive(cfg.seed, &[0x6c70_726f_6265, epoch as u64]).permutation(n);
+        let mut loss_sum = 0.0;
+        for idx in perm.chunks(cfg.batch_size) {
+            let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+            let ids = Tensor::from_vec(ids, idx.len(), &device)?;
+            let xb = x.index_select(&ids, 0)?;
+            let yb: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+            let logits = model.forward(&xb)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &labels_tensor(&yb, &device)?)?;
+            let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !lv.is_finite() {
+                return Err(Error::NonFinite(format!(
+                    "linear probe: loss is {lv} at epoch {epoch} step {step} (features contain NaN/Inf or lr too high)"
+                )));
+            }
+            loss_sum += lv * idx.len() as f64;
+            let grads = loss.backward()?;
+            opt.step(&grads, schedule.lr_at(step))?;
+            step += 1;
+        }
+        last_loss = loss_sum / n as f64;
+    }
+    Ok((model, last_loss))
+}
+
 /// Trains a linear classifier on frozen `train` features (deterministic
 /// shuffling from [`SeededRng`], cross-entropy, cosine schedule) and reports
 /// top-1/top-5 accuracy on `test`. Features are used as given (no normalisation).
@@ -192,61 +253,8 @@ pub fn linear_probe(
     }
     check_labels(train, num_classes, "train")?;
     check_labels(test, num_classes, "test")?;
-    let device = train.x.device().clone();
-    let test = test.to_device(&device)?;
-    let store = ParamStore::new(cfg.seed);
-    let model = linear_classifier(
-        train.dim(),
-        num_classes,
-        store.var_builder(DType::F32, &device),
-    )?;
-    let groups = vec![ParamGroup::new(store.trainable_vars())];
-    let mut opt: Box<dyn Optimizer> = match cfg.optimizer {
-        ProbeOptimizer::Sgd => Box::new(Sgd::new(
-            groups,
-            SgdConfig {
-                momentum: 0.9,
-                weight_decay: cfg.weight_decay,
-                ..Default::default()
-            },
-        )?),
-        ProbeOptimizer::Lars => Box::new(Lars::new(
-            groups,
-            LarsConfig {
-                weight_decay: cfg.weight_decay,
-                ..Default::default()
-            },
-        )?),
-    };
-    let n = train.len();
-    let steps_per_epoch = n.div_ceil(cfg.batch_size);
-    let schedule = LrSchedule::cosine(cfg.lr, (cfg.epochs * steps_per_epoch) as u64);
-    let x = train.x.detach();
-    let mut step = 0u64;
-    let mut last_loss = 0.0;
-    for epoch in 0..cfg.epochs {
-        let perm = SeededRng::derive(cfg.seed, &[0x6c70_726f_6265, epoch as u64]).permutation(n);
-        let mut loss_sum = 0.0;
-        for idx in perm.chunks(cfg.batch_size) {
-            let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
-            let ids = Tensor::from_vec(ids, idx.len(), &device)?;
-            let xb = x.index_select(&ids, 0)?;
-            let yb: Vec<usize> = idx.iter().map(|&i| train.labels[i]).collect();
-            let logits = model.forward(&xb)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &labels_tensor(&yb, &device)?)?;
-            let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !lv.is_finite() {
-                return Err(Error::NonFinite(format!(
-                    "linear probe: loss is {lv} at epoch {epoch} step {step} (features contain NaN/Inf or lr too high)"
-                )));
-            }
-            loss_sum += lv * idx.len() as f64;
-            let grads = loss.backward()?;
-            opt.step(&grads, schedule.lr_at(step))?;
-            step += 1;
-        }
-        last_loss = loss_sum / n as f64;
-    }
+    let test = test.to_device(train.x.device())?;
+    let (model, last_loss) = train_classifier(&train.x, &train.labels, num_classes, cfg)?;
     let k = 5.min(num_classes);
     let (top1, top5) = accuracy(&model, &test, k)?;
     let (train_top1, _) = accuracy(&model, train, k)?;

@@ -123,8 +123,7 @@ pub fn write_retrieval_json(
             .collect::<serde_json::Map<_, _>>()
             .into();
     }
-    let text = serde_json::to_string_pretty(&v).map_err(|e| Error::invalid(e.to_string()))?;
-    crate::io::write_atomic(path, text.as_bytes())
+    crate::io::write_json(path, &v)
 }
 
 /// A Markdown table of named evaluations, both protocols.
