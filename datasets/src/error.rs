@@ -38,6 +38,14 @@ pub enum Error {
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// For the core's batch iterators (the engine's, the evaluation's): the
+/// error as [`vicreg_core::Error::InvalidInput`] with its message.
+impl From<Error> for vicreg_core::Error {
+    fn from(e: Error) -> Self {
+        vicreg_core::Error::invalid(e.to_string())
+    }
+}
+
 impl Error {
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

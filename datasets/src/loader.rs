@@ -496,3 +496,35 @@ impl<B> Drop for EpochIter<B> {
         }
     }
 }
+
+/// The `(B,)` u32 targets of a collated batch as labels.
+pub fn labels_of(y: &candle_core::Tensor) -> vicreg_core::Result<Vec<usize>> {
+    Ok(y.to_vec1::<u32>()?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect())
+}
+
+/// A collated `(inputs, targets)` batch as `(inputs, labels)`, its error
+/// converted for the core's batch iterators (the engine's, the evaluation's).
+pub fn to_labelled(
+    r: Result<(candle_core::Tensor, candle_core::Tensor)>,
+) -> vicreg_core::Result<(candle_core::Tensor, Vec<usize>)> {
+    let (x, y) = r?;
+    Ok((x, labels_of(&y)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn to_labelled_turns_targets_into_labels() {
+        let x = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let y = Tensor::new(&[3u32, 0], &Device::Cpu).unwrap();
+        let (_, labels) = to_labelled(Ok((x, y))).unwrap();
+        assert_eq!(labels, vec![3, 0]);
+        assert!(to_labelled(Err(crate::Error::Layout("bad".into()))).is_err());
+    }
+}

@@ -90,10 +90,7 @@ impl TableBatches<'_> {
             self.order = (epoch, perm);
         }
         let idx = &self.order.1[i * self.batch + self.rank * self.micro..][..self.micro];
-        let rows = |t: &Table| {
-            t.gather(idx, self.device)
-                .map_err(|e| vicreg_core::Error::invalid(e.to_string()))
-        };
+        let rows = |t: &Table| t.gather(idx, self.device);
         Ok(PairBatch::new(
             rows(&self.tables.a)?,
             rows(&self.tables.b)?,

@@ -212,20 +212,13 @@ pub fn finetune_eval(
         move |items| collate_labelled(items, &dev),
     )?;
     let steps = loader.steps_per_epoch();
-    let to_batch =
-        |r: datasets::Result<(Tensor, Tensor)>| -> vicreg_core::Result<(Tensor, Vec<usize>)> {
-            let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-            Ok((
-                x,
-                y.to_vec1::<u32>()?
-                    .into_iter()
-                    .map(|v| v as usize)
-                    .collect(),
-            ))
-        };
     let mut train_batches =
         |epoch: usize| -> vicreg_core::Result<LabelledBatches<'static, Tensor>> {
-            Ok(Box::new(loader.iter_epoch(epoch as u64, 0).map(to_batch)))
+            Ok(Box::new(
+                loader
+                    .iter_epoch(epoch as u64, 0)
+                    .map(datasets::loader::to_labelled),
+            ))
         };
     let val_dir = data_dir.to_path_buf();
     let vdev = device.clone();

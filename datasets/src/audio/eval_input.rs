@@ -19,7 +19,7 @@ use crate::audio::dataset::{
 use crate::audio::esc50::Esc50Index;
 use crate::audio::wav::wav_seconds;
 use crate::image::BadSamplePolicy;
-use crate::loader::{Loader, LoaderConfig};
+use crate::loader::{labels_of, to_labelled, Loader, LoaderConfig};
 use crate::Result;
 
 /// The longest clip evaluation shows an encoder whole, seconds (longer clips
@@ -160,8 +160,8 @@ pub fn eval_batches(
             collate_windowed(items, wl, &dev)
         })?;
         return Ok(Box::new(loader.iter_epoch(0, 0).map(|r| {
-            let (x, w, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-            Ok((EvalInput::Windows(x, w), targets(&y)?))
+            let (x, w, y) = r?;
+            Ok((EvalInput::Windows(x, w), labels_of(&y)?))
         })));
     }
     let len = match plan.view {
@@ -176,14 +176,6 @@ pub fn eval_batches(
         let (x, y) = to_labelled(r)?;
         Ok((EvalInput::Clips(x), y))
     })))
-}
-
-/// `(B,)` u32 targets as labels.
-fn targets(y: &Tensor) -> vicreg_core::Result<Vec<usize>> {
-    Ok(y.to_vec1::<u32>()?
-        .into_iter()
-        .map(|v| v as usize)
-        .collect())
 }
 
 /// A loader of augmented labelled clips of `folds` (supervised training),
@@ -217,13 +209,6 @@ pub fn train_loader(
         },
         move |items| collate_labelled_waveforms(items, &dev),
     )
-}
-
-/// `(waveforms, targets)` -> `(waveforms, labels)`, errors converted for the
-/// core (the engine's and the evaluation's batch iterators).
-pub fn to_labelled(r: Result<(Tensor, Tensor)>) -> vicreg_core::Result<(Tensor, Vec<usize>)> {
-    let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-    Ok((x, targets(&y)?))
 }
 
 #[cfg(test)]
@@ -265,14 +250,5 @@ mod tests {
             EvalInput::Clips(x) => assert_eq!(x.dims(), &[1, 100]),
             EvalInput::Windows(..) => panic!("full is one clip"),
         }
-    }
-
-    #[test]
-    fn to_labelled_turns_targets_into_labels() {
-        let x = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let y = Tensor::new(&[3u32, 0], &Device::Cpu).unwrap();
-        let (_, labels) = to_labelled(Ok((x, y))).unwrap();
-        assert_eq!(labels, vec![3, 0]);
-        assert!(to_labelled(Err(crate::Error::Layout("bad".into()))).is_err());
     }
 }

@@ -14,6 +14,7 @@ pub mod resample;
 pub mod settings;
 pub mod wav;
 
+pub use crate::loader::to_labelled;
 pub use activity::{ActivityConfig, CropPolicy, EvalView, SILENCE_RMS};
 pub use augment::{AudioViewConfig, ShiftMode};
 pub use dataset::{
@@ -22,7 +23,7 @@ pub use dataset::{
 };
 pub use esc50::{train_fold_list, Esc50Clip, Esc50Index, ESC50_FOLDS};
 pub use eval_input::{
-    eval_batches, to_labelled, train_loader, EvalBatches, EvalInput, EvalPlan, MAX_EVAL_SECONDS,
+    eval_batches, train_loader, EvalBatches, EvalInput, EvalPlan, MAX_EVAL_SECONDS,
 };
 pub use protocol::{clip_names, fold_plan, open_index, FoldRun, Protocol};
 pub use resample::{resample, resampled_len, MAX_RESAMPLED_LEN};

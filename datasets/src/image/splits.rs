@@ -278,15 +278,7 @@ pub fn eval_batches<S: ImageSource + 'static>(
         LoaderConfig::evaluation(batch_size, workers),
         move |items| collate_labelled(items, &dev),
     )?;
-    Ok(loader.iter_epoch(0, 0).map(|r| {
-        let (x, y) = r.map_err(|e| vicreg_core::Error::invalid(e.to_string()))?;
-        let labels: Vec<usize> = y
-            .to_vec1::<u32>()?
-            .into_iter()
-            .map(|v| v as usize)
-            .collect();
-        Ok((x, labels))
-    }))
+    Ok(loader.iter_epoch(0, 0).map(crate::loader::to_labelled))
 }
 
 /// A subset of a source, by index.

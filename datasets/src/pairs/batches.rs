@@ -82,19 +82,15 @@ impl<D: Dataset + 'static, B: Send + 'static, X, Y> BatchSource<X, Y> for PairBa
                 Some(Ok(batch)) => {
                     let pos = step;
                     step += 1;
-                    Some(
-                        to_pair(batch)
-                            .map(|b| (epoch, pos, b))
-                            .map_err(|e| vicreg_core::Error::invalid(e.to_string())),
-                    )
+                    Some(to_pair(batch).map(|b| (epoch, pos, b)).map_err(Into::into))
                 }
-                Some(Err(e)) => return Some(Err(vicreg_core::Error::invalid(e.to_string()))),
+                Some(Err(e)) => return Some(Err(e.into())),
                 None => None,
             };
             if !reported && (item.is_none() || iter.remaining() == 0) {
                 reported = true;
                 if let Err(e) = skips.record(epoch, iter.skipped(), iter.skipped_messages()) {
-                    return Some(Err(vicreg_core::Error::invalid(e.to_string())));
+                    return Some(Err(e.into()));
                 }
             }
             item
