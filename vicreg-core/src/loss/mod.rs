@@ -1,8 +1,7 @@
 //! Joint-embedding losses. Every loss sees two `(batch, dim)` embedding tensors
 //! (or the two branches' [`BranchOutput`]s, for losses that also use
-//! predictions and momentum targets) and a
-//! [`Collective`], and returns its total plus
-//! named terms for logging.
+//! predictions and momentum targets) and a [`Collective`], and returns its
+//! total plus named terms for logging.
 
 mod barlow_twins;
 mod input;

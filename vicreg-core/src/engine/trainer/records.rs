@@ -27,7 +27,7 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         rec.insert("batch_in_epoch".into(), json!(state.batch_in_epoch));
         rec.insert("lr".into(), json_number(lr));
         rec.insert("loss".into(), scalars_object(&micro.scalars));
-        // The expander outputs, not an asymmetric model's packed `[p | z | t]`.
+        // The expander outputs (for BYOL / SimSiam the online projection).
         for (tag, z) in [("a", &micro.out.a.emb), ("b", &micro.out.b.emb)] {
             let s = embedding_std(z)?;
             rec.insert(format!("std_mean_{tag}"), json_number(s.mean));
