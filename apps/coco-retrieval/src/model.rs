@@ -6,12 +6,13 @@
 //! expanders' outputs (the space the loss aligns) by cosine similarity.
 
 use std::path::Path;
+use std::sync::OnceLock;
 use vicreg_core::recipe::AppConfig;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use encoders::resnet::{ResNet, ResNetConfig};
-use encoders::text::{GruTextEncoder, TextBatch, TextTransformer};
+use encoders::text::{FrozenTextTable, GruTextEncoder, TextBatch, TextTransformer};
 use vicreg_core::model::{Branch, Encoder, ExpanderConfig, JointEmbedding};
 use vicreg_core::ParamStore;
 
@@ -27,23 +28,61 @@ pub const MODEL_FILE: &str = "model.safetensors";
 
 /// An encoder that can be frozen: a frozen encoder always runs in eval mode
 /// (BatchNorm running statistics, no dropout) and its output is detached, so
-/// no gradient reaches its variables.
-pub struct Freezable<E> {
+/// no gradient reaches its variables. A frozen encoder may also carry its
+/// outputs precomputed for the training inputs ([`Freezable::precompute`]).
+pub struct Freezable<E: Encoder> {
     /// The wrapped encoder.
     pub inner: E,
     /// Whether it is frozen.
     pub frozen: bool,
+    table: OnceLock<Box<dyn Precomputed<E::Input>>>,
+}
+
+/// Outputs of a frozen encoder computed ahead of training.
+pub trait Precomputed<I: ?Sized>: Send + Sync {
+    /// The `(batch, repr_dim)` outputs for `input`, or `None` when some are missing.
+    fn lookup(&self, input: &I) -> vicreg_core::Result<Option<Tensor>>;
+}
+
+impl Precomputed<TextBatch> for FrozenTextTable {
+    fn lookup(&self, input: &TextBatch) -> vicreg_core::Result<Option<Tensor>> {
+        FrozenTextTable::lookup(self, input).map_err(|e| vicreg_core::Error::invalid(e.to_string()))
+    }
+}
+
+impl<E: Encoder> Freezable<E> {
+    /// `inner`, frozen or not, with nothing precomputed.
+    pub fn new(inner: E, frozen: bool) -> Self {
+        Self {
+            inner,
+            frozen,
+            table: OnceLock::new(),
+        }
+    }
+
+    /// Serves the frozen encoder's outputs from `table` from now on (inputs
+    /// it lacks are encoded as usual). Ignored unless the encoder is frozen,
+    /// and after the first call.
+    pub fn precompute(&self, table: Box<dyn Precomputed<E::Input>>) {
+        if self.frozen {
+            let _ = self.table.set(table);
+        }
+    }
 }
 
 impl<E: Encoder> Encoder for Freezable<E> {
     type Input = E::Input;
 
     fn forward_t(&self, input: &E::Input, train: bool) -> vicreg_core::Result<Tensor> {
-        if self.frozen {
-            Ok(self.inner.forward_t(input, false)?.detach())
-        } else {
-            self.inner.forward_t(input, train)
+        if !self.frozen {
+            return self.inner.forward_t(input, train);
         }
+        if let Some(t) = self.table.get() {
+            if let Some(x) = t.lookup(input)? {
+                return Ok(x);
+            }
+        }
+        Ok(self.inner.forward_t(input, false)?.detach())
     }
 
     fn repr_dim(&self) -> usize {
@@ -93,10 +132,7 @@ pub fn build(
         ResNetConfig::from_name(&cfg.image_arch)?.with_zero_init_residual(cfg.zero_init_residual);
     let resnet = ResNet::new(&rcfg, vb.pp("image").pp("encoder"))?;
     let image = Branch::new(
-        Freezable {
-            inner: resnet,
-            frozen: cfg.freeze_image,
-        },
+        Freezable::new(resnet, cfg.freeze_image),
         &ExpanderConfig::with_mlp(cfg.image_mlp()),
         vb.pp("image").pp("projector"),
     )?;
@@ -108,10 +144,7 @@ pub fn build(
         TextArch::Gru(g) => TextEncoder::Gru(GruTextEncoder::new(g, tvb)?),
     };
     let text = Branch::new(
-        Freezable {
-            inner: enc,
-            frozen: cfg.freeze_text,
-        },
+        Freezable::new(enc, cfg.freeze_text),
         &ExpanderConfig::with_mlp(cfg.text_mlp()),
         vb.pp("text").pp("projector"),
     )?;

@@ -72,6 +72,11 @@ pub fn pretrain_on(
         }
     };
     let tokenizer = text::caption_tokenizer(&prepared.tokenizer, cfg.max_len)?;
+    let frozen_captions = if cfg.freeze_text {
+        text::token_sequences(&tokenizer, &train.flat_captions().0)?
+    } else {
+        Vec::new()
+    };
     let view = SingleViewTransform::new(image_view(cfg.augment, cfg.image_size))?;
     let dataset = CocoPretrain::new(Arc::new(train), view, tokenizer);
     let dev = device.clone();
@@ -119,6 +124,9 @@ pub fn pretrain_on(
             r.loaded,
             w.display()
         );
+    }
+    if cfg.freeze_text {
+        text::precompute_frozen(&net, frozen_captions, cfg.train.epochs * n_images, &device)?;
     }
     let vars = model::optimized_vars(cfg, &store);
     eprintln!(

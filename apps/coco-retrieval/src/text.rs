@@ -196,3 +196,122 @@ pub fn encode_texts(
     let (ids, mask) = datasets::text::stack_tokenized(&enc, device)?;
     text_batch(&ids, &mask)
 }
+
+/// Most bytes the frozen text encoder's precomputed outputs may take.
+pub const FROZEN_TABLE_MAX_BYTES: usize = 2 << 30;
+
+/// The real (unpadded) token ids of every caption, as the training batches hold them.
+pub fn token_sequences(
+    tokenizer: &datasets::text::TextTokenizer,
+    captions: &[&str],
+) -> Result<Vec<Vec<u32>>> {
+    captions
+        .iter()
+        .map(|c| {
+            let t = tokenizer.encode(c)?;
+            Ok(t.ids
+                .iter()
+                .zip(&t.mask)
+                .filter(|(_, &m)| m != 0)
+                .map(|(&i, _)| i)
+                .collect())
+        })
+        .collect()
+}
+
+/// With a frozen text encoder, computes its output for every distinct
+/// caption once (fixed order and batches, so a resumed run gets the same
+/// values) and serves training steps from that table. Skipped, saying why,
+/// when it would cost more forward passes than training does (`draws`
+/// captions drawn in the whole run) or take more than
+/// [`FROZEN_TABLE_MAX_BYTES`].
+pub fn precompute_frozen(
+    net: &crate::model::ImageTextModel,
+    captions: Vec<Vec<u32>>,
+    draws: usize,
+    device: &Device,
+) -> Result<()> {
+    use vicreg_core::model::Encoder;
+    let distinct: std::collections::HashSet<&Vec<u32>> = captions.iter().collect();
+    let n = distinct.len();
+    if n > draws {
+        eprintln!("frozen text encoder: {n} distinct captions > {draws} drawn in training; encoding each step");
+        return Ok(());
+    }
+    let enc = &net.branch_b().encoder;
+    let t = encoders::text::FrozenTextTable::build(
+        captions,
+        enc.repr_dim(),
+        FROZEN_TABLE_MAX_BYTES,
+        device,
+        |b| enc.inner.forward_t(b, false),
+    )?;
+    match t {
+        Some(t) => {
+            eprintln!("frozen text encoder: outputs of {} distinct captions computed once", t.len());
+            enc.precompute(Box::new(t));
+        }
+        None => eprintln!(
+            "frozen text encoder: the table of {n} captions would exceed {} MiB; encoding each step",
+            FROZEN_TABLE_MAX_BYTES >> 20
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicreg_core::model::Encoder;
+    use vicreg_core::ParamStore;
+
+    #[test]
+    fn a_frozen_text_encoder_serves_precomputed_outputs_equal_to_its_own() {
+        let cfg = PretrainConfig {
+            freeze_text: true,
+            image_arch: "resnet18".into(),
+            ..PretrainConfig::default()
+        };
+        let arch = TextArch::Transformer(BertConfig::tiny().with_vocab_size(40));
+        let store = ParamStore::new(3);
+        let net = crate::model::build(&cfg, &arch, &store, &Device::Cpu).unwrap();
+        let captions = vec![
+            vec![2, 7, 9, 3],
+            vec![2, 11, 3],
+            vec![2, 7, 9, 3],
+            vec![2, 5, 3],
+        ];
+        let rows = [vec![2, 5, 3], vec![2, 7, 9, 3]];
+        let batch = TextBatch::from_rows(&rows, 0, &Device::Cpu).unwrap();
+        let text = &net.branch_b().encoder;
+        let direct = text.forward_t(&batch, true).unwrap();
+        precompute_frozen(&net, captions.clone(), 1, &Device::Cpu).unwrap();
+        // Fewer draws than distinct captions: nothing was precomputed.
+        assert_eq!(
+            text.forward_t(&batch, true)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap(),
+            direct.to_vec2::<f32>().unwrap()
+        );
+        precompute_frozen(&net, captions, 100, &Device::Cpu).unwrap();
+        let served = text.forward_t(&batch, true).unwrap();
+        let d = (&served - &direct)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+        // A caption outside the table is encoded as before.
+        let other = TextBatch::from_rows(&[vec![2, 13, 3]], 0, &Device::Cpu).unwrap();
+        let want = text.inner.forward_t(&other, false).unwrap();
+        assert_eq!(
+            text.forward_t(&other, true)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap(),
+            want.to_vec2::<f32>().unwrap()
+        );
+    }
+}
