@@ -407,12 +407,21 @@ fn frozen_pretrained_text_encoder_keeps_its_weights() {
         .collect();
     let bert = root.join("bert");
     tiny_bert(&bert, &caps);
+    let frozen = |exp: &Path, epochs: usize| {
+        let mut c = pretrain_cmd(&data, exp, epochs);
+        c.arg("--text-encoder")
+            .arg(format!("pretrained:{}", bert.display()))
+            .arg("--freeze-text");
+        vicreg_tests::app::run_text(&mut c).1
+    };
+    // Fewer captions drawn in the run (24 images x 1 epoch) than there are
+    // distinct captions: encoded each step; with 6 epochs (144 draws) the
+    // table is built once.
+    let err = frozen(&root.join("six"), 6);
+    assert!(err.contains("distinct captions computed once"), "{err}");
     let exp = root.join("run");
-    let mut c = pretrain_cmd(&data, &exp, 1);
-    c.arg("--text-encoder")
-        .arg(format!("pretrained:{}", bert.display()))
-        .arg("--freeze-text");
-    run(&mut c);
+    let err = frozen(&exp, 1);
+    assert!(err.contains("encoding each step"), "{err}");
     let orig = vicreg_core::io::load_safetensors(&bert.join("model.safetensors")).unwrap();
     let after = vicreg_core::io::load_safetensors(&exp.join("text-encoder.safetensors")).unwrap();
     assert_eq!(orig.len(), after.len());
@@ -437,6 +446,48 @@ fn frozen_pretrained_text_encoder_keeps_its_weights() {
         a.encode("a red circle", None).unwrap(),
         b.encode("a red circle", None).unwrap()
     );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_laptop_preset_is_a_starting_point_under_config_and_flags() {
+    let root = tmp("preset");
+    let data = root.join("data");
+    tiny_data(&data);
+    let exp = root.join("run");
+    // A config file that sets one key keeps the preset's other keys.
+    let cfg = root.join("partial.toml");
+    std::fs::write(&cfg, "batch-size = 8\n").unwrap();
+    run(bin()
+        .args([
+            "pretrain", "--preset", "laptop", "--epochs", "1", "--mlp", "32-32",
+        ])
+        .args([
+            "--image-size",
+            "24",
+            "--num-workers",
+            "1",
+            "--quiet",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--exp-dir")
+        .arg(&exp));
+    let written = std::fs::read_to_string(exp.join("config.toml")).unwrap();
+    for line in [
+        "image-arch = \"resnet18\"",
+        "optimizer = \"adamw\"",
+        "image-size = 24",
+        "batch-size = 8",
+        "epochs = 1",
+        "mlp = \"32-32\"",
+        "text-hidden = 128",
+        "text-layers = 2",
+    ] {
+        assert!(written.contains(line), "missing {line:?}:\n{written}");
+    }
     std::fs::remove_dir_all(&root).ok();
 }
 
