@@ -6,9 +6,9 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{CommonCommand, PretrainFlags};
+use vicreg_core::recipe::{CommonCommand, Preset, PretrainFlags};
 
-use crate::config::{limits, ImageAugment, Preset, PretrainConfig};
+use crate::config::{limits, ImageAugment, PretrainConfig};
 use crate::{demo, evaluate, model, pretrain, retrieve};
 use datasets::coco::Part;
 use vicreg_core::parse_device;
@@ -43,7 +43,7 @@ pub enum Command {
 #[derive(clap::Args, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PretrainArgs {
-    /// Starting point before --config and the flags: paper (ResNet-50 at 224 px, 4-layer transformer, expanders 8192^3, batch 256, LARS, 30 epochs; default) or laptop (ResNet-18 at 32 px, 2-layer width-128 transformer, expanders 1024-1024, batch 64, AdamW, 15 epochs: a few thousand captioned images in ~6-8 min on 2 cores).
+    /// Starting point before --config and the flags: paper (ResNet-50 at 224 px, 4-layer transformer, expanders 8192^3, batch 256, LARS, 30 epochs; default) or laptop (ResNet-18 at 32 px, 2-layer width-128 transformer, expanders 1024-1024, batch 64, AdamW, 15 epochs: a few thousand captioned images in ~8 min on 2 cores).
     #[arg(long, value_enum, default_value = "paper")]
     #[serde(skip)]
     pub preset: Preset,
@@ -145,7 +145,9 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        Ok(self.common.config_over(&self.preset.config(), self)?)
+        Ok(self
+            .common
+            .config_over(&self.preset.config::<PretrainConfig>(), self)?)
     }
 }
 

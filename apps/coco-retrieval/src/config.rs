@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{ResumeMode, TrainConfig};
 use vicreg_core::loss::{EmbeddingNorm, LossConfig, VarianceReduction, VicRegConfig};
 use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
-use vicreg_core::recipe::{AppConfig, DataSettings, LossSettings, TrainSettings};
+use vicreg_core::recipe::{AppConfig, DataSettings, LaptopRecipe, LossSettings, TrainSettings};
 use vicreg_core::BoxError;
 
 use encoders::text::TextEncoderChoice as TextChoice;
@@ -157,35 +157,14 @@ impl Default for PretrainConfig {
     }
 }
 
-/// Named starting points of `pretrain --preset` (the config file and flags apply on top).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Preset {
-    /// The paper's COCO recipe at GPU scale ([`PretrainConfig::default`]).
-    #[default]
-    Paper,
-    /// A few thousand captioned images in about 15 minutes on 2 CPU cores
-    /// ([`PretrainConfig::laptop`]).
-    Laptop,
-}
-
-impl Preset {
-    /// The configuration this preset starts from.
-    pub fn config(self) -> PretrainConfig {
-        match self {
-            Preset::Paper => PretrainConfig::default(),
-            Preset::Laptop => PretrainConfig::laptop(),
-        }
-    }
-}
-
-impl PretrainConfig {
+impl LaptopRecipe for PretrainConfig {
     /// The laptop recipe: ResNet-18 on 32 px crops, a 2-layer width-128
     /// transformer trained from scratch on the captions, expanders 1024-1024,
     /// batch 64, AdamW base lr 8e-3 (peak 2e-3) with 1 warm-up epoch, weight
-    /// decay 1e-4, 15 epochs. About 6 minutes for 3,000 captioned images on 2
-    /// cores; with a local sentence encoder (`--text-encoder
-    /// pretrained:DIR --freeze-text`) about 8 (apps/coco-retrieval/README.md).
-    pub fn laptop() -> Self {
+    /// decay 1e-4, 15 epochs. About 8 minutes for 3,000 captioned images on 2
+    /// cores; with a local sentence encoder, frozen (`--text-encoder
+    /// pretrained:DIR --freeze-text`), about 6 (apps/coco-retrieval/README.md).
+    fn laptop() -> Self {
         let paper = Self::default();
         Self {
             train: TrainSettings {
@@ -383,10 +362,11 @@ pub mod limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vicreg_core::recipe::Preset;
 
     #[test]
     fn the_laptop_preset_is_valid_and_a_config_file_applies_over_it() {
-        let c = Preset::Laptop.config();
+        let c = Preset::Laptop.config::<PretrainConfig>();
         c.validate().unwrap();
         assert_eq!(
             (c.image_arch.as_str(), c.image_size, c.train.batch_size),
@@ -396,7 +376,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("p.toml");
         std::fs::write(&f, "epochs = 3\nimage-size = 48\n").unwrap();
-        let over = PretrainConfig::from_toml_file_over(&f, &Preset::Laptop.config()).unwrap();
+        let over =
+            PretrainConfig::from_toml_file_over(&f, &Preset::Laptop.config::<PretrainConfig>())
+                .unwrap();
         assert_eq!(
             (
                 over.train.epochs,

@@ -7,9 +7,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::eval::{LinearProbeConfig, ProbeOptimizer, ProbeSettings};
-use vicreg_core::recipe::{AppConfig, CommonCommand, PretrainFlags, SiameseFlags};
+use vicreg_core::recipe::{AppConfig, CommonCommand, Preset, PretrainFlags, SiameseFlags};
 
-use crate::config::{limits, Pairing, Preset, PretrainConfig, WaveArch};
+use crate::config::{limits, Pairing, PretrainConfig, WaveArch};
 use crate::evaluate::{self, EvalOptions, InitKind};
 use crate::model::BranchSel;
 use crate::supervised::{self, SupervisedOptions};
@@ -109,7 +109,9 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        Ok(self.common.config_over(&self.preset.config(), self)?)
+        Ok(self
+            .common
+            .config_over(&self.preset.config::<PretrainConfig>(), self)?)
     }
 }
 

@@ -15,7 +15,8 @@ use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
 use vicreg_core::loss::VicRegConfig;
 use vicreg_core::optim::OptimizerKind;
 use vicreg_core::recipe::{
-    AppConfig, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
+    AppConfig, CoeffSettings, DataSettings, LaptopRecipe, LossSettings, TrainSettings,
+    VariantSettings,
 };
 use vicreg_core::BoxError;
 
@@ -223,33 +224,13 @@ impl AppConfig for PretrainConfig {
     }
 }
 
-/// Named starting points of `pretrain --preset` (the config file and flags apply on top).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Preset {
-    /// The paper's ESC-50 recipe ([`PretrainConfig::default`]).
-    #[default]
-    Paper,
-    /// A few hundred clips in about 15 minutes on 2 CPU cores ([`PretrainConfig::laptop`]).
-    Laptop,
-}
-
-impl Preset {
-    /// The configuration this preset starts from.
-    pub fn config(self) -> PretrainConfig {
-        match self {
-            Preset::Paper => PretrainConfig::default(),
-            Preset::Laptop => PretrainConfig::laptop(),
-        }
-    }
-}
-
-impl PretrainConfig {
+impl LaptopRecipe for PretrainConfig {
     /// The laptop recipe: wave-spec at 8 kHz, 2 s views cropped around sound,
     /// the CPU-sized 1-D ResNet (64-d) and a ResNet-18 on 32 mels (hop 256),
     /// expanders 256-256-256, batch 32, AdamW peak lr 1e-3, 40 epochs. About
     /// 1,000 steps (12-15 minutes on 2 cores) on 640 training clips; see
     /// apps/esc50-audio/README.md for what it reaches on real check sets.
-    pub fn laptop() -> Self {
+    fn laptop() -> Self {
         let paper = Self::default();
         Self {
             audio: AudioSettings {
@@ -272,7 +253,9 @@ impl PretrainConfig {
             ..paper
         }
     }
+}
 
+impl PretrainConfig {
     /// Fills derived values so the written config repeats the run exactly.
     pub fn resolve(&mut self) {
         if self.n_mels.is_none() {
@@ -412,6 +395,7 @@ pub fn parse_device(s: &str) -> Result<candle_core::Device> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vicreg_core::recipe::Preset;
 
     #[test]
     fn mel_matches_the_paper_at_44k_and_the_16k_preset() {
@@ -433,7 +417,7 @@ mod tests {
 
     #[test]
     fn the_laptop_preset_is_valid_and_a_config_file_applies_over_it() {
-        let mut c = Preset::Laptop.config();
+        let mut c = Preset::Laptop.config::<PretrainConfig>();
         c.resolve();
         c.validate().unwrap();
         assert_eq!((c.audio.sample_rate, c.audio.clip_len()), (8000, 16_000));
@@ -441,7 +425,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("p.toml");
         std::fs::write(&f, "epochs = 3\ntime-pool = \"mean-max\"\n").unwrap();
-        let over = PretrainConfig::from_toml_file_over(&f, &Preset::Laptop.config()).unwrap();
+        let over =
+            PretrainConfig::from_toml_file_over(&f, &Preset::Laptop.config::<PretrainConfig>())
+                .unwrap();
         assert_eq!(
             (
                 over.train.epochs,

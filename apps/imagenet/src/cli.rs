@@ -6,9 +6,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction};
-use vicreg_core::recipe::{CommonCommand, PretrainFlags, SiameseFlags};
+use vicreg_core::recipe::{CommonCommand, Preset, PretrainFlags, SiameseFlags};
 
-use crate::config::{limits, AugPreset, Preset, PretrainConfig};
+use crate::config::{limits, AugPreset, PretrainConfig};
 use crate::eval_commands::{self, KnnEvalArgs, LinearEvalArgs};
 use crate::{ablate, demo, embed, evaluate, pretrain};
 use vicreg_core::parse_device;
@@ -68,8 +68,8 @@ pub struct MakeDataArgs {
 #[derive(clap::Args, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PretrainArgs {
-    /// Starting point before --config and the flags: official (the paper's ImageNet recipe, default) or laptop (ResNet-18, 32 px crops, expander 512-512-512, batch 64, AdamW, 25 epochs: a few thousand small images in ~15 min on 2 cores).
-    #[arg(long, value_enum, default_value = "official")]
+    /// Starting point before --config and the flags: paper (the official ImageNet recipe, default; `official` names it too) or laptop (ResNet-18, 32 px crops, expander 512-512-512, batch 64, AdamW, 25 epochs: a few thousand small images in ~15 min on 2 cores).
+    #[arg(long, value_enum, default_value = "paper")]
     #[serde(skip)]
     pub preset: Preset,
     #[command(flatten)]
@@ -119,7 +119,9 @@ pub struct PretrainArgs {
 impl PretrainArgs {
     /// The preset, then the config file, then every given flag; checked.
     pub fn to_config(&self) -> Result<PretrainConfig> {
-        Ok(self.common.config_over(&self.preset.config(), self)?)
+        Ok(self
+            .common
+            .config_over(&self.preset.config::<PretrainConfig>(), self)?)
     }
 }
 

@@ -9,7 +9,8 @@ use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
 use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
 use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
 use vicreg_core::recipe::{
-    AppConfig, CoeffSettings, DataSettings, LossSettings, TrainSettings, VariantSettings,
+    AppConfig, CoeffSettings, DataSettings, LaptopRecipe, LossSettings, TrainSettings,
+    VariantSettings,
 };
 use vicreg_core::BoxError;
 
@@ -142,27 +143,7 @@ impl AppConfig for PretrainConfig {
     }
 }
 
-/// Named starting points of `pretrain --preset` (the config file and flags apply on top).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Preset {
-    /// The official ImageNet recipe ([`PretrainConfig::default`]).
-    Official,
-    /// A few thousand small images in about 15 minutes on 2 CPU cores
-    /// ([`PretrainConfig::laptop`]).
-    Laptop,
-}
-
-impl Preset {
-    /// The configuration this preset starts from.
-    pub fn config(self) -> PretrainConfig {
-        match self {
-            Preset::Official => PretrainConfig::default(),
-            Preset::Laptop => PretrainConfig::laptop(),
-        }
-    }
-}
-
-impl PretrainConfig {
+impl LaptopRecipe for PretrainConfig {
     /// The laptop recipe: ResNet-18 on 32 px crops, expander 512-512-512,
     /// batch 64, AdamW base lr 8e-3 (peak 2e-3) with 1 warm-up epoch, weight
     /// decay 1e-4, 25 epochs, the small-image augmentation. Chosen on the
@@ -170,7 +151,7 @@ impl PretrainConfig {
     /// images (apps/imagenet/README.md): about 12 minutes for 3,000 images on 2
     /// cores. The expander's output is kept within 8x the batch, so the
     /// covariance term's floor (`D / (N - 1) - 1` times `std^4`) stays small.
-    pub fn laptop() -> Self {
+    fn laptop() -> Self {
         let official = Self::default();
         Self {
             arch: "resnet18".into(),
@@ -190,7 +171,9 @@ impl PretrainConfig {
             ..official
         }
     }
+}
 
+impl PretrainConfig {
     /// The base learning rate actually used: the given one, or the paper's
     /// value for this batch size (0.2 at 2048; 0.8/0.5/0.4 at 128/256/512).
     pub fn resolved_base_lr(&self) -> f64 {

@@ -17,6 +17,8 @@
 //!   flattens them into its command with `#[command(flatten)]` and
 //!   `#[serde(flatten)]`, usually as the bundles [`PretrainFlags`] (run, data,
 //!   loss) and [`SiameseFlags`] (coefficients, BYOL / SimSiam).
+//! - [`Preset`] / [`LaptopRecipe`]: `--preset paper|laptop`, the starting
+//!   point under the config file and the flags.
 //! - [`AppConfig`]: how an app reads its config (defaults or a preset, a
 //!   file, the flags; a run directory's `config.toml`; `check-config`), and
 //!   [`CommonCommand`] (`plot`, `check-config`) for its command enum.
@@ -32,6 +34,7 @@ mod app_config;
 mod data;
 mod loss;
 mod overlay;
+mod preset;
 mod run;
 mod train;
 mod variant;
@@ -46,6 +49,7 @@ pub use data::DataSettings;
 pub use loss::{CoeffFlags, LossFlags};
 pub use loss::{CoeffSettings, LossSettings};
 pub use overlay::{overlay, overlay_given, overlay_table};
+pub use preset::{LaptopRecipe, Preset};
 #[cfg(feature = "cli")]
 pub use run::RunFlags;
 pub use run::RunSettings;
