@@ -12,10 +12,34 @@ use encoders::resnet::{ResNet, ResNetConfig};
 use encoders::Error;
 use vicreg_core::ParamStore;
 
-fn tmp(name: &str) -> PathBuf {
+/// A file in this process's scratch folder, deleted when dropped: each
+/// checkpoint written here is ~45 MB. (The folder stays: tests running in
+/// parallel may be about to write into it.)
+struct TmpFile(PathBuf);
+
+impl std::ops::Deref for TmpFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TmpFile {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> TmpFile {
     let dir = std::env::temp_dir().join(format!("encoders_resnet_ckpt_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    TmpFile(dir.join(name))
 }
 
 /// The model whose weights are written (seeded init, built once per test binary).
