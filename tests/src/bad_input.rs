@@ -106,12 +106,40 @@ pub fn expect_refusal(case: &str, cmd: &mut Command, names: &[&str], limit: Dura
     o.stderr
 }
 
-/// A fresh, empty temporary folder `<tmp>/<prefix>-<name>-<pid>`.
+/// A fresh, empty temporary folder `<tmp>/<prefix>-<name>-<pid>`. Folders of
+/// the same test left by earlier test processes that are no longer running
+/// (a failed test keeps its folder for inspection; app runs write checkpoints
+/// of 100+ MB) are removed first, so repeated runs do not fill the disk.
 pub fn fresh_dir(prefix: &str, name: &str) -> PathBuf {
+    remove_stale(&format!("{prefix}-{name}-"));
     let d = std::env::temp_dir().join(format!("{prefix}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
     d
+}
+
+/// Removes `<tmp>/<stem><pid>` folders whose process has ended (Linux: no
+/// `/proc/<pid>`; elsewhere nothing is removed).
+fn remove_stale(stem: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(stem))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Every file under `dir` with its bytes, sorted by path (to prove a failed
