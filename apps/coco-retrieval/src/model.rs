@@ -46,7 +46,7 @@ pub trait Precomputed<I: ?Sized>: Send + Sync {
 
 impl Precomputed<TextBatch> for FrozenTextTable {
     fn lookup(&self, input: &TextBatch) -> vicreg_core::Result<Option<Tensor>> {
-        FrozenTextTable::lookup(self, input).map_err(|e| vicreg_core::Error::invalid(e.to_string()))
+        Ok(FrozenTextTable::lookup(self, input)?)
     }
 }
 
