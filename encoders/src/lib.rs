@@ -8,8 +8,11 @@ mod error;
 pub use error::{Error, Result};
 
 pub mod audio;
+pub mod convnext;
 pub mod ops;
 pub mod resnet;
 pub mod text;
+mod weights;
 
+pub use convnext::{ConvNeXt, ConvNeXtConfig};
 pub use resnet::{ResNet, ResNetConfig};

@@ -1,9 +1,10 @@
 //! Fast CPU primitives for training convolutional encoders, as candle custom
 //! ops with hand-written backward passes: GEMM-based 2-D convolution
 //! ([`conv2d_gemm`]: forward, input gradient and weight gradient are each
-//! one large GEMM per chunk of images) and fused train-mode BatchNorm
-//! (+ optional ReLU, [`batch_norm_train`]) and 2-D max pooling
-//! ([`max_pool2d`]); the fully connected layer [`linear`] is
+//! one large GEMM per chunk of images), fused train-mode BatchNorm
+//! (+ optional ReLU, [`batch_norm_train`]), 2-D max pooling
+//! ([`max_pool2d`]) and the depthwise convolution of ConvNeXt
+//! ([`depthwise_conv2d`]); the fully connected layer [`linear`] is
 //! `vicreg_core::ops::linear`.
 //!
 //! candle's stock conv backward runs at 13-25 GFLOP/s on CPU and its
@@ -14,10 +15,12 @@
 
 mod batchnorm;
 mod conv2d;
+mod depthwise;
 mod maxpool;
 
 pub use batchnorm::{batch_norm_train, BatchNormTrainOutput};
 pub use conv2d::{conv2d_gemm, supported, Conv2dParams, COL_BUDGET};
+pub use depthwise::depthwise_conv2d;
 pub use maxpool::max_pool2d;
 /// The fully connected layer and the process-wide switch live in
 /// `vicreg_core::ops` (the expander uses them too); [`set_fast_ops`] also

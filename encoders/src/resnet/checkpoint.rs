@@ -4,11 +4,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 
 use super::model::ResNet;
 use crate::{Error, Result};
@@ -479,33 +479,10 @@ fn read_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
 /// projector), otherwise strips a leading `module.` (DataParallel); then drops
 /// `fc.*` (classifier head) and `*num_batches_tracked` tensors.
 pub fn resnet_state_dict(raw: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
-    let backbone = BACKBONE_PREFIXES
-        .iter()
-        .find(|p| raw.keys().any(|k| k.starts_with(*p)));
-    let mut out = HashMap::new();
-    for (key, t) in raw {
-        let name = match backbone {
-            Some(p) => match key.strip_prefix(*p) {
-                Some(n) => n.to_string(),
-                None => continue,
-            },
-            None => key.strip_prefix("module.").unwrap_or(&key).to_string(),
-        };
-        if name.starts_with("fc.") || name.ends_with("num_batches_tracked") {
-            continue;
-        }
-        out.insert(name, t);
-    }
-    out
-}
-
-fn summarize(v: &[String]) -> String {
-    const MAX: usize = 10;
-    if v.len() <= MAX {
-        v.join(", ")
-    } else {
-        format!("{}, ... ({} more)", v[..MAX].join(", "), v.len() - MAX)
-    }
+    crate::weights::backbone_state_dict(raw)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("fc.") && !name.ends_with("num_batches_tracked"))
+        .collect()
 }
 
 impl ResNet {
@@ -517,72 +494,13 @@ impl ResNet {
     /// [`vicreg_core::ParamStore`] (its tensors are then variables that can be
     /// overwritten in place).
     pub fn load_state_dict(&self, tensors: &HashMap<String, Tensor>, source: &Path) -> Result<()> {
-        let named = self.named_tensors();
-        let mut missing = Vec::new();
-        let mut bad_shape = Vec::new();
-        for (name, t) in &named {
-            match tensors.get(name) {
-                None => missing.push(name.clone()),
-                Some(v) if v.dims() != t.dims() => {
-                    bad_shape.push(format!("{name}: file {:?}, model {:?}", v.dims(), t.dims()))
-                }
-                Some(_) => {}
-            }
-        }
-        let known: HashSet<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
-        let mut unexpected: Vec<String> = tensors
-            .keys()
-            .filter(|k| !known.contains(k.as_str()))
-            .cloned()
-            .collect();
-        missing.sort();
-        bad_shape.sort();
-        unexpected.sort();
-        if !missing.is_empty() || !bad_shape.is_empty() || !unexpected.is_empty() {
-            let mut msg = format!("weights do not fit {}", self.config().name());
-            if !missing.is_empty() {
-                msg += &format!(
-                    "; missing {} tensors: {}",
-                    missing.len(),
-                    summarize(&missing)
-                );
-            }
-            if !bad_shape.is_empty() {
-                msg += &format!("; wrong shape: {}", summarize(&bad_shape));
-            }
-            if !unexpected.is_empty() {
-                msg += &format!(
-                    "; unexpected {} tensors: {}",
-                    unexpected.len(),
-                    summarize(&unexpected)
-                );
-                if let Some(prefix) = unexpected
-                    .iter()
-                    .find_map(|k| k.strip_suffix("conv1.weight").filter(|p| !p.is_empty()))
-                {
-                    msg += &format!(
-                        " (the weights seem to live under the prefix {prefix:?}; known prefixes {} and \"module.\" are removed automatically)",
-                        BACKBONE_PREFIXES.map(|p| format!("{p:?}")).join(", ")
-                    );
-                }
-            }
-            return Err(Error::bad_file(source, msg));
-        }
-        let mut updates = Vec::with_capacity(named.len());
-        for (name, t) in &named {
-            if !t.is_variable() {
-                return Err(Error::config(format!(
-                    "cannot load {}: tensor {name} is not a variable (build the network from a ParamStore VarBuilder)",
-                    source.display()
-                )));
-            }
-            let v = tensors[name].to_dtype(t.dtype())?.to_device(t.device())?;
-            updates.push((Var::from_tensor(t)?, v));
-        }
-        for (var, v) in updates {
-            var.set(&v)?;
-        }
-        Ok(())
+        crate::weights::load_named(
+            &self.config().name(),
+            &self.named_tensors(),
+            tensors,
+            source,
+            "conv1.weight",
+        )
     }
 
     /// Loads weights from a safetensors or `.pth` file: [`read_checkpoint`],

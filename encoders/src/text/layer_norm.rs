@@ -74,4 +74,9 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         layer_norm(x, &self.weight, &self.bias, self.eps)
     }
+
+    /// `(weight, bias)`, each `(size)`.
+    pub fn parameters(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
+    }
 }
