@@ -9,6 +9,7 @@ mod negative_cosine;
 mod select;
 mod simclr;
 mod vicreg;
+mod vicregl;
 
 pub use barlow_twins::{batch_standardize, BarlowTwinsConfig, BarlowTwinsLoss};
 pub use negative_cosine::{
@@ -20,6 +21,11 @@ pub use simclr::{l2_normalize, SimClrConfig, SimClrLoss};
 pub use vicreg::{
     covariance, invariance, variance, CovarianceForm, EmbeddingNorm, VarianceReduction,
     VicRegConfig, VicRegLoss, VicRegTerms,
+};
+pub use vicregl::{
+    global_terms, local_pair_terms, local_terms, location_grid, matched_vicreg_terms,
+    nearest_neighbor_matches, vicregl_loss, vicregl_loss_distributed, ScaledTerms, VicRegLConfig,
+    VicRegLTerms,
 };
 
 use std::sync::Arc;
