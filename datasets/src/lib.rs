@@ -25,6 +25,7 @@ pub mod synth_audio;
 pub mod synth_captions;
 pub mod synth_images;
 mod synth_marker;
+pub mod synth_scenes;
 pub mod synth_tables;
 pub mod table;
 pub mod text;

@@ -130,7 +130,7 @@ pub struct SynthReport {
     pub written: usize,
 }
 
-fn rand_color(rng: &mut SeededRng) -> [f64; 3] {
+pub(crate) fn rand_color(rng: &mut SeededRng) -> [f64; 3] {
     [
         rng.uniform() * 255.0,
         rng.uniform() * 255.0,
@@ -143,7 +143,7 @@ fn luma(c: &[f64; 3]) -> f64 {
 }
 
 /// A colour whose luma differs from `other`'s by at least `gap` (best of 32 tries).
-fn contrasting(rng: &mut SeededRng, other: &[f64; 3], gap: f64) -> [f64; 3] {
+pub(crate) fn contrasting(rng: &mut SeededRng, other: &[f64; 3], gap: f64) -> [f64; 3] {
     let mut best = rand_color(rng);
     for _ in 0..32 {
         if (luma(&best) - luma(other)).abs() >= gap {
@@ -159,7 +159,7 @@ fn contrasting(rng: &mut SeededRng, other: &[f64; 3], gap: f64) -> [f64; 3] {
 
 /// Which colour the object shows at local coordinates `(u, v)` (unit radius):
 /// `None` = background, `Some(true)` = primary, `Some(false)` = secondary.
-fn shape_at(class: usize, u: f64, v: f64, phase: f64) -> Option<bool> {
+pub(crate) fn shape_at(class: usize, u: f64, v: f64, phase: f64) -> Option<bool> {
     let r2 = u * u + v * v;
     let in_disk = r2 <= 1.0;
     match class {

@@ -9,10 +9,12 @@ pub use error::{Error, Result};
 
 pub mod audio;
 pub mod convnext;
+mod image;
 pub mod ops;
 pub mod resnet;
 pub mod text;
 mod weights;
 
 pub use convnext::{ConvNeXt, ConvNeXtConfig};
+pub use image::{check_arch, is_convnext, ImageEncoder, ImageEncoderOptions};
 pub use resnet::{ResNet, ResNetConfig};

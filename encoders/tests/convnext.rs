@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
-use encoders::convnext::{drop_path_rng, ConvNeXt, ConvNeXtConfig};
+use encoders::convnext::{ConvNeXt, ConvNeXtConfig};
 use encoders::ops::depthwise_conv2d;
 use vicreg_core::gradcheck::{check_gradients, GradCheckOptions};
 use vicreg_core::model::Encoder;
@@ -296,19 +296,29 @@ fn torchvision_weights_load_under_their_own_names() {
 fn drop_path_is_seeded_and_off_in_eval() {
     let cfg = ConvNeXtConfig::custom([1, 1, 2, 1], [8, 8, 8, 8]).with_drop_path_rate(0.5);
     let x = randn(3, &[4, 3, 32, 32], DType::F32);
+    let x2 = randn(4, &[4, 3, 32, 32], DType::F32);
     let run = |seed: u64, train: bool| {
         let store = ParamStore::new(1);
-        let net = ConvNeXt::with_drop_path_rng(
-            &cfg,
-            drop_path_rng(seed, "image"),
+        let net = ConvNeXt::new(
+            &cfg.clone().with_drop_path_seed(seed),
             store.var_builder(DType::F32, &Device::Cpu),
         )
         .unwrap();
-        net.features(&x, train).unwrap()
+        (
+            net.features(&x, train).unwrap(),
+            net.features(&x2, train).unwrap(),
+        )
     };
-    assert_eq!(max_abs_diff(&run(7, true), &run(7, true)), 0.0);
-    assert!(max_abs_diff(&run(7, true), &run(8, true)) > 1e-6);
-    assert_eq!(max_abs_diff(&run(7, false), &run(8, false)), 0.0);
+    // same seed and batch: same masks (also across model instances, as after a resume)
+    assert_eq!(max_abs_diff(&run(7, true).0, &run(7, true).0), 0.0);
+    // another seed, or another batch: other masks
+    assert!(max_abs_diff(&run(7, true).0, &run(8, true).0) > 1e-6);
+    let (a, b) = run(7, true);
+    let (a_eval, b_eval) = run(7, false);
+    let drop_pattern = |t: &Tensor, e: &Tensor| max_abs_diff(t, e);
+    assert!(drop_pattern(&a, &a_eval) > 1e-6 && drop_pattern(&b, &b_eval) > 1e-6);
+    // eval mode: no drop path, the seed does not matter
+    assert_eq!(max_abs_diff(&run(7, false).0, &run(8, false).0), 0.0);
 }
 
 #[test]

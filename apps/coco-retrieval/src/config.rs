@@ -308,6 +308,13 @@ impl PretrainConfig {
         if self.train.batch_size < 2 {
             bail!("batch-size must be at least 2");
         }
+        if self.criterion.loss.needs_multi_crop_model() {
+            bail!(
+                "--loss {} needs one image backbone over many crops with feature maps (imagenet pretrain); \
+                 use vicreg, barlow-twins or simclr",
+                self.criterion.loss
+            );
+        }
         if self.criterion.loss.needs_asymmetric_model() {
             bail!(
                 "--loss {} is not available here: it needs a predictor on one branch and a target branch \

@@ -207,6 +207,14 @@ impl AppConfig for PretrainConfig {
         }
         self.variant
             .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
+        if self.criterion.loss.needs_multi_crop_model() {
+            return Err(format!(
+                "--loss {} needs an image backbone over many crops with feature maps (imagenet pretrain); \
+                 use vicreg, barlow-twins, simclr, byol or simsiam",
+                self.criterion.loss
+            )
+            .into());
+        }
         Ok(())
     }
 

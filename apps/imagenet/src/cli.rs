@@ -10,7 +10,7 @@ use vicreg_core::recipe::{CommonCommand, Preset, PretrainFlags, SiameseFlags};
 
 use crate::config::{limits, AugPreset, PretrainConfig};
 use crate::eval_commands::{self, KnnEvalArgs, LinearEvalArgs};
-use crate::{ablate, demo, embed, evaluate, pretrain};
+use crate::{ablate, demo, dense_eval, embed, evaluate, pretrain};
 use vicreg_core::parse_device;
 
 /// Siamese VICReg on images: pretraining and evaluation.
@@ -29,6 +29,8 @@ pub enum Command {
     LinearEval(LinearEvalArgs),
     /// Weighted k-NN evaluation (k = 20 and 200, T = 0.07).
     KnnEval(KnnEvalArgs),
+    /// Linear segmentation probe on the frozen feature map, on built-in scenes with pixel masks (cell accuracy, mIoU).
+    DenseEval(dense_eval::DenseEvalArgs),
     /// Representations of every image in a folder -> safetensors + file index.
     Embed(EmbedArgs),
     /// The built-in demo (what running with no arguments does).
@@ -78,7 +80,7 @@ pub struct PretrainArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub siamese: SiameseFlags,
-    /// Backbone: resnet18/34/50/101/152/200, optionally wide (e.g. resnet50x2).
+    /// Backbone: resnet18/34/50/101/152/200, optionally wide (e.g. resnet50x2), or convnext_atto/femto/pico/nano/tiny/small/base/large/xlarge.
     #[arg(long)]
     pub arch: Option<String>,
     /// Zero-initialise the last BatchNorm of every residual branch (official: true).
@@ -114,6 +116,49 @@ pub struct PretrainArgs {
     /// BatchNorm in the expander's hidden layers (true|false).
     #[arg(long)]
     pub expander_bn: Option<bool>,
+    /// Multi-crop views: <count>x<size>[@<min>-<max>] groups joined by +, global crops first, e.g. 2x224+6x96 (VICRegL's; default scales 0.4-1 global, 0.08-0.4 local). With --loss vicreg: multi-crop VICReg; --loss vicregl without it: 2 x image-size + 6 local crops.
+    #[arg(long)]
+    pub multi_crop: Option<String>,
+    /// VICRegL: weight of the global criterion (local: 1 - alpha). Range [0, 1].
+    #[arg(long, value_parser = |s: &str| limits::FloatRange::UNIT.parse(s))]
+    pub alpha: Option<f64>,
+    /// VICRegL: local expander widths on feature-map vectors, e.g. 512-512-512.
+    #[arg(long)]
+    pub maps_mlp: Option<String>,
+    /// VICRegL: location matches kept per direction, GLOBAL,OTHER (official 20,4).
+    #[arg(long, value_parser = parse_num_matches)]
+    pub num_matches: Option<[usize; 2]>,
+    /// VICRegL: feature-space matching over every cell (true, official) or num-matches (false).
+    #[arg(long)]
+    pub l2_all_matches: Option<bool>,
+    /// VICRegL: mirror the location grid of flipped crops (official: false).
+    #[arg(long)]
+    pub flip_grid: Option<bool>,
+    /// ConvNeXt: stochastic-depth rate (VICRegL: 0.1). Range [0, 0.99].
+    #[arg(long, value_parser = |s: &str| limits::DROP_PATH.parse(s))]
+    pub drop_path_rate: Option<f64>,
+    /// ConvNeXt: layer-scale init value, 0 = none (VICRegL: 0). Finite, >= 0.
+    #[arg(long, value_parser = limits::finite_non_negative)]
+    pub layer_scale: Option<f64>,
+}
+
+/// `--num-matches 20,4`.
+fn parse_num_matches(s: &str) -> std::result::Result<[usize; 2], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let parse = |p: &str| {
+        p.parse::<usize>()
+            .ok()
+            .filter(|v| limits::NUM_MATCHES.contains(&(*v as u64)))
+    };
+    match parts.as_slice() {
+        [a, b] => match (parse(a), parse(b)) {
+            (Some(a), Some(b)) => Ok([a, b]),
+            _ => Err(format!("{s:?}: two counts in 1..=4096 expected, e.g. 20,4")),
+        },
+        _ => Err(format!(
+            "{s:?}: two comma-separated counts expected, e.g. 20,4"
+        )),
+    }
 }
 
 impl PretrainArgs {
@@ -186,6 +231,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::LinearEval(a)) => eval_commands::run_linear(&a),
         Some(Command::KnnEval(a)) => eval_commands::run_knn(&a),
+        Some(Command::DenseEval(a)) => dense_eval::run(&a),
         Some(Command::Embed(a)) => {
             let device = parse_device(&a.device)?;
             let arch = evaluate::resolve_arch(a.arch.clone(), a.pretrained.as_deref());

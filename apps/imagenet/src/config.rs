@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
-use vicreg_core::loss::{EmbeddingNorm, VarianceReduction, VicRegConfig};
+use vicreg_core::loss::{EmbeddingNorm, LossKind, VarianceReduction, VicRegConfig};
 use vicreg_core::optim::{paper_small_batch_base_lr, OptimizerKind};
 use vicreg_core::recipe::{
     AppConfig, CoeffSettings, DataSettings, LaptopRecipe, LossSettings, TrainSettings,
@@ -52,7 +52,8 @@ pub struct PretrainConfig {
     /// BYOL / SimSiam settings.
     #[serde(flatten)]
     pub variant: VariantSettings,
-    /// Backbone: resnet18/34/50/101/152/200, optionally `xN` (e.g. resnet50x2).
+    /// Backbone: resnet18/34/50/101/152/200, optionally `xN` (e.g.
+    /// resnet50x2), or convnext_atto/femto/pico/nano/tiny/small/base/large/xlarge.
     pub arch: String,
     /// Zero-initialise the last BN of every residual branch (official: true).
     pub zero_init_residual: bool,
@@ -76,6 +77,23 @@ pub struct PretrainConfig {
     pub share_weights: bool,
     /// BatchNorm in the expander's hidden layers (paper D.5).
     pub expander_bn: bool,
+    /// Multi-crop views, e.g. `2x224+6x96` (see `datasets::augment::multicrop`);
+    /// unset: two views, or for `loss = "vicregl"` [`PretrainConfig::multi_crop_spec`].
+    pub multi_crop: Option<String>,
+    /// VICRegL: weight of the global criterion; the local one gets `1 - alpha`.
+    pub alpha: f64,
+    /// VICRegL: widths of the local expander on feature-map vectors.
+    pub maps_mlp: String,
+    /// VICRegL: location matches kept per direction, `[from the global view, from the other]`.
+    pub num_matches: [usize; 2],
+    /// VICRegL: feature-space matching over every cell (false: `num-matches`).
+    pub l2_all_matches: bool,
+    /// VICRegL: mirror the location grid of flipped crops (official: false).
+    pub flip_grid: bool,
+    /// ConvNeXt: stochastic-depth rate (VICRegL: 0.1).
+    pub drop_path_rate: f64,
+    /// ConvNeXt: layer-scale init value, 0 = none (VICRegL: 0).
+    pub layer_scale: f64,
 }
 
 impl Default for PretrainConfig {
@@ -110,6 +128,14 @@ impl Default for PretrainConfig {
             online_probe: false,
             share_weights: true,
             expander_bn: true,
+            multi_crop: None,
+            alpha: 0.75,
+            maps_mlp: "512-512-512".into(),
+            num_matches: [20, 4],
+            l2_all_matches: true,
+            flip_grid: false,
+            drop_path_rate: 0.1,
+            layer_scale: 0.0,
         }
     }
 }
@@ -132,6 +158,12 @@ impl AppConfig for PretrainConfig {
             check_int("image-size", v, &IMAGE_SIZE)?;
         }
         check_int("accumulate", self.accumulate, &ACCUMULATE)?;
+        check_float("alpha", self.alpha, FloatRange::UNIT)?;
+        check_float("drop-path-rate", self.drop_path_rate, DROP_PATH)?;
+        check_float("layer-scale", self.layer_scale, FloatRange::NON_NEGATIVE)?;
+        for m in self.num_matches {
+            check_int("num-matches", m, &NUM_MATCHES)?;
+        }
         self.variant
             .validate(self.criterion.loss, self.coeffs.sim_coeff)?;
         Ok(())
@@ -189,6 +221,26 @@ impl PretrainConfig {
         }
     }
 
+    /// True when the run trains on multi-crop views (`multi-crop` set, or `loss = "vicregl"`).
+    pub fn is_multi_crop(&self) -> bool {
+        self.multi_crop.is_some() || self.criterion.loss.needs_multi_crop_model()
+    }
+
+    /// The multi-crop views: `multi-crop`, else for vicregl VICRegL's 2 global
+    /// crops of `image-size` and 6 local crops of `96 / 224` of it (at least 32
+    /// pixels: one cell of the final feature map), i.e. `2x224+6x96` at 224.
+    pub fn multi_crop_spec(&self) -> Result<datasets::augment::MultiCropConfig> {
+        let spec = match &self.multi_crop {
+            Some(s) => s.clone(),
+            None => {
+                let g = self.image_size.unwrap_or(224);
+                let local = ((g as f64 * 96.0 / 224.0).round() as u32).max(32).min(g);
+                format!("2x{g}+6x{local}")
+            }
+        };
+        Ok(datasets::augment::MultiCropConfig::parse(&spec)?)
+    }
+
     /// The VICReg loss configuration.
     pub fn loss(&self) -> VicRegConfig {
         VicRegConfig {
@@ -222,7 +274,11 @@ impl PretrainConfig {
             );
         }
         vicreg_core::model::parse_mlp_spec(&self.mlp)?;
-        encoders::resnet::ResNetConfig::from_name(&self.arch)?;
+        vicreg_core::model::parse_mlp_spec(&self.maps_mlp)?;
+        encoders::check_arch(&self.arch)?;
+        if self.is_multi_crop() {
+            self.multi_crop_spec()?;
+        }
         self.check_combinations()?;
         Ok(())
     }
@@ -234,6 +290,21 @@ impl PretrainConfig {
     ///
     /// [`VariantSettings::validate`]: vicreg_core::recipe::VariantSettings::validate
     pub fn check_combinations(&self) -> Result<()> {
+        if self.is_multi_crop() {
+            let loss = self.criterion.loss;
+            if !matches!(loss, LossKind::Vicreg | LossKind::Vicregl) {
+                bail!("multi-crop views train with --loss vicreg or vicregl, not {loss}");
+            }
+            if !self.share_weights || !self.expander_bn || self.accumulate != 1 {
+                bail!(
+                    "multi-crop / vicregl runs use one shared backbone with the official expanders and no accumulation \
+                     (share-weights = true, expander-bn = true, accumulate = 1)"
+                );
+            }
+            if self.normalization != EmbeddingNorm::None {
+                bail!("normalization applies to the two-view VICReg loss, not to multi-crop / vicregl");
+            }
+        }
         if self.criterion.loss.needs_asymmetric_model() && !self.share_weights {
             bail!(
                 "share-weights = false is for the symmetric losses (vicreg, barlow-twins, simclr); {} uses one online network (and a momentum copy for byol)",
@@ -259,6 +330,10 @@ pub mod limits {
     pub const ACCUMULATE: RangeInclusive<u64> = 1..=4096;
     /// Images per class of the generated set.
     pub const PER_CLASS: RangeInclusive<u64> = 1..=100_000;
+    /// ConvNeXt stochastic-depth rate: `[0, 0.99]`.
+    pub const DROP_PATH: FloatRange = FloatRange::closed(0.0, 0.99);
+    /// VICRegL location matches per direction.
+    pub const NUM_MATCHES: RangeInclusive<u64> = 1..=4096;
     /// Neighbour counts of k-NN.
     pub const KNN_K: RangeInclusive<u64> = 1..=100_000;
     /// Percentage of labelled images: `(0, 100]`.
@@ -283,6 +358,27 @@ mod tests {
         assert_eq!(cfg.variant.momentum_base, 0.996);
         assert_eq!(cfg.data.data_dir, Some(PathBuf::from("data/fashion")));
         let old: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-        assert_eq!(toml::Table::try_from(&cfg).unwrap(), old);
+        let new = toml::Table::try_from(&cfg).unwrap();
+        for (k, v) in &old {
+            assert_eq!(new.get(k), Some(v), "key {k}");
+        }
+        // keys added since (multi-crop / VICRegL / ConvNeXt), at their defaults
+        let added: Vec<&str> = new
+            .keys()
+            .filter(|k| !old.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            added,
+            [
+                "alpha",
+                "drop-path-rate",
+                "flip-grid",
+                "l2-all-matches",
+                "layer-scale",
+                "maps-mlp",
+                "num-matches"
+            ]
+        );
     }
 }

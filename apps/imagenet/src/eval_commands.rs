@@ -8,7 +8,7 @@ use anyhow::Result;
 use candle_core::Device;
 use clap::ValueEnum;
 use datasets::image::splits;
-use encoders::resnet::ResNet;
+use encoders::ImageEncoder;
 use vicreg_core::eval::{FinetuneConfig, KnnConfig, LinearProbeConfig, ProbeOptimizer};
 
 use crate::baselines::{self, ImageBaselines};
@@ -187,7 +187,7 @@ pub fn run_linear(a: &LinearEvalArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let features_of = |net: &ResNet| {
+    let features_of = |net: &ImageEncoder| {
         let subset = a.train_subset.as_deref();
         split_features(
             net,
@@ -242,7 +242,7 @@ pub fn run_knn(a: &KnnEvalArgs) -> Result<()> {
     let t = &a.target;
     let r = t.resolve()?;
     let (device, arch, size, out) = (&r.device, r.arch.as_str(), r.size, r.out.as_deref());
-    let features_of = |net: &ResNet| {
+    let features_of = |net: &ImageEncoder| {
         split_features(
             net,
             &t.data_dir,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use datasets::image::ImageSource;
-use encoders::resnet::ResNet;
+use encoders::ImageEncoder;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ use datasets::image::splits;
 
 /// Frozen representations of every image of `source` (eval transform, eval-mode BN).
 pub fn features<S: ImageSource + 'static>(
-    net: &ResNet,
+    net: &ImageEncoder,
     source: S,
     size: u32,
     workers: usize,
@@ -42,12 +42,17 @@ pub fn backbone_with_store(
     pretrained: Option<&Path>,
     seed: u64,
     device: &Device,
-) -> Result<(ResNet, ParamStore)> {
+) -> Result<(ImageEncoder, ParamStore)> {
     match pretrained {
         Some(p) => model::load_backbone(arch, p, device),
         None => {
             let store = ParamStore::new(seed);
-            let net = model::backbone(arch, true, &store, device)?;
+            let net = model::backbone(
+                arch,
+                &encoders::ImageEncoderOptions::default(),
+                &store,
+                device,
+            )?;
             Ok((net, store))
         }
     }
@@ -59,7 +64,7 @@ pub fn backbone(
     pretrained: Option<&Path>,
     seed: u64,
     device: &Device,
-) -> Result<ResNet> {
+) -> Result<ImageEncoder> {
     Ok(backbone_with_store(arch, pretrained, seed, device)?.0)
 }
 
@@ -93,7 +98,7 @@ pub fn eval_splits(
 /// (their count is the number of classes; see [`eval_splits`]).
 #[allow(clippy::too_many_arguments)]
 pub fn split_features(
-    net: &ResNet,
+    net: &ImageEncoder,
     data_dir: &Path,
     size: u32,
     train_percent: f64,

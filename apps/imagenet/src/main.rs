@@ -9,6 +9,7 @@ mod baselines;
 mod cli;
 mod config;
 mod demo;
+mod dense_eval;
 mod embed;
 mod eval_commands;
 mod evaluate;

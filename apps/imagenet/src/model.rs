@@ -1,52 +1,51 @@
-//! The siamese VICReg model: ResNet backbone + expander, shared by both views.
-//! Variables are named `backbone.*` (torchvision names) and `projector.*`
-//! (official `nn.Sequential` indices), as in the official checkpoints.
+//! The siamese VICReg model: image backbone (ResNet or ConvNeXt) + expander,
+//! shared by both views. Variables are named `backbone.*` (torchvision /
+//! official ConvNeXt names) and `projector.*` (official `nn.Sequential`
+//! indices), as in the official checkpoints.
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
-use encoders::resnet::{ResNet, ResNetConfig};
+use encoders::{ImageEncoder, ImageEncoderOptions};
 use vicreg_core::model::{Branch, ExpanderConfig, JointEmbedding};
 use vicreg_core::ParamStore;
 
 /// Prefix of the backbone's variables in the store.
 pub const BACKBONE: &str = "backbone.";
 
-/// Builds a ResNet by name with seeded initialisation.
+/// Builds a ResNet or ConvNeXt by name with seeded initialisation.
 pub fn backbone(
     arch: &str,
-    zero_init_residual: bool,
+    opts: &ImageEncoderOptions,
     store: &ParamStore,
     device: &Device,
-) -> Result<ResNet> {
-    let cfg = ResNetConfig::from_name(arch)?.with_zero_init_residual(zero_init_residual);
+) -> Result<ImageEncoder> {
     let vb = store.var_builder(DType::F32, device);
-    Ok(ResNet::new(&cfg, vb.pp("backbone"))?)
+    Ok(ImageEncoder::from_arch(arch, opts, vb.pp("backbone"))?)
 }
 
 /// The siamese joint-embedding model of the official code.
 pub fn siamese(
     arch: &str,
-    zero_init_residual: bool,
+    opts: &ImageEncoderOptions,
     mlp: &str,
     store: &ParamStore,
     device: &Device,
-) -> Result<JointEmbedding<ResNet>> {
-    let net = backbone(arch, zero_init_residual, store, device)?;
+) -> Result<JointEmbedding<ImageEncoder>> {
+    let net = backbone(arch, opts, store, device)?;
     let vb = store.var_builder(DType::F32, device);
     let branch = Branch::new(net, &ExpanderConfig::with_mlp(mlp), vb.pp("projector"))?;
     Ok(JointEmbedding::siamese(branch))
 }
 
-/// A ResNet with weights from `path`: a safetensors or `.pth` file, or a run
+/// A backbone with weights from `path`: a safetensors or `.pth` file, or a run
 /// directory holding `<arch>-encoder.safetensors`. Errors name the file and list
 /// missing / unexpected tensors (e.g. a checkpoint of another architecture).
 pub fn load_backbone(
     arch: &str,
     path: &std::path::Path,
     device: &Device,
-) -> Result<(ResNet, ParamStore)> {
+) -> Result<(ImageEncoder, ParamStore)> {
     let store = ParamStore::new(0);
-    let net = backbone(arch, false, &store, device)?;
     let file = if path.is_dir() {
         let f = path.join(format!("{arch}-encoder.safetensors"));
         if !f.is_file() {
@@ -59,7 +58,12 @@ pub fn load_backbone(
     } else {
         path.to_path_buf()
     };
-    net.load_weights(&file)
+    let opts = ImageEncoderOptions {
+        zero_init_residual: false,
+        ..ImageEncoderOptions::default()
+    };
+    let vb = store.var_builder(DType::F32, device);
+    let net = ImageEncoder::from_weights(arch, &file, &opts, vb.pp("backbone"))
         .with_context(|| format!("loading {arch} weights from {}", file.display()))?;
     Ok((net, store))
 }

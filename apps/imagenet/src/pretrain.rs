@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use datasets::augment::VicregAugConfig;
-use datasets::image::{collate_two_view, ImageSource, TwoViewDataset};
+use datasets::image::{
+    collate_multi_crop, collate_two_view, ImageSource, MultiCropDataset, TwoViewDataset,
+};
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch};
@@ -43,6 +45,9 @@ pub fn pretrain_on(
     let size = cfg
         .image_size
         .context("image-size must be resolved before pretraining")?;
+    if cfg.is_multi_crop() {
+        return pretrain_multi_crop(cfg, source, resume, collective, &device, size);
+    }
     let num_classes = source.num_classes();
     let n_images = source.len();
     let dataset = Labelled::new(
@@ -76,6 +81,55 @@ pub fn pretrain_on(
     ))
 }
 
+/// [`pretrain_on`] for multi-crop views (VICRegL, multi-crop VICReg): every
+/// view of [`PretrainConfig::multi_crop_spec`], colour-augmented as the
+/// two-view pipeline of `augment` at `size`.
+fn pretrain_multi_crop(
+    cfg: &PretrainConfig,
+    source: AnySource,
+    resume: ResumeMode,
+    collective: Arc<dyn Collective>,
+    device: &candle_core::Device,
+    size: u32,
+) -> Result<RunOutcome> {
+    let crops = cfg.multi_crop_spec()?;
+    let num_classes = source.num_classes();
+    let n_images = source.len();
+    let dataset = MultiCropDataset::new(source, augmentation(cfg.augment, size), &crops)?;
+    let num_global = dataset.num_global();
+    let dataset = Labelled::new(dataset, |d, i| d.source().label(i));
+    let micro = micro_batch(
+        cfg.train.batch_size,
+        collective.world_size(),
+        cfg.accumulate,
+    )?;
+    let dev = device.clone();
+    let loader = Loader::new(
+        Arc::new(dataset),
+        LoaderConfig::pretraining(micro, &cfg.data, cfg.train.seed, collective.as_ref()),
+        move |items| {
+            collate_labelled(items, |views| {
+                Ok((collate_multi_crop(views, num_global, &dev)?, ()))
+            })
+        },
+    )
+    .with_context(|| format!("{n_images} training images"))?;
+    let mut batches = PairBatches::labelled(
+        loader,
+        SkipLog::new(Some(&cfg.train.exp_dir), collective.rank()),
+    );
+    let train_cfg = cfg.train(resume, num_classes);
+    let start = Instant::now();
+    let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
+    let summary = variants::fit_multi_crop(cfg, train_cfg, collective, &mut batches, device)?;
+    Ok(RunOutcome::new(
+        summary,
+        start,
+        cfg.train.batch_size,
+        batches.skips().total(),
+    ))
+}
+
 /// `imagenet pretrain` on `cfg.data.data_dir` (resolved here).
 pub fn run(mut cfg: PretrainConfig, resume: ResumeMode) -> Result<()> {
     let dir = cfg.data.data_dir.clone().context(
@@ -100,12 +154,17 @@ fn run_as(
     let source = splits::open_split(dir, "train", cfg.data.strict)?;
     if rank0 {
         eprintln!(
-            "pretraining {} on {} ({} images, {} classes), crops {} px, {}, base lr {}, {} epochs -> {}",
+            "pretraining {} ({}) on {} ({} images, {} classes), crops {}, {}, base lr {}, {} epochs -> {}",
             cfg.arch,
+            cfg.criterion.loss,
             dir.display(),
             source.len(),
             source.num_classes(),
-            cfg.image_size.unwrap_or(0),
+            if cfg.is_multi_crop() {
+                cfg.multi_crop_spec()?.spec()
+            } else {
+                format!("2x{} px", cfg.image_size.unwrap_or(0))
+            },
             launch.describe_batch(&cfg.train),
             cfg.resolved_base_lr(),
             cfg.train.epochs,

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
-use encoders::resnet::{ResNet, ResNetConfig};
+use encoders::{is_convnext, ImageEncoder, ImageEncoderOptions};
 use vicreg_core::collective::Collective;
 use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer};
-use vicreg_core::loss::{build_loss, JointLoss, LossConfig};
-use vicreg_core::model::{Branch, ExpanderConfig, JointEmbedding};
+use vicreg_core::loss::{build_loss, JointLoss, LossConfig, VicRegLConfig, VicRegLLoss};
+use vicreg_core::model::{Branch, ExpanderConfig, JointEmbedding, MultiCropModel, MultiCropViews};
 use vicreg_core::ParamStore;
 
 use crate::config::PretrainConfig;
@@ -65,9 +65,22 @@ pub fn projector_prefix(cfg: &PretrainConfig) -> &'static str {
     }
 }
 
-fn resnet(cfg: &PretrainConfig, vb: candle_nn::VarBuilder) -> Result<ResNet> {
-    let rc = ResNetConfig::from_name(&cfg.arch)?.with_zero_init_residual(cfg.zero_init_residual);
-    Ok(ResNet::new(&rc, vb)?)
+/// The backbone options of `cfg` (ConvNeXt drop-path masks seeded by the run's seed).
+pub fn encoder_options(cfg: &PretrainConfig) -> ImageEncoderOptions {
+    ImageEncoderOptions {
+        zero_init_residual: cfg.zero_init_residual,
+        drop_path_rate: cfg.drop_path_rate,
+        layer_scale_init_value: cfg.layer_scale,
+        seed: cfg.train.seed,
+    }
+}
+
+fn backbone(cfg: &PretrainConfig, vb: candle_nn::VarBuilder) -> Result<ImageEncoder> {
+    Ok(ImageEncoder::from_arch(
+        &cfg.arch,
+        &encoder_options(cfg),
+        vb,
+    )?)
 }
 
 fn branch(
@@ -76,10 +89,10 @@ fn branch(
     dev: &Device,
     b: &str,
     p: &str,
-) -> Result<Branch<ResNet>> {
+) -> Result<Branch<ImageEncoder>> {
     let vb = store.var_builder(DType::F32, dev);
     Ok(Branch::new(
-        resnet(cfg, vb.pp(b))?,
+        backbone(cfg, vb.pp(b))?,
         &expander_config(cfg),
         vb.pp(p),
     )?)
@@ -102,7 +115,7 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
     if !cfg.criterion.loss.needs_asymmetric_model() {
         let net = if cfg.share_weights && cfg.expander_bn {
             // The official model (names as in its checkpoints).
-            crate::model::siamese(&cfg.arch, cfg.zero_init_residual, &cfg.mlp, &store, device)?
+            crate::model::siamese(&cfg.arch, &encoder_options(cfg), &cfg.mlp, &store, device)?
         } else {
             let a = branch(cfg, &store, device, "backbone", "projector")?;
             if cfg.share_weights {
@@ -143,6 +156,66 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
         },
         source,
     )
+}
+
+/// The loss of a multi-crop run: VICRegL, or with `--loss vicreg` its
+/// global criterion alone (multi-crop VICReg), coefficients from
+/// `sim-coeff` / `std-coeff` / `cov-coeff`.
+pub fn multi_crop_loss(cfg: &PretrainConfig) -> Result<VicRegLLoss> {
+    let base = loss_config(cfg).vicregl;
+    let alpha = if cfg.criterion.loss.needs_multi_crop_model() {
+        cfg.alpha
+    } else {
+        1.0
+    };
+    Ok(VicRegLLoss::new(VicRegLConfig {
+        alpha,
+        num_matches: cfg.num_matches,
+        l2_all_matches: cfg.l2_all_matches,
+        ..base
+    })?)
+}
+
+/// Builds the multi-crop model of `cfg` (backbone `backbone.*`, expander
+/// `projector.*`, and with a local criterion the local expander
+/// `maps_projector.*`, as the official VICRegL; both expanders use
+/// LayerNorm with a ConvNeXt, BatchNorm with a ResNet, as the official
+/// code) and trains it on `source` like [`fit`].
+pub fn fit_multi_crop<S: BatchSource<MultiCropViews, ()>>(
+    cfg: &PretrainConfig,
+    train_cfg: TrainConfig,
+    collective: Arc<dyn Collective>,
+    source: &mut S,
+    device: &Device,
+) -> Result<TrainSummary> {
+    cfg.check_combinations()?;
+    let store = ParamStore::new(cfg.train.seed);
+    let loss = multi_crop_loss(cfg)?;
+    let vb = store.var_builder(DType::F32, device);
+    let layer_norm = is_convnext(&cfg.arch);
+    let projector = ExpanderConfig {
+        layer_norm,
+        ..ExpanderConfig::with_mlp(&cfg.mlp)
+    };
+    let maps = ExpanderConfig {
+        layer_norm,
+        ..ExpanderConfig::with_mlp(&cfg.maps_mlp)
+    };
+    let local = loss.config().alpha < 1.0;
+    let net = MultiCropModel::new(
+        backbone(cfg, vb.pp("backbone"))?,
+        &projector,
+        local.then_some(&maps),
+        cfg.flip_grid,
+        vb,
+    )?;
+    let mut t = Trainer::builder(&net, &store, train_cfg)
+        .loss(Box::new(loss))
+        .collective(collective)
+        .run_dir(&cfg.train.exp_dir, cfg)
+        .export(&cfg.arch, crate::model::BACKBONE)
+        .build()?;
+    Ok(t.fit(source)?)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use super::color::{
 };
 use super::geometry::{center_crop_box, random_resized_crop_box, resize_shorter_size};
 use super::normalize::{to_normalized_chw, ChwImage, Normalization};
-use super::resize::{resize, resized_crop, Interpolation};
+use super::resize::{resize, resized_crop, CropBox, Interpolation};
 use crate::{Error, Result};
 
 /// Parameters of one augmented view. Probabilities are in [0, 1].
@@ -235,10 +235,21 @@ fn factor_range(v: f64) -> (f64, f64) {
 
 /// Applies one view's u8 operations (everything before `ToTensor`) to `img`.
 pub fn augment_view_u8(img: &RgbImage, cfg: &ViewConfig, rng: &mut SeededRng) -> Result<RgbImage> {
+    Ok(augment_view_u8_located(img, cfg, rng)?.0)
+}
+
+/// [`augment_view_u8`], also returning where the crop came from: its box in
+/// `img` and whether it was flipped (same draws, same image).
+pub fn augment_view_u8_located(
+    img: &RgbImage,
+    cfg: &ViewConfig,
+    rng: &mut SeededRng,
+) -> Result<(RgbImage, CropBox, bool)> {
     let (w, h) = img.dimensions();
     let bx = random_resized_crop_box(w, h, cfg.scale, cfg.ratio, rng);
     let mut out = resized_crop(img, bx, cfg.size, cfg.size, cfg.interpolation)?;
-    if rng.uniform() < cfg.hflip_p {
+    let flipped = rng.uniform() < cfg.hflip_p;
+    if flipped {
         hflip(&mut out);
     }
     // RandomApply: skipped when p < rand.
@@ -290,7 +301,7 @@ pub fn augment_view_u8(img: &RgbImage, cfg: &ViewConfig, rng: &mut SeededRng) ->
     if rng.uniform() < cfg.solarize_p {
         solarize(&mut out, cfg.solarize_threshold);
     }
-    Ok(out)
+    Ok((out, bx, flipped))
 }
 
 /// Anything that turns a decoded RGB image into one normalised CHW view.

@@ -6,7 +6,11 @@ use candle_core::{Device, Tensor};
 use vicreg_core::SeededRng;
 
 use super::ImageSource;
-use crate::augment::{ChwImage, TwoViewTransform, VicregAugConfig, ViewTransform};
+use vicreg_core::model::{CropGeometry, MultiCropViews};
+
+use crate::augment::{
+    ChwImage, MultiCropConfig, MultiCropTransform, TwoViewTransform, VicregAugConfig, ViewTransform,
+};
 use crate::{Dataset, Error, Result};
 
 /// A transform's error on a file-backed sample names the file (as
@@ -54,6 +58,75 @@ impl<S: ImageSource> Dataset for TwoViewDataset<S> {
     fn sample_name(&self, index: usize) -> Option<String> {
         self.source.name(index)
     }
+}
+
+/// Multi-crop pretraining dataset: item = every view of image `index` with
+/// its crop geometry (global views first).
+pub struct MultiCropDataset<S: ImageSource> {
+    source: S,
+    transform: MultiCropTransform,
+}
+
+impl<S: ImageSource> MultiCropDataset<S> {
+    /// Wraps `source` with the views of `crops`, augmented as `base`.
+    pub fn new(source: S, base: VicregAugConfig, crops: &MultiCropConfig) -> Result<Self> {
+        Ok(Self {
+            source,
+            transform: MultiCropTransform::new(base, crops)?,
+        })
+    }
+
+    /// The underlying images.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Number of global views.
+    pub fn num_global(&self) -> usize {
+        self.transform.num_global()
+    }
+}
+
+impl<S: ImageSource> Dataset for MultiCropDataset<S> {
+    type Item = Vec<(ChwImage, CropGeometry)>;
+    fn len(&self) -> usize {
+        self.source.len()
+    }
+    fn get(&self, index: usize, rng: &mut SeededRng) -> Result<Self::Item> {
+        let img = self.source.load(index)?;
+        self.transform
+            .apply(&img, rng)
+            .map_err(|e| name_transform_error(self.source.name(index), e))
+    }
+    fn sample_name(&self, index: usize) -> Option<String> {
+        self.source.name(index)
+    }
+}
+
+/// Collate for [`MultiCropDataset`]: view `v` of every item stacked into
+/// `(B, C, H_v, W_v)`, with the items' crop geometries.
+pub fn collate_multi_crop(
+    items: Vec<Vec<(ChwImage, CropGeometry)>>,
+    num_global: usize,
+    dev: &Device,
+) -> Result<MultiCropViews> {
+    let views = items.first().map_or(0, Vec::len);
+    if items.iter().any(|it| it.len() != views) {
+        return Err(Error::Config(
+            "collate: items have different numbers of views".into(),
+        ));
+    }
+    let mut tensors = Vec::with_capacity(views);
+    let mut crops = Vec::with_capacity(views);
+    for v in 0..views {
+        tensors.push(stack_chw(items.iter().map(|it| &it[v].0), dev)?);
+        crops.push(items.iter().map(|it| it[v].1).collect());
+    }
+    Ok(MultiCropViews {
+        views: tensors,
+        crops,
+        num_global,
+    })
 }
 
 /// Evaluation dataset: item = (transformed image, label).

@@ -12,7 +12,10 @@ use image::RgbImage;
 
 use crate::Result;
 
-pub use datasets::{collate_labelled, collate_two_view, LabelledImageDataset, TwoViewDataset};
+pub use datasets::{
+    collate_labelled, collate_multi_crop, collate_two_view, LabelledImageDataset, MultiCropDataset,
+    TwoViewDataset,
+};
 pub use decode::{
     check_image_size, decode_rgb, load_rgb, MAX_ASPECT_RATIO, MAX_IMAGE_FILE_BYTES,
     MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE,

@@ -3,8 +3,6 @@
 //! convolution / linear layers with the official initialisation
 //! (truncated normal std 0.02, bias 0).
 
-use std::sync::{Arc, Mutex};
-
 use candle_core::{Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 use vicreg_core::SeededRng;
@@ -25,34 +23,41 @@ fn weight_init() -> Init {
     }
 }
 
-/// The random stream of one model's drop-path masks, shared by its blocks;
-/// masks are drawn in call order, so a run is reproducible given the seed.
-pub type DropPathRng = Arc<Mutex<SeededRng>>;
-
-/// A new drop-path stream keyed by `seed` and a name (e.g. the branch).
-pub fn drop_path_rng(seed: u64, name: &str) -> DropPathRng {
-    Arc::new(Mutex::new(SeededRng::derive(
-        seed,
-        &[
-            vicreg_core::hash_str("drop-path"),
-            vicreg_core::hash_str(name),
-        ],
-    )))
+/// A key for the drop-path masks of one forward pass, from the content of
+/// the input batch: the per-image sums of `x (N, ...)`. The same batch gets
+/// the same masks whenever it is seen (a resumed run replays a killed one
+/// exactly, since the loader's batch at a position never changes); different
+/// batches and views get different masks.
+pub fn batch_key(x: &Tensor) -> candle_core::Result<u64> {
+    let sums = x
+        .flatten_from(1)?
+        .sum(1)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
+    Ok(sums
+        .iter()
+        .fold(vicreg_core::mix64(sums.len() as u64), |h, s| {
+            vicreg_core::mix64(h ^ s.to_bits() as u64)
+        }))
 }
 
 /// Stochastic depth: in train mode each sample's residual branch is zeroed
 /// with probability `p` and survivors are scaled by `1 / (1 - p)` (timm
-/// `DropPath`, `scale_by_keep`); identity in eval mode.
+/// `DropPath`, `scale_by_keep`); identity in eval mode. The mask of a call
+/// is drawn from `SeededRng::derive(seed, [index, key])`: deterministic
+/// given the model's seed, the block's index and the batch key.
 #[derive(Clone, Debug)]
 pub struct DropPath {
     p: f64,
-    rng: DropPathRng,
+    seed: u64,
+    index: u64,
 }
 
 impl DropPath {
-    /// Drop path with probability `p` in `[0, 1)`, drawing from `rng`.
-    pub fn new(p: f64, rng: DropPathRng) -> Self {
-        Self { p, rng }
+    /// Drop path with probability `p` in `[0, 1)` for block number `index`
+    /// of a model seeded with `seed`.
+    pub fn new(p: f64, seed: u64, index: u64) -> Self {
+        Self { p, seed, index }
     }
 
     /// The drop probability.
@@ -60,28 +65,24 @@ impl DropPath {
         self.p
     }
 
-    /// `x (N, ...)` times a per-sample mask when `train` and `p > 0`.
-    pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    /// `x (N, ...)` times a per-sample mask when `train` and `p > 0`; `key`
+    /// identifies the batch (see [`batch_key`]).
+    pub fn forward(&self, x: &Tensor, train: bool, key: u64) -> candle_core::Result<Tensor> {
         if !train || self.p <= 0.0 {
             return Ok(x.clone());
         }
         let n = x.dim(0)?;
         let keep = 1.0 - self.p;
-        let mask: Vec<f32> = {
-            let mut rng = self
-                .rng
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("drop-path rng lock poisoned".into()))?;
-            (0..n)
-                .map(|_| {
-                    if rng.uniform() < keep {
-                        (1.0 / keep) as f32
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
-        };
+        let mut rng = SeededRng::derive(self.seed, &[self.index, key]);
+        let mask: Vec<f32> = (0..n)
+            .map(|_| {
+                if rng.uniform() < keep {
+                    (1.0 / keep) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let mut shape = vec![1usize; x.rank()];
         shape[0] = n;
         let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?
@@ -193,8 +194,9 @@ impl ConvNeXtBlock {
         })
     }
 
-    /// `(N, C, H, W)` -> `(N, C, H, W)`.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    /// `(N, C, H, W)` -> `(N, C, H, W)`; `key` identifies the batch for
+    /// drop path ([`batch_key`]).
+    pub fn forward_t(&self, x: &Tensor, train: bool, key: u64) -> candle_core::Result<Tensor> {
         let h = depthwise_conv2d(x, &self.dw_weight)?.broadcast_add(&self.dw_bias.reshape((
             1,
             (),
@@ -210,7 +212,7 @@ impl ConvNeXtBlock {
             h = h.broadcast_mul(g)?;
         }
         let h = h.permute((0, 3, 1, 2))?;
-        x + self.drop_path.forward(&h, train)?
+        x + self.drop_path.forward(&h, train, key)?
     }
 
     /// Appends every tensor under the official names, prefixed by `prefix`.

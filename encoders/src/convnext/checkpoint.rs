@@ -27,7 +27,7 @@ fn torchvision_name(name: &str) -> Option<String> {
     let rest = name.strip_prefix("features.")?;
     let (f, rest) = rest.split_once('.')?;
     let f: usize = f.parse().ok()?;
-    if f == 0 || f % 2 == 0 {
+    if f.is_multiple_of(2) {
         // stem or a downsampling layer: same inner indices.
         return Some(format!("downsample_layers.{}.{rest}", f / 2));
     }

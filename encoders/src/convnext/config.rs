@@ -48,6 +48,8 @@ pub struct ConvNeXtConfig {
     /// layer scale (VICRegL default 0; ConvNeXt classification, timm and
     /// torchvision use 1e-6).
     pub layer_scale_init_value: f64,
+    /// Seed of the drop-path masks (apps set the run's seed).
+    pub drop_path_seed: u64,
 }
 
 impl Default for ConvNeXtConfig {
@@ -65,6 +67,7 @@ impl ConvNeXtConfig {
             in_channels: 3,
             drop_path_rate: 0.1,
             layer_scale_init_value: 0.0,
+            drop_path_seed: 0,
         }
     }
 
@@ -93,6 +96,12 @@ impl ConvNeXtConfig {
     /// The same network with drop-path rate `rate`.
     pub fn with_drop_path_rate(mut self, rate: f64) -> Self {
         self.drop_path_rate = rate;
+        self
+    }
+
+    /// The same network with drop-path masks seeded by `seed`.
+    pub fn with_drop_path_seed(mut self, seed: u64) -> Self {
+        self.drop_path_seed = seed;
         self
     }
 

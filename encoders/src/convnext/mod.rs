@@ -17,7 +17,9 @@
 //!   and GELU are the gradient-checked ops of [`crate::text`] (candle's
 //!   fused LayerNorm records no gradient).
 //! - Drop path (stochastic depth, linear in depth up to `drop_path_rate`)
-//!   draws its masks from a seeded stream: the same seed gives the same run.
+//!   derives its masks from the config's seed, the block and the batch's
+//!   content: the same seed gives the same run, and a resumed run the same
+//!   masks as the run it resumes.
 //! - Initialisation as the official code: normal(0, 0.02) conv and linear
 //!   weights, zero biases; VICRegL's defaults: drop path 0.1, no layer scale.
 //! - Weights: official / VICRegL names as they are, torchvision names
@@ -46,7 +48,7 @@ mod checkpoint;
 mod config;
 mod model;
 
-pub use block::{drop_path_rng, ConvNeXtBlock, DropPath, DropPathRng, LN_EPS};
+pub use block::{batch_key, ConvNeXtBlock, DropPath, LN_EPS};
 pub use checkpoint::convnext_state_dict;
 pub use config::{valid_names, ConvNeXtConfig, MAX_BLOCKS, MAX_CHANNELS};
 pub use model::ConvNeXt;

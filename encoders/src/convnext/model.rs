@@ -7,8 +7,7 @@ use candle_nn::VarBuilder;
 use vicreg_core::model::Encoder;
 
 use super::block::{
-    collect_norm, drop_path_rng, layer_norm_channels_first, ConvNeXtBlock, DropPath, DropPathRng,
-    PatchConv, LN_EPS,
+    batch_key, collect_norm, layer_norm_channels_first, ConvNeXtBlock, DropPath, PatchConv, LN_EPS,
 };
 use super::config::ConvNeXtConfig;
 use crate::text::LayerNorm;
@@ -66,19 +65,9 @@ pub struct ConvNeXt {
 impl ConvNeXt {
     /// Builds the network under `vb` (from [`vicreg_core::ParamStore`]: seeded
     /// normal(0, 0.02) conv and linear weights, zero biases, LayerNorm weight
-    /// 1 / bias 0, layer scale at its init value). Drop-path masks come from
-    /// the stream [`drop_path_rng`]`(0, "convnext")`; use
-    /// [`ConvNeXt::with_drop_path_rng`] to key it on the run's seed.
+    /// 1 / bias 0, layer scale at its init value). Drop-path masks derive
+    /// from `cfg.drop_path_seed`, the block and the batch ([`DropPath`]).
     pub fn new(cfg: &ConvNeXtConfig, vb: VarBuilder) -> Result<Self> {
-        Self::with_drop_path_rng(cfg, drop_path_rng(0, "convnext"), vb)
-    }
-
-    /// [`ConvNeXt::new`] with drop-path masks drawn from `rng`.
-    pub fn with_drop_path_rng(
-        cfg: &ConvNeXtConfig,
-        rng: DropPathRng,
-        vb: VarBuilder,
-    ) -> Result<Self> {
         cfg.validate()?;
         let dvb = vb.pp("downsample_layers");
         let mut downsample = Vec::with_capacity(4);
@@ -96,17 +85,17 @@ impl ConvNeXt {
             });
         }
         let rates = cfg.drop_path_rates();
-        let mut next_rate = rates.into_iter();
+        let mut next_rate = rates.into_iter().enumerate();
         let svb = vb.pp("stages");
         let mut stages = Vec::with_capacity(4);
         for (i, (&depth, &dim)) in cfg.depths.iter().zip(&cfg.dims).enumerate() {
             let mut stage = Vec::with_capacity(depth);
             for j in 0..depth {
-                let p = next_rate.next().unwrap_or(0.0);
+                let (index, p) = next_rate.next().unwrap_or((0, 0.0));
                 stage.push(ConvNeXtBlock::new(
                     dim,
                     cfg.layer_scale_init_value,
-                    DropPath::new(p, rng.clone()),
+                    DropPath::new(p, cfg.drop_path_seed, index as u64),
                     svb.pp(i.to_string()).pp(j.to_string()),
                 )?);
             }
@@ -163,11 +152,16 @@ impl ConvNeXt {
     pub fn forward_maps(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         self.check_input(x)?;
         let dtype: DType = self.norm.parameters().0.dtype();
+        let key = if train && self.cfg.drop_path_rate > 0.0 {
+            batch_key(x)?
+        } else {
+            0
+        };
         let mut h = x.to_dtype(dtype)?;
         for (i, (down, stage)) in self.downsample.iter().zip(&self.stages).enumerate() {
             h = down.forward(&h, i > 0 || x.track_op())?;
             for block in stage {
-                h = block.forward_t(&h, train)?;
+                h = block.forward_t(&h, train, key)?;
             }
         }
         let (n, c, gh, gw) = h.dims4()?;

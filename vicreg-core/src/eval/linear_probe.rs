@@ -69,7 +69,7 @@ impl LinearProbeConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(Error::config(
                 "linear probe: epochs and batch_size must be at least 1",

@@ -1,7 +1,7 @@
 //! Evaluation tools shared by the apps: frozen-feature extraction, the linear
 //! probe (with [`ProbeSettings`]) and the [`LinearHead`] an app keeps for
 //! classifying, weighted k-NN, cross-modal retrieval metrics, the online probe,
-//! and baseline rows and chance.
+//! the dense (segmentation) probe on feature maps, and baseline rows and chance.
 //! Accuracies and recalls are in percent.
 //!
 //! ```
@@ -19,6 +19,7 @@
 //! ```
 
 mod baselines;
+mod dense_probe;
 mod features;
 mod finetune;
 mod head;
@@ -31,6 +32,7 @@ mod retrieval;
 mod retrieval_report;
 
 pub use baselines::{centred_knn, chance, mean_std, BaselineRow};
+pub use dense_probe::{dense_probe, mean_iou, DenseProbeResult};
 pub use features::{extract_features, extract_with, extraction_bar, l2_normalize, Features};
 pub use finetune::{finetune, EpochAccuracy, FinetuneConfig, LabelledBatches};
 pub use head::{moments, standardize, LinearHead, MAX_HEAD_BYTES};

@@ -25,7 +25,7 @@ pub use vicreg::{
 pub use vicregl::{
     global_terms, local_pair_terms, local_terms, location_grid, matched_vicreg_terms,
     nearest_neighbor_matches, vicregl_loss, vicregl_loss_distributed, ScaledTerms, VicRegLConfig,
-    VicRegLTerms,
+    VicRegLLoss, VicRegLTerms,
 };
 
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::collective::Collective;
-use crate::model::BranchOutput;
+use crate::model::{BranchOutput, JointOutput};
 use crate::Result;
 
 /// The output of a joint-embedding loss: the scalar to differentiate and the
@@ -91,5 +91,16 @@ pub trait JointLoss: Send + Sync {
         collective: &Arc<dyn Collective>,
     ) -> Result<LossOutput> {
         self.compute(&a.emb, &b.emb, collective)
+    }
+
+    /// The loss of a whole model output (what the trainer calls). Default:
+    /// [`compute_outputs`](Self::compute_outputs) on the two branches; a
+    /// multi-crop loss (VICRegL) reads every view from `out.views`.
+    fn compute_joint(
+        &self,
+        out: &JointOutput,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
+        self.compute_outputs(&out.a, &out.b, collective)
     }
 }

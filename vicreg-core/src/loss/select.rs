@@ -1,10 +1,10 @@
-//! Picking a loss by name (`--loss vicreg|barlow-twins|simclr|byol|simsiam`).
+//! Picking a loss by name (`--loss vicreg|barlow-twins|simclr|byol|simsiam|vicregl`).
 
 use serde::{Deserialize, Serialize};
 
 use super::{
     BarlowTwinsConfig, BarlowTwinsLoss, JointLoss, NegativeCosineConfig, NegativeCosineLoss,
-    SimClrConfig, SimClrLoss, VicRegConfig, VicRegLoss,
+    SimClrConfig, SimClrLoss, VicRegConfig, VicRegLConfig, VicRegLLoss, VicRegLoss,
 };
 use crate::{Error, Result};
 
@@ -23,16 +23,20 @@ pub enum LossKind {
     Byol,
     /// SimSiam: negative cosine, predictor, stop-gradient, no momentum (needs an [`AsymmetricModel`](crate::model::AsymmetricModel)).
     Simsiam,
+    /// VICRegL: multi-crop global VICReg + local VICReg on feature maps
+    /// (needs a [`MultiCropModel`](crate::model::MultiCropModel)).
+    Vicregl,
 }
 
 impl LossKind {
     /// Every kind, in `--loss` order.
-    pub const ALL: [LossKind; 5] = [
+    pub const ALL: [LossKind; 6] = [
         Self::Vicreg,
         Self::BarlowTwins,
         Self::Simclr,
         Self::Byol,
         Self::Simsiam,
+        Self::Vicregl,
     ];
 
     /// The command-line / config spelling (also the loss's [`JointLoss::name`]).
@@ -43,7 +47,15 @@ impl LossKind {
             Self::Simclr => "simclr",
             Self::Byol => "byol",
             Self::Simsiam => "simsiam",
+            Self::Vicregl => "vicregl",
         }
+    }
+
+    /// True for the losses that read every view and feature map of a
+    /// [`MultiCropModel`](crate::model::MultiCropModel) (an image backbone
+    /// with feature maps).
+    pub fn needs_multi_crop_model(&self) -> bool {
+        matches!(self, Self::Vicregl)
     }
 
     /// True for the losses that expect the packed `[p | z | t]` embeddings of an
@@ -73,7 +85,7 @@ impl std::str::FromStr for LossKind {
             .find(|k| k.as_str() == t || (t == "barlowtwins" && *k == Self::BarlowTwins))
             .ok_or_else(|| {
                 Error::config(format!(
-                    "unknown loss {s:?}: expected vicreg, barlow-twins, simclr, byol or simsiam"
+                    "unknown loss {s:?}: expected vicreg, barlow-twins, simclr, byol, simsiam or vicregl"
                 ))
             })
     }
@@ -92,6 +104,8 @@ pub struct LossConfig {
     pub simclr: SimClrConfig,
     /// BYOL / SimSiam options (layout, stop-gradient, added VICReg terms).
     pub negative_cosine: NegativeCosineConfig,
+    /// VICRegL (and multi-crop VICReg) options.
+    pub vicregl: VicRegLConfig,
 }
 
 impl LossConfig {
@@ -117,7 +131,14 @@ impl LossConfig {
         } else {
             (0.0, 0.0)
         };
+        let vicregl = VicRegLConfig {
+            inv_coeff: vicreg.sim_coeff,
+            var_coeff: vicreg.std_coeff,
+            cov_coeff: vicreg.cov_coeff,
+            ..VicRegLConfig::default()
+        };
         Self {
+            vicregl,
             vicreg,
             barlow_twins: BarlowTwinsConfig {
                 lambda: barlow_lambda,
@@ -146,5 +167,6 @@ pub fn build_loss(kind: LossKind, cfg: &LossConfig) -> Result<Box<dyn JointLoss>
             cfg.negative_cosine.clone(),
             "simsiam",
         )?),
+        LossKind::Vicregl => Box::new(VicRegLLoss::new(cfg.vicregl.clone())?),
     })
 }

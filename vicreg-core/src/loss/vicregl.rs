@@ -24,8 +24,9 @@ use std::sync::Arc;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::invariance;
+use super::{invariance, JointLoss, LossOutput};
 use crate::collective::{gather_with_grad, Collective, SingleProcess};
+use crate::model::JointOutput;
 use crate::{Error, Result};
 
 /// Coefficients of the VICRegL criterion; defaults are the official code's.
@@ -548,6 +549,92 @@ pub fn vicregl_loss_distributed(
         local,
         total,
     })
+}
+
+impl VicRegLTerms {
+    /// Converts to the generic [`LossOutput`] (terms `global_inv`, ...,
+    /// `local_cov`, each already scaled by its coefficient, not by alpha).
+    pub fn into_output(self) -> LossOutput {
+        let mut terms = Vec::new();
+        for (prefix, t) in [("global", self.global), ("local", self.local)] {
+            if let Some(t) = t {
+                terms.push((format!("{prefix}_inv"), t.invariance));
+                terms.push((format!("{prefix}_var"), t.variance));
+                terms.push((format!("{prefix}_cov"), t.covariance));
+            }
+        }
+        LossOutput {
+            total: self.total,
+            terms,
+        }
+    }
+}
+
+/// The VICRegL criterion as a [`JointLoss`]: reads every view of a
+/// multi-crop model's output (`JointOutput::views`); on a plain two-branch
+/// output it is the global criterion of the two embeddings (then `alpha`
+/// must be 1: there are no feature maps).
+#[derive(Clone, Debug)]
+pub struct VicRegLLoss {
+    cfg: VicRegLConfig,
+}
+
+impl VicRegLLoss {
+    /// A loss with `cfg` (checked).
+    pub fn new(cfg: VicRegLConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Self { cfg })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VicRegLConfig {
+        &self.cfg
+    }
+}
+
+impl JointLoss for VicRegLLoss {
+    fn name(&self) -> &'static str {
+        if self.cfg.alpha >= 1.0 {
+            "vicreg-multi-crop"
+        } else {
+            "vicregl"
+        }
+    }
+
+    fn compute(
+        &self,
+        za: &Tensor,
+        zb: &Tensor,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
+        if self.cfg.alpha < 1.0 {
+            return Err(Error::Config(format!(
+                "VICRegL with alpha {} needs feature maps: train it with a multi-crop model",
+                self.cfg.alpha
+            )));
+        }
+        let views = [za.clone(), zb.clone()];
+        Ok(vicregl_loss_distributed(&views, &[], &[], 2, &self.cfg, collective)?.into_output())
+    }
+
+    fn compute_joint(
+        &self,
+        out: &JointOutput,
+        collective: &Arc<dyn Collective>,
+    ) -> Result<LossOutput> {
+        match &out.views {
+            Some(v) => Ok(vicregl_loss_distributed(
+                &v.embeddings,
+                &v.maps,
+                &v.locations,
+                v.num_global,
+                &self.cfg,
+                collective,
+            )?
+            .into_output()),
+            None => self.compute_outputs(&out.a, &out.b, collective),
+        }
+    }
 }
 
 #[cfg(test)]

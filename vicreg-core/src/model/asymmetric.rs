@@ -111,6 +111,7 @@ where
         Ok(JointOutput {
             a: self.forward_view(a, train)?,
             b: self.forward_view(b, train)?,
+            views: None,
         })
     }
 

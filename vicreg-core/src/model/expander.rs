@@ -35,6 +35,10 @@ pub struct ExpanderConfig {
     pub mlp: String,
     /// BatchNorm after each hidden Linear (the paper's best setting; off for the D.5 ablation).
     pub hidden_batch_norm: bool,
+    /// LayerNorm (eps 1e-5) instead of BatchNorm after each hidden Linear, as
+    /// the official VICRegL uses with ConvNeXt backbones (only with
+    /// `hidden_batch_norm`: the norm layer keeps the same index and names).
+    pub layer_norm: bool,
 }
 
 impl Default for ExpanderConfig {
@@ -49,6 +53,7 @@ impl ExpanderConfig {
         Self {
             mlp: "8192-8192-8192".into(),
             hidden_batch_norm: true,
+            layer_norm: false,
         }
     }
     /// A small expander for laptops and tests.
@@ -56,6 +61,7 @@ impl ExpanderConfig {
         Self {
             mlp: "512-512-512".into(),
             hidden_batch_norm: true,
+            layer_norm: false,
         }
     }
     /// An expander with the given spec string.
@@ -63,11 +69,31 @@ impl ExpanderConfig {
         Self {
             mlp: mlp.into(),
             hidden_batch_norm: true,
+            layer_norm: false,
         }
     }
 }
 
-/// `Linear -> BatchNorm -> ReLU` for each hidden layer and a final `Linear`
+/// The norm after a hidden Linear.
+#[derive(Clone, Debug)]
+enum HiddenNorm {
+    Batch(SyncBatchNorm),
+    Layer { weight: Tensor, bias: Tensor },
+}
+
+/// LayerNorm over the last dimension of `(rows, n)` (biased variance, eps
+/// 1e-5, PyTorch `nn.LayerNorm` defaults), from basic ops so autograd sees
+/// every gradient (candle's fused LayerNorm records none).
+fn layer_norm_rows(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    let mean = x.mean_keepdim(candle_core::D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+    xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?
+        .broadcast_mul(weight)?
+        .broadcast_add(bias)
+}
+
+/// `Linear -> BatchNorm (or LayerNorm) -> ReLU` for each hidden layer and a final `Linear`
 /// without bias and without BatchNorm. Tensor names follow the official
 /// `nn.Sequential` indices (`0` Linear, `1` BN, `3` Linear, ...), so official
 /// projector weights load. The BatchNorms are [`SyncBatchNorm`]s: with a
@@ -76,7 +102,7 @@ impl ExpanderConfig {
 /// those of every rank's batch.
 #[derive(Clone, Debug)]
 pub struct Expander {
-    hidden: Vec<(Linear, Option<SyncBatchNorm>)>,
+    hidden: Vec<(Linear, Option<HiddenNorm>)>,
     last: Linear,
     out_dim: usize,
 }
@@ -91,18 +117,22 @@ impl Expander {
         let mut idx = 0usize;
         for w in dims.windows(2).take(dims.len() - 2) {
             let lin = linear_torch_init(w[0], w[1], true, vb.pp(idx.to_string()))?;
-            let bn = if cfg.hidden_batch_norm {
+            let bn = if cfg.hidden_batch_norm && cfg.layer_norm {
+                let nvb = vb.pp((idx + 1).to_string());
+                Some(HiddenNorm::Layer {
+                    weight: nvb.get_with_hints(w[1], "weight", candle_nn::Init::Const(1.0))?,
+                    bias: nvb.get_with_hints(w[1], "bias", candle_nn::Init::Const(0.0))?,
+                })
+            } else if cfg.hidden_batch_norm {
                 let bn_cfg = BatchNormConfig {
                     eps: 1e-5,
                     remove_mean: true,
                     affine: true,
                     momentum: 0.1,
                 };
-                Some(SyncBatchNorm::new(candle_nn::batch_norm(
-                    w[1],
-                    bn_cfg,
-                    vb.pp((idx + 1).to_string()),
-                )?)?)
+                Some(HiddenNorm::Batch(SyncBatchNorm::new(
+                    candle_nn::batch_norm(w[1], bn_cfg, vb.pp((idx + 1).to_string()))?,
+                )?))
             } else {
                 None
             };
@@ -130,8 +160,12 @@ impl ModuleT for Expander {
         let mut h = x.clone();
         for (lin, bn) in &self.hidden {
             h = linear_layer(lin, &h)?;
-            if let Some(bn) = bn {
-                h = bn.forward_t(&h, train)?;
+            match bn {
+                Some(HiddenNorm::Batch(bn)) => h = bn.forward_t(&h, train)?,
+                Some(HiddenNorm::Layer { weight, bias }) => {
+                    h = layer_norm_rows(&h, weight, bias)?;
+                }
+                None => {}
             }
             h = h.relu()?;
         }

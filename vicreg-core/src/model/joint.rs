@@ -12,6 +12,9 @@ pub struct JointOutput {
     pub a: BranchOutput,
     /// Branch B (second view / second modality).
     pub b: BranchOutput,
+    /// Every view of a multi-crop model ([`super::MultiCropModel`]); `None`
+    /// for two-branch models.
+    pub views: Option<super::MultiViewOutput>,
 }
 
 /// A joint-embedding architecture: branch A and branch B, which either share
@@ -66,6 +69,7 @@ impl<A: Encoder, B: Encoder> JointEmbedding<A, B> {
         Ok(JointOutput {
             a: self.a.forward_t(xa, train)?,
             b: self.b.forward_t(xb, train)?,
+            views: None,
         })
     }
 }

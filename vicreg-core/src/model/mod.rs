@@ -1,5 +1,6 @@
 //! The two-branch joint-embedding model: [`Encoder`] -> [`Expander`] per
-//! [`Branch`], two branches in a [`JointEmbedding`] (shared or not).
+//! [`Branch`], two branches in a [`JointEmbedding`] (shared or not); or one
+//! backbone over many crops in a [`MultiCropModel`] (VICRegL).
 
 mod asymmetric;
 mod branch;
@@ -9,6 +10,7 @@ mod joint;
 mod joint_model;
 mod linear;
 mod momentum;
+mod multicrop;
 mod predictor;
 
 pub use asymmetric::AsymmetricModel;
@@ -19,4 +21,5 @@ pub use joint::{JointEmbedding, JointOutput};
 pub use joint_model::JointModel;
 pub use linear::linear_torch_init;
 pub use momentum::{EmaOptimizer, EmaTarget, MomentumSchedule, EMA_STEP_STATE};
+pub use multicrop::{CropGeometry, DenseEncoder, MultiCropModel, MultiCropViews, MultiViewOutput};
 pub use predictor::{Predictor, PredictorConfig};

@@ -13,7 +13,8 @@ use crate::Result;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct LossSettings {
-    /// Joint-embedding loss: vicreg, barlow-twins, simclr, byol or simsiam.
+    /// Joint-embedding loss: vicreg, barlow-twins, simclr, byol, simsiam or
+    /// vicregl (image backbones with feature maps: `imagenet` only).
     pub loss: LossKind,
     /// Barlow Twins: weight of the off-diagonal term (official 0.0051).
     pub barlow_lambda: f64,
@@ -123,7 +124,7 @@ impl CoeffSettings {
 #[derive(clap::Args, Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct LossFlags {
-    /// Loss: vicreg, barlow-twins, simclr, byol or simsiam (byol / simsiam: two views of one encoder).
+    /// Loss: vicreg, barlow-twins, simclr, byol, simsiam or vicregl (byol / simsiam: two views of one encoder; vicregl: imagenet only).
     #[arg(long, value_parser = |s: &str| s.parse::<LossKind>().map_err(|e| e.to_string()))]
     pub loss: Option<LossKind>,
     /// Barlow Twins off-diagonal weight. Finite, >= 0.

@@ -45,6 +45,7 @@ pub fn tiny_model_with(seed: u64, batch_norm: bool) -> (TinyModel, ParamStore) {
     let exp = ExpanderConfig {
         mlp: "16-16".into(),
         hidden_batch_norm: batch_norm,
+        layer_norm: false,
     };
     let branch = |name: &str| {
         let enc = TinyEncoder(candle_nn::linear(IN_DIM, 8, vb.pp(name).pp("encoder")).unwrap());

@@ -32,9 +32,7 @@ impl<'m, M: JointModel> Trainer<'m, M> {
         accum: &mut EpochAccum,
     ) -> Result<MicroOut> {
         let out = self.model.forward_t(&batch.a, &batch.b, true)?;
-        let loss = self
-            .loss
-            .compute_outputs(&out.a, &out.b, &self.collective)?;
+        let loss = self.loss.compute_joint(&out, &self.collective)?;
         let scalars = loss.scalars()?;
         check_loss_terms(&scalars, at)?;
         let total = if self.cfg.accumulate > 1 {
