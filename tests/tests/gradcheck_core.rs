@@ -200,6 +200,53 @@ fn expander_linear_batchnorm_relu_in_train_mode() {
 }
 
 #[test]
+fn expander_with_layer_norm_has_every_gradient() {
+    // VICRegL's ConvNeXt expanders: Linear -> LayerNorm -> ReLU -> Linear,
+    // every parameter and the input checked by rebuilding from tensors.
+    let cfg = ExpanderConfig {
+        layer_norm: true,
+        ..ExpanderConfig::with_mlp("5-4")
+    };
+    let store = ParamStore::new(4);
+    Expander::new(3, &cfg, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
+    let named: Vec<(String, Tensor)> = store
+        .trainable_vars()
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["0.bias", "0.weight", "1.bias", "1.weight", "3.weight"]
+    );
+    let mut inputs = vec![randn(&[6, 3], 8)];
+    // non-trivial LayerNorm weight and bias
+    inputs.extend(
+        named
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t))| (t + randn(t.dims(), 50 + i as u64) * 0.3).unwrap()),
+    );
+    let r = check_gradients(
+        |t| {
+            let map: std::collections::HashMap<String, Tensor> = named
+                .iter()
+                .map(|(n, _)| n.clone())
+                .zip(t[1..].iter().cloned())
+                .collect();
+            let vb = candle_nn::VarBuilder::from_tensors(map, DType::F64, &Device::Cpu);
+            let exp = Expander::new(3, &cfg, vb)?;
+            Ok(exp.forward_t(&t[0], true)?)
+        },
+        &inputs,
+        &opts(),
+    )
+    .unwrap();
+    assert!(r.has_grad.iter().all(|&h| h), "{:?}", r.has_grad);
+    r.assert_ok(TOL).unwrap();
+}
+
+#[test]
 fn the_checker_catches_a_dropped_gradient() {
     // candle's fused LayerNorm records no gradient (candle-pitfalls.md): the checker must say so.
     let x = randn(&[3, 8], 8);

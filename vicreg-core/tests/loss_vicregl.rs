@@ -3,7 +3,8 @@
 //! float64): every term and every input gradient, with feature-space matching
 //! over all cells and over `num_matches`; finite-difference gradients; the
 //! global criterion on two views equals VICReg with half its covariance
-//! coefficient; input errors.
+//! coefficient; 2 ranks x B/2 give the loss and averaged gradients of
+//! 1 rank x B; input errors.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -181,4 +182,74 @@ fn bad_inputs_are_errors() {
         &cfg,
     );
     assert!(r.unwrap_err().to_string().contains("at least 2"));
+}
+
+/// One rank's VICRegL loss on images `lo..hi` of a fixed batch of 6, through
+/// linear maps `wg` (embeddings) and `wm` (feature maps): the loss averaged
+/// over ranks and the rank-averaged gradients of both maps.
+fn rank_step(
+    coll: std::sync::Arc<dyn vicreg_core::collective::Collective>,
+    lo: usize,
+    hi: usize,
+) -> (f64, Vec<f64>, Vec<f64>) {
+    use vicreg_core::loss::vicregl_loss_distributed;
+    let g = golden();
+    let n = hi - lo;
+    let wg = Var::from_tensor(&(randn(7, &[16, 8]).to_dtype(DType::F64).unwrap() * 0.5).unwrap())
+        .unwrap();
+    let wm = Var::from_tensor(&(randn(8, &[8, 6]).to_dtype(DType::F64).unwrap() * 0.5).unwrap())
+        .unwrap();
+    let mut emb = Vec::new();
+    let mut maps = Vec::new();
+    let mut locs = Vec::new();
+    for v in 0..4 {
+        let e = g[&format!("emb{v}")].narrow(0, lo, n).unwrap();
+        emb.push(e.matmul(wg.as_tensor()).unwrap().tanh().unwrap());
+        let m = g[&format!("maps{v}")].narrow(0, lo, n).unwrap();
+        let (b, c, d) = m.dims3().unwrap();
+        let mm = m
+            .reshape((b * c, d))
+            .unwrap()
+            .matmul(wm.as_tensor())
+            .unwrap()
+            .reshape((b, c, 6))
+            .unwrap();
+        maps.push(mm);
+        locs.push(g[&format!("loc{v}")].narrow(0, lo, n).unwrap());
+    }
+    let out = vicregl_loss_distributed(&emb, &maps, &locs, 2, &cfg(true), &coll).unwrap();
+    let grads = out.total.backward().unwrap();
+    let world = coll.world_size() as f64;
+    let avg = |v: &Var| {
+        let g = grads.get(v.as_tensor()).unwrap();
+        let g = (coll.all_reduce_sum(g).unwrap() / world).unwrap();
+        g.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    };
+    let loss = (coll.all_reduce_sum(&out.total).unwrap() / world)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    (loss, avg(&wg), avg(&wm))
+}
+
+#[test]
+fn two_ranks_equal_one_rank() {
+    use vicreg_core::collective::{Collective, SingleProcess, ThreadGroup};
+    let (l1, g1, m1) = rank_step(std::sync::Arc::new(SingleProcess), 0, 6);
+    let handles: Vec<_> = ThreadGroup::new(2)
+        .into_iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let r = c.rank();
+                rank_step(std::sync::Arc::new(c), r * 3, (r + 1) * 3)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (l2, g2, m2) = h.join().unwrap();
+        assert!((l1 - l2).abs() < 1e-12 * l1.abs(), "loss {l1} vs {l2}");
+        for (a, b) in g1.iter().zip(&g2).chain(m1.iter().zip(&m2)) {
+            assert!((a - b).abs() < 1e-10 * a.abs().max(1.0), "grad {a} vs {b}");
+        }
+    }
 }

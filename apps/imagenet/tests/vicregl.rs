@@ -2,7 +2,8 @@
 //! generated ImageFolder: a ConvNeXt VICRegL run (global + local criterion,
 //! drop path on) killed mid-run (SIGKILL) and resumed ends with the same
 //! weights as the run done at once; its encoder evaluates with knn-eval;
-//! multi-crop VICReg on a ResNet logs only the global terms; clear errors.
+//! and the dense probe; multi-crop VICReg on a ResNet logs only the global
+//! terms; clear errors.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,6 +147,36 @@ fn convnext_vicregl_killed_and_resumed_matches_the_whole_run() {
         .arg(&whole));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("3-NN"), "{s}");
+    // ... and its feature map goes through the dense (segmentation) probe
+    let out = run(bin()
+        .args([
+            "dense-eval",
+            "--train-scenes",
+            "8",
+            "--val-scenes",
+            "4",
+            "--scene-size",
+            "64",
+        ])
+        .arg("--pretrained")
+        .arg(&whole));
+    let s = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "pretrained convnext_atto",
+        "random init convnext_atto",
+        "all background",
+    ] {
+        assert!(s.contains(row), "{row} missing: {s}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("dense_eval.json")).unwrap())
+            .unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        let miou = r["miou"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&miou), "{r}");
+    }
     std::fs::remove_dir_all(&root).ok();
 }
 
