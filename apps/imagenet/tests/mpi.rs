@@ -266,3 +266,42 @@ fn a_killed_two_rank_job_resumes_to_the_weights_of_the_uninterrupted_one() {
         f.output
     );
 }
+
+#[test]
+fn two_ranks_train_the_vicregl_weights_of_one_process() {
+    // ConvNeXt VICRegL (global + local criterion, statistics over the
+    // gathered batch), drop path off: its masks follow each process's batch.
+    let limit = Duration::from_secs(240);
+    let args = |exp: &Path| {
+        let mut a = pretrain_args(exp);
+        let pos = a.iter().position(|s| s == "resnet18").unwrap();
+        a[pos] = "convnext_atto".into();
+        a.extend(
+            [
+                "--loss",
+                "vicregl",
+                "--multi-crop",
+                "2x64+2x32",
+                "--maps-mlp",
+                "16-16",
+                "--num-matches",
+                "3,1",
+                "--drop-path-rate",
+                "0",
+            ]
+            .map(String::from),
+        );
+        a
+    };
+    let one = exp_dir("vicregl-one");
+    must_succeed(&run_bounded(single(&args(&one)), limit), "one process");
+    let two = exp_dir("vicregl-two");
+    must_succeed(
+        &run_bounded(mpirun2(&args(&two), &[]), limit),
+        "mpirun -np 2",
+    );
+    let w = |exp: &Path| encoder_weights(exp, &["convnext_atto"]);
+    let (d, name) = max_rel_diff(&w(&one), &w(&two));
+    println!("VICRegL, 2 ranks vs 1 process: max relative weight difference {d:.2e} ({name})");
+    assert!(d < 1e-4, "{name} differs by {d:.3e} (relative)");
+}
