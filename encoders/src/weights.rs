@@ -32,6 +32,22 @@ pub(crate) fn backbone_state_dict(raw: HashMap<String, Tensor>) -> HashMap<Strin
     out
 }
 
+/// A deep copy of every tensor of `named`, keyed by name.
+pub(crate) fn snapshot(named: Vec<(String, Tensor)>) -> Result<HashMap<String, Tensor>> {
+    named
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.detach().copy()?)))
+        .collect()
+}
+
+/// Saves [`snapshot`]`(named)` as safetensors, atomically.
+pub(crate) fn save_snapshot(named: Vec<(String, Tensor)>, path: &Path) -> Result<()> {
+    Ok(vicreg_core::io::save_safetensors_atomic(
+        &snapshot(named)?,
+        path,
+    )?)
+}
+
 fn summarize(v: &[String]) -> String {
     const MAX: usize = 10;
     if v.len() <= MAX {

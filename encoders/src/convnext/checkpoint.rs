@@ -108,18 +108,12 @@ impl ConvNeXt {
 
     /// A snapshot (deep copy) of every tensor under its official name.
     pub fn state_dict(&self) -> Result<HashMap<String, Tensor>> {
-        self.named_tensors()
-            .into_iter()
-            .map(|(n, t)| Ok((n, t.detach().copy()?)))
-            .collect()
+        crate::weights::snapshot(self.named_tensors())
     }
 
     /// Saves [`ConvNeXt::state_dict`] as safetensors (atomically).
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        Ok(vicreg_core::io::save_safetensors_atomic(
-            &self.state_dict()?,
-            path.as_ref(),
-        )?)
+        crate::weights::save_snapshot(self.named_tensors(), path.as_ref())
     }
 }
 

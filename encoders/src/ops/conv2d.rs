@@ -22,6 +22,8 @@
 //! `input_grad = false`. f32 and f64 on CPU only.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+
+use super::dims_err;
 use rayon::prelude::*;
 
 use candle_core::backend::BackendStorage;
@@ -305,34 +307,6 @@ fn input_grad<T: Elem>(w: &[T], dy: &[T], g: &Geom) -> Vec<T> {
         col2im(&dcol, g, n0, m, &mut dx);
     }
     dx
-}
-
-fn dims_err(op: &str, what: &str) -> candle_core::Error {
-    candle_core::Error::Msg(format!("{op}: {what}"))
-}
-
-/// Dispatches `f` on the dtype of two CPU storages.
-macro_rules! dispatch2 {
-    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match $s1.dtype() {
-            DType::F32 => {
-                let $a = <f32 as Elem>::slice($s1, $l1, $op)?;
-                let $b = <f32 as Elem>::slice($s2, $l2, $op)?;
-                <f32 as Elem>::storage($body)
-            }
-            DType::F64 => {
-                let $a = <f64 as Elem>::slice($s1, $l1, $op)?;
-                let $b = <f64 as Elem>::slice($s2, $l2, $op)?;
-                <f64 as Elem>::storage($body)
-            }
-            d => {
-                return Err(dims_err(
-                    $op,
-                    &format!("unsupported dtype {d:?} (f32/f64 only)"),
-                ))
-            }
-        }
-    };
 }
 
 /// Forward op on `(x, w)`.

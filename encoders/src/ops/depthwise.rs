@@ -12,18 +12,13 @@
 //! f32 and f64 on CPU; [`depthwise_conv2d`] falls back to candle's grouped
 //! convolution elsewhere (same values, gradients by composition).
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::ops::supported;
+use vicreg_core::ops::gemm::Elem;
 
-/// The arithmetic the kernels need (f32 and f64).
-trait Scalar:
-    Copy + Send + Sync + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
-{
-}
-impl Scalar for f32 {}
-impl Scalar for f64 {}
+use crate::ops::supported;
 
 /// Sizes of one depthwise convolution.
 #[derive(Clone, Copy, Debug)]
@@ -69,87 +64,95 @@ impl Geom {
     }
 }
 
+/// One kernel tap `(a, b)` and the output rows `[i0, i1)` and columns
+/// `[j0, j1)` whose shifted input `(i + a - K/2, j + b - K/2)` is inside the
+/// plane; `src(i)` is the input offset of output `(i, j0)`.
+struct Tap {
+    k: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    da: isize,
+    db: isize,
+    w: usize,
+}
+
+impl Tap {
+    /// Every tap of `g`'s kernel that touches the plane, row-major.
+    fn all(g: &Geom) -> impl Iterator<Item = Tap> + '_ {
+        let r = (g.k / 2) as isize;
+        (0..g.k * g.k).filter_map(move |t| {
+            let (da, db) = ((t / g.k) as isize - r, (t % g.k) as isize - r);
+            let rows = Geom::valid(g.h, da);
+            let cols = Geom::valid(g.w, db);
+            (rows.0 < rows.1 && cols.0 < cols.1).then_some(Tap {
+                k: t,
+                rows,
+                cols,
+                da,
+                db,
+                w: g.w,
+            })
+        })
+    }
+
+    /// Offset of input `(i + da, j0 + db)`.
+    fn src(&self, i: usize) -> usize {
+        ((i as isize + self.da) as usize) * self.w + (self.cols.0 as isize + self.db) as usize
+    }
+
+    /// Offset of output `(i, j0)` and the run length.
+    fn dst(&self, i: usize) -> (usize, usize) {
+        (i * self.w + self.cols.0, self.cols.1 - self.cols.0)
+    }
+}
+
 /// `out += w[a, b] * shift(x, a, b)` over one plane.
-fn plane_forward<T: Scalar>(x: &[T], wt: &[T], out: &mut [T], g: &Geom) {
-    let r = (g.k / 2) as isize;
-    for a in 0..g.k {
-        let da = a as isize - r;
-        let (i0, i1) = Geom::valid(g.h, da);
-        for b in 0..g.k {
-            let db = b as isize - r;
-            let (j0, j1) = Geom::valid(g.w, db);
-            if j0 >= j1 || i0 >= i1 {
-                continue;
-            }
-            let coef = wt[a * g.k + b];
-            for i in i0..i1 {
-                let src = ((i as isize + da) as usize) * g.w;
-                let xs = &x[(src as isize + j0 as isize + db) as usize..][..j1 - j0];
-                let os = &mut out[i * g.w + j0..i * g.w + j1];
-                for (o, &v) in os.iter_mut().zip(xs) {
-                    *o = *o + coef * v;
-                }
+fn plane_forward<T: Elem>(x: &[T], wt: &[T], out: &mut [T], g: &Geom) {
+    for tap in Tap::all(g) {
+        let coef = wt[tap.k];
+        for i in tap.rows.0..tap.rows.1 {
+            let (o, len) = tap.dst(i);
+            let xs = &x[tap.src(i)..][..len];
+            for (o, &v) in out[o..o + len].iter_mut().zip(xs) {
+                *o += coef * v;
             }
         }
     }
 }
 
 /// `dx += w[a, b] * unshift(dy, a, b)` over one plane.
-fn plane_input_grad<T: Scalar>(dy: &[T], wt: &[T], dx: &mut [T], g: &Geom) {
-    let r = (g.k / 2) as isize;
-    for a in 0..g.k {
-        let da = a as isize - r;
-        let (i0, i1) = Geom::valid(g.h, da);
-        for b in 0..g.k {
-            let db = b as isize - r;
-            let (j0, j1) = Geom::valid(g.w, db);
-            if j0 >= j1 || i0 >= i1 {
-                continue;
-            }
-            let coef = wt[a * g.k + b];
-            for i in i0..i1 {
-                let dst = ((i as isize + da) as usize) * g.w;
-                let start = (dst as isize + j0 as isize + db) as usize;
-                let ds = &mut dx[start..start + (j1 - j0)];
-                let gs = &dy[i * g.w + j0..i * g.w + j1];
-                for (d, &v) in ds.iter_mut().zip(gs) {
-                    *d = *d + coef * v;
-                }
+fn plane_input_grad<T: Elem>(dy: &[T], wt: &[T], dx: &mut [T], g: &Geom) {
+    for tap in Tap::all(g) {
+        let coef = wt[tap.k];
+        for i in tap.rows.0..tap.rows.1 {
+            let (o, len) = tap.dst(i);
+            let s = tap.src(i);
+            for (d, &v) in dx[s..s + len].iter_mut().zip(&dy[o..o + len]) {
+                *d += coef * v;
             }
         }
     }
 }
 
 /// `dw[a, b] += sum_{i, j} dy[i, j] x[i + a - K/2, j + b - K/2]` over one plane.
-fn plane_weight_grad<T: Scalar>(x: &[T], dy: &[T], dw: &mut [T], g: &Geom) {
-    let r = (g.k / 2) as isize;
-    for a in 0..g.k {
-        let da = a as isize - r;
-        let (i0, i1) = Geom::valid(g.h, da);
-        for b in 0..g.k {
-            let db = b as isize - r;
-            let (j0, j1) = Geom::valid(g.w, db);
-            if j0 >= j1 || i0 >= i1 {
-                continue;
+fn plane_weight_grad<T: Elem>(x: &[T], dy: &[T], dw: &mut [T], g: &Geom) {
+    for tap in Tap::all(g) {
+        let mut acc = T::ZERO;
+        for i in tap.rows.0..tap.rows.1 {
+            let (o, len) = tap.dst(i);
+            let xs = &x[tap.src(i)..][..len];
+            for (&u, &v) in xs.iter().zip(&dy[o..o + len]) {
+                acc += u * v;
             }
-            let mut acc = T::default();
-            for i in i0..i1 {
-                let src = ((i as isize + da) as usize) * g.w;
-                let xs = &x[(src as isize + j0 as isize + db) as usize..][..j1 - j0];
-                let gs = &dy[i * g.w + j0..i * g.w + j1];
-                for (&u, &v) in xs.iter().zip(gs) {
-                    acc = acc + u * v;
-                }
-            }
-            dw[a * g.k + b] = dw[a * g.k + b] + acc;
         }
+        dw[tap.k] += acc;
     }
 }
 
-fn forward<T: Scalar>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+fn forward<T: Elem>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let p = g.plane();
     let kk = g.k * g.k;
-    let mut out = vec![T::default(); g.n * g.c * p];
+    let mut out = vec![T::ZERO; g.n * g.c * p];
     out.par_chunks_mut(p).enumerate().for_each(|(nc, o)| {
         let c = nc % g.c;
         plane_forward(&x[nc * p..(nc + 1) * p], &w[c * kk..(c + 1) * kk], o, g);
@@ -157,10 +160,10 @@ fn forward<T: Scalar>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     out
 }
 
-fn input_grad<T: Scalar>(w: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+fn input_grad<T: Elem>(w: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let p = g.plane();
     let kk = g.k * g.k;
-    let mut dx = vec![T::default(); g.n * g.c * p];
+    let mut dx = vec![T::ZERO; g.n * g.c * p];
     dx.par_chunks_mut(p).enumerate().for_each(|(nc, d)| {
         let c = nc % g.c;
         plane_input_grad(&dy[nc * p..(nc + 1) * p], &w[c * kk..(c + 1) * kk], d, g);
@@ -168,10 +171,10 @@ fn input_grad<T: Scalar>(w: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     dx
 }
 
-fn weight_grad<T: Scalar>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+fn weight_grad<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let p = g.plane();
     let kk = g.k * g.k;
-    let mut dw = vec![T::default(); g.c * kk];
+    let mut dw = vec![T::ZERO; g.c * kk];
     dw.par_chunks_mut(kk).enumerate().for_each(|(c, d)| {
         for n in 0..g.n {
             let nc = n * g.c + c;
@@ -179,36 +182,6 @@ fn weight_grad<T: Scalar>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
         }
     });
     dw
-}
-
-/// The contiguous data of a storage, or an error.
-fn slice<'a, T: candle_core::WithDType>(
-    s: &'a CpuStorage,
-    l: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<T>()?[a..b]),
-        None => candle_core::bail!("{op}: inputs must be contiguous"),
-    }
-}
-
-macro_rules! dispatch2 {
-    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($s1, $s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let $a = slice::<f32>($s1, $l1, $op)?;
-                let $b = slice::<f32>($s2, $l2, $op)?;
-                CpuStorage::F32($body)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let $a = slice::<f64>($s1, $l1, $op)?;
-                let $b = slice::<f64>($s2, $l2, $op)?;
-                CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("{}: f32 or f64 tensors of one dtype only", $op),
-        }
-    };
 }
 
 /// Forward op on `(x, w)`.

@@ -13,6 +13,36 @@
 //! checked against finite differences (f64) and against the stock ops'
 //! forward (f32) in `tests/ops_*.rs`. CPU only, f32 and f64.
 
+/// An error message prefixed by the op's name.
+fn dims_err(op: &str, what: &str) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{op}: {what}"))
+}
+
+/// Dispatches `f` on the dtype (f32 / f64) of two CPU storages, each borrowed
+/// as a contiguous slice ([`vicreg_core::ops::gemm::Elem`]).
+macro_rules! dispatch2 {
+    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        match $s1.dtype() {
+            DType::F32 => {
+                let $a = <f32 as Elem>::slice($s1, $l1, $op)?;
+                let $b = <f32 as Elem>::slice($s2, $l2, $op)?;
+                <f32 as Elem>::storage($body)
+            }
+            DType::F64 => {
+                let $a = <f64 as Elem>::slice($s1, $l1, $op)?;
+                let $b = <f64 as Elem>::slice($s2, $l2, $op)?;
+                <f64 as Elem>::storage($body)
+            }
+            d => {
+                return Err(super::dims_err(
+                    $op,
+                    &format!("unsupported dtype {d:?} (f32/f64 only)"),
+                ))
+            }
+        }
+    };
+}
+
 mod batchnorm;
 mod conv2d;
 mod depthwise;

@@ -513,18 +513,12 @@ impl ResNet {
 
     /// A snapshot (deep copy) of every tensor under its torchvision name.
     pub fn state_dict(&self) -> Result<HashMap<String, Tensor>> {
-        self.named_tensors()
-            .into_iter()
-            .map(|(n, t)| Ok((n, t.detach().copy()?)))
-            .collect()
+        crate::weights::snapshot(self.named_tensors())
     }
 
     /// Saves [`ResNet::state_dict`] as safetensors (atomically), loadable by
     /// [`ResNet::load_weights`] and by `torchvision` via `safetensors.torch.load_file`.
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        Ok(vicreg_core::io::save_safetensors_atomic(
-            &self.state_dict()?,
-            path.as_ref(),
-        )?)
+        crate::weights::save_snapshot(self.named_tensors(), path.as_ref())
     }
 }
