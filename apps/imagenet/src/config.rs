@@ -295,10 +295,10 @@ impl PretrainConfig {
             if !matches!(loss, LossKind::Vicreg | LossKind::Vicregl) {
                 bail!("multi-crop views train with --loss vicreg or vicregl, not {loss}");
             }
-            if !self.share_weights || !self.expander_bn || self.accumulate != 1 {
+            if !self.share_weights || !self.expander_bn {
                 bail!(
-                    "multi-crop / vicregl runs use one shared backbone with the official expanders and no accumulation \
-                     (share-weights = true, expander-bn = true, accumulate = 1)"
+                    "multi-crop / vicregl runs use one shared backbone with the official expanders \
+                     (share-weights = true, expander-bn = true)"
                 );
             }
             if self.normalization != EmbeddingNorm::None {

@@ -182,6 +182,7 @@ fn convnext_vicregl_killed_and_resumed_matches_the_whole_run() {
 
 #[test]
 fn multi_crop_vicreg_on_a_resnet_has_only_global_terms() {
+    // (with two micro-batches per step)
     let root = tmp("mcvicreg");
     let data = root.join("data");
     tiny_data(&data);
@@ -197,6 +198,8 @@ fn multi_crop_vicreg_on_a_resnet_has_only_global_terms() {
             "32-32",
             "--batch-size",
             "4",
+            "--accumulate",
+            "2",
             "--epochs",
             "1",
             "--quiet",
