@@ -182,6 +182,15 @@ fn bad_inputs_are_errors() {
         &cfg,
     );
     assert!(r.unwrap_err().to_string().contains("at least 2"));
+    // feature maps without cells
+    let r = vicregl_loss(
+        &[e.clone(), e.clone()],
+        &[m.clone(), randn(7, &[4, 0, 8])],
+        &[l.clone(), randn(8, &[4, 0, 2])],
+        2,
+        &cfg,
+    );
+    assert!(r.unwrap_err().to_string().contains("at least one cell"));
 }
 
 /// One rank's VICRegL loss on images `lo..hi` of a fixed batch of 6, through

@@ -109,6 +109,34 @@ impl ScaledTerms {
     pub fn sum(&self) -> Result<Tensor> {
         Ok(((&self.invariance + &self.variance)? + &self.covariance)?)
     }
+
+    /// Term by term, the mean of `terms` (at least one).
+    fn mean(terms: &[ScaledTerms]) -> Result<ScaledTerms> {
+        let field =
+            |f: fn(&ScaledTerms) -> &Tensor| mean_of(terms.iter().map(f).cloned().collect());
+        Ok(ScaledTerms {
+            invariance: field(|t| &t.invariance)?,
+            variance: field(|t| &t.variance)?,
+            covariance: field(|t| &t.covariance)?,
+        })
+    }
+
+    /// Term by term, `self + other`.
+    fn add(&self, other: &ScaledTerms) -> Result<ScaledTerms> {
+        Ok(ScaledTerms {
+            invariance: (&self.invariance + &other.invariance)?,
+            variance: (&self.variance + &other.variance)?,
+            covariance: (&self.covariance + &other.covariance)?,
+        })
+    }
+}
+
+/// The mean of scalar tensors (at least one).
+fn mean_of(scalars: Vec<Tensor>) -> Result<Tensor> {
+    if scalars.is_empty() {
+        return Err(Error::InvalidInput("VICRegL: no terms to average".into()));
+    }
+    Ok(Tensor::stack(&scalars, 0)?.mean(0)?)
 }
 
 /// The global and local terms and the total
@@ -271,6 +299,13 @@ fn distances(a: &Tensor, b: &Tensor) -> Result<Vec<Vec<f64>>> {
     Ok(ha.iter().zip(&hb).map(|(x, y)| pairwise_l2(x, y)).collect())
 }
 
+/// Each `(n, m)` row-major matrix of `d` as `(m, n)`.
+fn transposed(d: &[Vec<f64>], n: usize, m: usize) -> Vec<Vec<f64>> {
+    d.iter()
+        .map(|x| (0..m * n).map(|k| x[(k % n) * m + k / n]).collect())
+        .collect()
+}
+
 /// The VICReg terms of two matched `(batch, k, dim)` tensors, with the
 /// batch statistics taken separately for each match index `k` and averaged
 /// (official `_vicreg_loss`): invariance `inv_coeff * mse`, variance
@@ -331,26 +366,6 @@ fn batch_var_cov(z: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((variance, covariance))
 }
 
-/// Adds `t` into `acc` (`None` = nothing yet).
-fn accumulate(acc: Option<ScaledTerms>, t: ScaledTerms) -> Result<Option<ScaledTerms>> {
-    Ok(Some(match acc {
-        None => t,
-        Some(a) => ScaledTerms {
-            invariance: (a.invariance + t.invariance)?,
-            variance: (a.variance + t.variance)?,
-            covariance: (a.covariance + t.covariance)?,
-        },
-    }))
-}
-
-fn half(t: ScaledTerms) -> Result<ScaledTerms> {
-    Ok(ScaledTerms {
-        invariance: (t.invariance * 0.5)?,
-        variance: (t.variance * 0.5)?,
-        covariance: (t.covariance * 0.5)?,
-    })
-}
-
 /// The local terms of one pair of views (official `_local_loss`): feature
 /// maps `maps_a (batch, n, dim)`, `maps_b (batch, m, dim)` and their cells'
 /// image locations `loc_a (batch, n, 2)`, `loc_b (batch, m, 2)`. Sum of the
@@ -374,29 +389,31 @@ pub fn local_pair_terms(
             loc_b.dims()
         )));
     }
-    let both = |da: &[Vec<f64>], db: &[Vec<f64>], keep: [usize; 2]| -> Result<ScaledTerms> {
-        let (x1, y1) = matched(maps_a, maps_b, da, m, keep[0])?;
-        let (x2, y2) = matched(maps_b, maps_a, db, n, keep[1])?;
-        let t1 = half(matched_vicreg_terms(&x1, &y1, cfg, collective)?)?;
-        let t2 = half(matched_vicreg_terms(&x2, &y2, cfg, collective)?)?;
-        accumulate(Some(t1), t2)?.ok_or_else(|| Error::InvalidInput("no local terms".into()))
+    if n == 0 || m == 0 {
+        return Err(Error::InvalidInput(format!(
+            "local criterion: feature maps need at least one cell, got {:?} and {:?}",
+            maps_a.dims(),
+            maps_b.dims()
+        )));
+    }
+    // The mean over both directions of the pairs matched by the distances
+    // `dist` (per image, `(n, m)`; the other direction is its transpose).
+    let both = |dist: &[Vec<f64>], keep: [usize; 2]| -> Result<ScaledTerms> {
+        let (x1, y1) = matched(maps_a, maps_b, dist, m, keep[0])?;
+        let (x2, y2) = matched(maps_b, maps_a, &transposed(dist, n, m), n, keep[1])?;
+        ScaledTerms::mean(&[
+            matched_vicreg_terms(&x1, &y1, cfg, collective)?,
+            matched_vicreg_terms(&x2, &y2, cfg, collective)?,
+        ])
     };
     let l2_keep = if cfg.l2_all_matches {
         [usize::MAX, usize::MAX]
     } else {
         cfg.num_matches
     };
-    let l2 = both(
-        &distances(maps_a, maps_b)?,
-        &distances(maps_b, maps_a)?,
-        l2_keep,
-    )?;
-    let loc = both(
-        &distances(loc_a, loc_b)?,
-        &distances(loc_b, loc_a)?,
-        cfg.num_matches,
-    )?;
-    accumulate(Some(l2), loc)?.ok_or_else(|| Error::InvalidInput("no local terms".into()))
+    let l2 = both(&distances(maps_a, maps_b)?, l2_keep)?;
+    let loc = both(&distances(loc_a, loc_b)?, cfg.num_matches)?;
+    l2.add(&loc)
 }
 
 /// Every `(global i, other view j != i)` pair, in the official order.
@@ -413,14 +430,6 @@ fn check_views(views: usize, num_global: usize, what: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn scale(t: ScaledTerms, s: f64) -> Result<ScaledTerms> {
-    Ok(ScaledTerms {
-        invariance: (t.invariance * s)?,
-        variance: (t.variance * s)?,
-        covariance: (t.covariance * s)?,
-    })
 }
 
 /// The local criterion over all views (official `local_loss`): the mean of
@@ -441,21 +450,20 @@ pub fn local_terms(
             locations.len()
         )));
     }
-    let pairs = view_pairs(maps.len(), num_global);
-    let mut acc = None;
-    for &(i, j) in &pairs {
-        let t = local_pair_terms(
-            &maps[i],
-            &maps[j],
-            &locations[i],
-            &locations[j],
-            cfg,
-            collective,
-        )?;
-        acc = accumulate(acc, t)?;
-    }
-    let acc = acc.ok_or_else(|| Error::InvalidInput("no view pairs".into()))?;
-    scale(acc, 1.0 / pairs.len() as f64)
+    let terms = view_pairs(maps.len(), num_global)
+        .into_iter()
+        .map(|(i, j)| {
+            local_pair_terms(
+                &maps[i],
+                &maps[j],
+                &locations[i],
+                &locations[j],
+                cfg,
+                collective,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ScaledTerms::mean(&terms)
 }
 
 /// The global criterion over multi-crop `(batch, dim)` embeddings (official
@@ -470,35 +478,20 @@ pub fn global_terms(
     collective: &Arc<dyn Collective>,
 ) -> Result<ScaledTerms> {
     check_views(embeddings.len(), num_global, "global criterion")?;
-    let pairs = view_pairs(embeddings.len(), num_global);
-    let mut inv: Option<Tensor> = None;
-    for &(i, j) in &pairs {
-        let t = invariance(&embeddings[i], &embeddings[j])?;
-        inv = Some(match inv {
-            None => t,
-            Some(a) => (a + t)?,
-        });
-    }
-    let mut var: Option<Tensor> = None;
-    let mut cov: Option<Tensor> = None;
-    for z in embeddings {
-        let g = gather_with_grad(collective, z)?;
-        let (v, c) = batch_var_cov(&g.unsqueeze(1)?)?;
-        var = Some(match var {
-            None => v,
-            Some(a) => (a + v)?,
-        });
-        cov = Some(match cov {
-            None => c,
-            Some(a) => (a + c)?,
-        });
-    }
-    let none = || Error::InvalidInput("global criterion: no views".into());
-    let views = embeddings.len() as f64;
+    let inv = view_pairs(embeddings.len(), num_global)
+        .into_iter()
+        .map(|(i, j)| invariance(&embeddings[i], &embeddings[j]))
+        .collect::<Result<Vec<_>>>()?;
+    let (var, cov): (Vec<_>, Vec<_>) = embeddings
+        .iter()
+        .map(|z| batch_var_cov(&gather_with_grad(collective, z)?.unsqueeze(1)?))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     Ok(ScaledTerms {
-        invariance: (inv.ok_or_else(none)? * (cfg.inv_coeff / pairs.len() as f64))?,
-        variance: (var.ok_or_else(none)? * (cfg.var_coeff / views))?,
-        covariance: (cov.ok_or_else(none)? * (cfg.cov_coeff / views))?,
+        invariance: (mean_of(inv)? * cfg.inv_coeff)?,
+        variance: (mean_of(var)? * cfg.var_coeff)?,
+        covariance: (mean_of(cov)? * cfg.cov_coeff)?,
     })
 }
 
