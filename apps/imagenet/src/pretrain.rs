@@ -10,8 +10,9 @@ use datasets::image::{
 };
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::pairs::{collate_labelled, Labelled, PairBatches, SkipLog, SKIPPED_FILE};
+use datasets::Dataset;
 use vicreg_core::collective::{micro_batch, sync_bn_scope, Collective, Launch};
-use vicreg_core::engine::{ResumeMode, RunOutcome};
+use vicreg_core::engine::{ResumeMode, RunOutcome, TrainConfig, TrainSummary};
 
 use crate::config::{AugPreset, PretrainConfig};
 use crate::variants;
@@ -34,7 +35,10 @@ pub fn augmentation(preset: AugPreset, size: u32) -> VicregAugConfig {
 /// Runs pretraining as one rank of `collective` (`SingleProcess::group()`:
 /// alone): this rank loads its shard of
 /// every epoch, `batch-size / world` pairs per step, and (with `sync-bn`) every
-/// BatchNorm uses the statistics of the global batch.
+/// BatchNorm uses the statistics of the global batch. Two views of `--loss`
+/// / `--share-weights`, or multi-crop views (VICRegL, multi-crop VICReg:
+/// every view of [`PretrainConfig::multi_crop_spec`], colour-augmented as the
+/// two-view pipeline of `augment`).
 pub fn pretrain_on(
     cfg: &PretrainConfig,
     source: AnySource,
@@ -45,73 +49,67 @@ pub fn pretrain_on(
     let size = cfg
         .image_size
         .context("image-size must be resolved before pretraining")?;
-    if cfg.is_multi_crop() {
-        return pretrain_multi_crop(cfg, source, resume, collective, &device, size);
-    }
+    let aug = augmentation(cfg.augment, size);
     let num_classes = source.num_classes();
-    let n_images = source.len();
-    let dataset = Labelled::new(
-        TwoViewDataset::new(source, augmentation(cfg.augment, size))?,
-        |d, i| d.source().label(i),
-    );
-    let world = collective.world_size();
-    let micro = micro_batch(cfg.train.batch_size, world, cfg.accumulate)?;
     let dev = device.clone();
-    let loader = Loader::new(
-        Arc::new(dataset),
-        LoaderConfig::pretraining(micro, &cfg.data, cfg.train.seed, collective.as_ref()),
-        move |items| collate_labelled(items, |views| collate_two_view(views, &dev)),
+    if cfg.is_multi_crop() {
+        let dataset = MultiCropDataset::new(source, aug, &cfg.multi_crop_spec()?)?;
+        let num_global = dataset.num_global();
+        return train_on(
+            cfg,
+            Labelled::new(dataset, |d, i| d.source().label(i)),
+            num_classes,
+            resume,
+            collective,
+            move |views| Ok((collate_multi_crop(views, num_global, &dev)?, ())),
+            |train_cfg, collective, batches| {
+                variants::fit_multi_crop(cfg, train_cfg, collective, batches, &device)
+            },
+        );
+    }
+    train_on(
+        cfg,
+        Labelled::new(TwoViewDataset::new(source, aug)?, |d, i| {
+            d.source().label(i)
+        }),
+        num_classes,
+        resume,
+        collective,
+        move |views| collate_two_view(views, &dev),
+        // The model of `--loss` / `--share-weights` (see variants.rs).
+        |train_cfg, collective, batches| {
+            variants::fit(cfg, train_cfg, collective, batches, &device)
+        },
     )
-    .with_context(|| format!("{n_images} training images"))?;
-    let mut pairs = PairBatches::labelled(
-        loader,
-        SkipLog::new(Some(&cfg.train.exp_dir), collective.rank()),
-    );
-
-    let train_cfg = cfg.train(resume, num_classes);
-    let start = Instant::now();
-    // The model of `--loss` / `--share-weights` (see variants.rs).
-    let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
-    let summary = variants::fit(cfg, train_cfg, collective, &mut pairs, &device)?;
-    Ok(RunOutcome::new(
-        summary,
-        start,
-        cfg.train.batch_size,
-        pairs.skips().total(),
-    ))
 }
 
-/// [`pretrain_on`] for multi-crop views (VICRegL, multi-crop VICReg): every
-/// view of [`PretrainConfig::multi_crop_spec`], colour-augmented as the
-/// two-view pipeline of `augment` at `size`.
-fn pretrain_multi_crop(
+/// This rank's batches of `dataset` (items stacked by `collate`, labels
+/// kept for the online probe), trained by `fit` under `sync-bn`, timed.
+fn train_on<S, X, Y>(
     cfg: &PretrainConfig,
-    source: AnySource,
+    dataset: Labelled<S>,
+    num_classes: usize,
     resume: ResumeMode,
     collective: Arc<dyn Collective>,
-    device: &candle_core::Device,
-    size: u32,
-) -> Result<RunOutcome> {
-    let crops = cfg.multi_crop_spec()?;
-    let num_classes = source.num_classes();
-    let n_images = source.len();
-    let dataset = MultiCropDataset::new(source, augmentation(cfg.augment, size), &crops)?;
-    let num_global = dataset.num_global();
-    let dataset = Labelled::new(dataset, |d, i| d.source().label(i));
-    let micro = micro_batch(
-        cfg.train.batch_size,
-        collective.world_size(),
-        cfg.accumulate,
-    )?;
-    let dev = device.clone();
+    collate: impl Fn(Vec<S::Item>) -> datasets::Result<(X, Y)> + Send + Sync + 'static,
+    fit: impl FnOnce(
+        TrainConfig,
+        Arc<dyn Collective>,
+        &mut PairBatches<Labelled<S>, (X, Y, Vec<usize>), X, Y>,
+    ) -> Result<TrainSummary>,
+) -> Result<RunOutcome>
+where
+    S: Dataset + 'static,
+    X: Send + 'static,
+    Y: Send + 'static,
+{
+    let n_images = dataset.len();
+    let world = collective.world_size();
+    let micro = micro_batch(cfg.train.batch_size, world, cfg.accumulate)?;
     let loader = Loader::new(
         Arc::new(dataset),
         LoaderConfig::pretraining(micro, &cfg.data, cfg.train.seed, collective.as_ref()),
-        move |items| {
-            collate_labelled(items, |views| {
-                Ok((collate_multi_crop(views, num_global, &dev)?, ()))
-            })
-        },
+        move |items| collate_labelled(items, &collate),
     )
     .with_context(|| format!("{n_images} training images"))?;
     let mut batches = PairBatches::labelled(
@@ -121,7 +119,7 @@ fn pretrain_multi_crop(
     let train_cfg = cfg.train(resume, num_classes);
     let start = Instant::now();
     let _sync = sync_bn_scope(cfg.train.sync_bn, &collective);
-    let summary = variants::fit_multi_crop(cfg, train_cfg, collective, &mut batches, device)?;
+    let summary = fit(train_cfg, collective, &mut batches)?;
     Ok(RunOutcome::new(
         summary,
         start,

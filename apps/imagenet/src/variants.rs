@@ -19,9 +19,11 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use encoders::{is_convnext, ImageEncoder, ImageEncoderOptions};
 use vicreg_core::collective::Collective;
-use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer};
+use vicreg_core::engine::{BatchSource, TrainConfig, TrainSummary, Trainer, TrainerBuilder};
 use vicreg_core::loss::{build_loss, JointLoss, LossConfig, VicRegLConfig, VicRegLLoss};
-use vicreg_core::model::{Branch, ExpanderConfig, JointEmbedding, MultiCropModel, MultiCropViews};
+use vicreg_core::model::{
+    Branch, ExpanderConfig, JointEmbedding, JointModel, MultiCropModel, MultiCropViews,
+};
 use vicreg_core::ParamStore;
 
 use crate::config::PretrainConfig;
@@ -98,6 +100,23 @@ fn branch(
     )?)
 }
 
+/// What every model of this app trains with: `loss`, the process group,
+/// `cfg`'s run directory (its config written there) and the backbone under
+/// the store prefix `export` written as `<arch>-encoder.safetensors`.
+fn run_settings<'m, M: JointModel>(
+    builder: TrainerBuilder<'m, M>,
+    cfg: &PretrainConfig,
+    loss: Box<dyn JointLoss>,
+    collective: Arc<dyn Collective>,
+    export: &str,
+) -> TrainerBuilder<'m, M> {
+    builder
+        .loss(loss)
+        .collective(collective)
+        .run_dir(&cfg.train.exp_dir, cfg)
+        .export(&cfg.arch, export)
+}
+
 /// Builds the model of `cfg` in a fresh store seeded with `cfg.train.seed`, trains
 /// it on `source` into `cfg.train.exp_dir` (resuming a checkpoint found there) and
 /// returns the engine's summary.
@@ -124,12 +143,8 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
                 JointEmbedding::new(a, branch(cfg, &store, device, "backbone_b", "projector_b")?)
             }
         };
-        let mut t = Trainer::builder(&net, &store, train_cfg)
-            .loss(loss)
-            .collective(collective)
-            .run_dir(&cfg.train.exp_dir, cfg)
-            .export(&cfg.arch, export)
-            .build()?;
+        let builder = Trainer::builder(&net, &store, train_cfg);
+        let mut t = run_settings(builder, cfg, loss, collective, export).build()?;
         return Ok(t.fit(source)?);
     }
     let branch_at = |p: &str| {
@@ -148,12 +163,7 @@ pub fn fit<S: BatchSource<Tensor, Tensor>>(
         ("online", "target"),
         branch_at,
         train_cfg,
-        |b| {
-            b.loss(loss)
-                .collective(collective)
-                .run_dir(&cfg.train.exp_dir, cfg)
-                .export(&cfg.arch, export)
-        },
+        |b| run_settings(b, cfg, loss, collective, export),
         source,
     )
 }
@@ -209,12 +219,15 @@ pub fn fit_multi_crop<S: BatchSource<MultiCropViews, ()>>(
         cfg.flip_grid,
         vb,
     )?;
-    let mut t = Trainer::builder(&net, &store, train_cfg)
-        .loss(Box::new(loss))
-        .collective(collective)
-        .run_dir(&cfg.train.exp_dir, cfg)
-        .export(&cfg.arch, crate::model::BACKBONE)
-        .build()?;
+    let builder = Trainer::builder(&net, &store, train_cfg);
+    let mut t = run_settings(
+        builder,
+        cfg,
+        Box::new(loss),
+        collective,
+        crate::model::BACKBONE,
+    )
+    .build()?;
     Ok(t.fit(source)?)
 }
 
