@@ -24,7 +24,7 @@ use vicreg_core::model::DenseEncoder;
 use vicreg_core::parse_device;
 
 use crate::config::limits;
-use crate::evaluate::{backbone, resolve_arch};
+use crate::evaluate::{backbone, default_out_dir, resolve_arch};
 
 /// Flags of `dense-eval`.
 #[derive(clap::Args, Debug)]
@@ -105,8 +105,12 @@ fn scene_cells(
     Ok(Features::new(Tensor::cat(&xs, 0)?, labels)?)
 }
 
-/// The probe of `net` on the train / val scenes.
-fn probe(net: &ImageEncoder, a: &DenseEvalArgs, device: &Device) -> Result<DenseProbeResult> {
+/// The probe of `net` on the train / val scenes, and the val cells' labels.
+fn probe(
+    net: &ImageEncoder,
+    a: &DenseEvalArgs,
+    device: &Device,
+) -> Result<(DenseProbeResult, Vec<usize>)> {
     let train = scene_cells(net, a, 0, a.train_scenes, device)?;
     let val = scene_cells(net, a, 1_000_000, a.val_scenes, device)?;
     let (train, val) = standardize(&train, &val)?;
@@ -118,7 +122,7 @@ fn probe(net: &ImageEncoder, a: &DenseEvalArgs, device: &Device) -> Result<Dense
         weight_decay: sel.chosen,
         ..cfg
     };
-    Ok(dense_probe(&train, &val, classes, &cfg)?)
+    Ok((dense_probe(&train, &val, classes, &cfg)?, val.labels))
 }
 
 /// `dense-eval`.
@@ -145,17 +149,17 @@ pub fn run(a: &DenseEvalArgs) -> Result<()> {
     );
     if let Some(p) = &a.pretrained {
         let net = backbone(&arch, Some(p), a.seed, &device)?;
-        add(format!("pretrained {arch}"), &probe(&net, a, &device)?);
+        add(format!("pretrained {arch}"), &probe(&net, a, &device)?.0);
     }
     if a.pretrained.is_none() || a.baselines.unwrap_or(true) {
         let net = backbone(&arch, None, a.seed, &device)?;
-        add(format!("random init {arch}"), &probe(&net, a, &device)?);
-        // The all-background guess.
-        let val = scene_cells(&net, a, 1_000_000, a.val_scenes, &device)?;
-        let guess = vec![0; val.labels.len()];
-        let (miou, _) = mean_iou(&guess, &val.labels, a.classes + 1);
-        let acc = 100.0 * val.labels.iter().filter(|&&l| l == 0).count() as f64
-            / val.labels.len().max(1) as f64;
+        let (random, labels) = probe(&net, a, &device)?;
+        add(format!("random init {arch}"), &random);
+        // The all-background guess on the same val cells.
+        let guess = vec![0; labels.len()];
+        let (miou, _) = mean_iou(&guess, &labels, a.classes + 1);
+        let acc =
+            100.0 * labels.iter().filter(|&&l| l == 0).count() as f64 / labels.len().max(1) as f64;
         rows.push(format!("| all background | {acc:.2}% | {miou:.2}% | |"));
         json_rows.push(json!({"encoder": "all background", "cell_accuracy": acc, "miou": miou}));
     }
@@ -164,15 +168,10 @@ pub fn run(a: &DenseEvalArgs) -> Result<()> {
     for r in &rows {
         println!("{r}");
     }
-    let out = a.exp_dir.clone().or_else(|| {
-        a.pretrained.as_ref().map(|p| {
-            if p.is_dir() {
-                p.clone()
-            } else {
-                p.parent().map(PathBuf::from).unwrap_or_default()
-            }
-        })
-    });
+    let out = a
+        .exp_dir
+        .clone()
+        .or_else(|| default_out_dir(a.pretrained.as_deref()));
     if let Some(dir) = out {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("dense_eval.json");
