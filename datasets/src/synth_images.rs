@@ -130,7 +130,7 @@ pub struct SynthReport {
     pub written: usize,
 }
 
-pub(crate) fn rand_color(rng: &mut SeededRng) -> [f64; 3] {
+fn rand_color(rng: &mut SeededRng) -> [f64; 3] {
     [
         rng.uniform() * 255.0,
         rng.uniform() * 255.0,
@@ -155,6 +155,48 @@ pub(crate) fn contrasting(rng: &mut SeededRng, other: &[f64; 3], gap: f64) -> [f
         }
     }
     best
+}
+
+/// A two-colour linear gradient across the image, in a random direction.
+pub(crate) struct Gradient {
+    bg0: [f64; 3],
+    bg1: [f64; 3],
+    gx: f64,
+    gy: f64,
+}
+
+impl Gradient {
+    /// Draws the two colours, then the direction.
+    pub(crate) fn draw(rng: &mut SeededRng) -> Self {
+        let bg0 = rand_color(rng);
+        let bg1 = rand_color(rng);
+        let ga = rng.uniform() * 2.0 * PI;
+        Self {
+            bg0,
+            bg1,
+            gx: ga.cos(),
+            gy: ga.sin(),
+        }
+    }
+
+    /// The mean of the two colours.
+    pub(crate) fn mean(&self) -> [f64; 3] {
+        [
+            (self.bg0[0] + self.bg1[0]) / 2.0,
+            (self.bg0[1] + self.bg1[1]) / 2.0,
+            (self.bg0[2] + self.bg1[2]) / 2.0,
+        ]
+    }
+
+    /// The colour at pixel coordinates `(x, y)` of an `s x s` image.
+    pub(crate) fn at(&self, x: f64, y: f64, s: f64) -> [f64; 3] {
+        let t = ((x / s - 0.5) * self.gx + (y / s - 0.5) * self.gy + 0.7) / 1.4;
+        [
+            self.bg0[0] + (self.bg1[0] - self.bg0[0]) * t,
+            self.bg0[1] + (self.bg1[1] - self.bg0[1]) * t,
+            self.bg0[2] + (self.bg1[2] - self.bg0[2]) * t,
+        ]
+    }
 }
 
 /// Which colour the object shows at local coordinates `(u, v)` (unit radius):
@@ -210,16 +252,8 @@ pub fn render_synth_image(
     rng: &mut SeededRng,
 ) -> RgbImage {
     let s = size as f64;
-    let bg0 = rand_color(rng);
-    let bg1 = rand_color(rng);
-    let ga = rng.uniform() * 2.0 * PI;
-    let (gx, gy) = (ga.cos(), ga.sin());
-    let bg_mean = [
-        (bg0[0] + bg1[0]) / 2.0,
-        (bg0[1] + bg1[1]) / 2.0,
-        (bg0[2] + bg1[2]) / 2.0,
-    ];
-    let fg = contrasting(rng, &bg_mean, 70.0);
+    let background = Gradient::draw(rng);
+    let fg = contrasting(rng, &background.mean(), 70.0);
     let fg2 = contrasting(rng, &fg, 70.0);
     let radius = s * rng.uniform_range(radius_range.0, radius_range.1);
     let margin = radius * 0.9;
@@ -247,12 +281,7 @@ pub fn render_synth_image(
                 for sx in 0..SS {
                     let x = px as f64 + (sx as f64 + 0.5) / SS as f64;
                     let y = py as f64 + (sy as f64 + 0.5) / SS as f64;
-                    let t = ((x / s - 0.5) * gx + (y / s - 0.5) * gy + 0.7) / 1.4;
-                    let mut c = [
-                        bg0[0] + (bg1[0] - bg0[0]) * t,
-                        bg0[1] + (bg1[1] - bg0[1]) * t,
-                        bg0[2] + (bg1[2] - bg0[2]) * t,
-                    ];
+                    let mut c = background.at(x, y, s);
                     for (bc, bx, by, br) in &blobs {
                         if (x - bx).powi(2) + (y - by).powi(2) <= br * br {
                             c = *bc;

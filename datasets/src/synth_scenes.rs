@@ -11,7 +11,7 @@
 use image::{Rgb, RgbImage};
 use vicreg_core::SeededRng;
 
-use crate::synth_images::{contrasting, rand_color, shape_at, SYNTH_CLASSES};
+use crate::synth_images::{contrasting, shape_at, Gradient, SYNTH_CLASSES};
 use crate::{Error, Result};
 
 /// Largest scene side in pixels and most objects per scene (bounds on flags).
@@ -54,15 +54,8 @@ pub fn render_scene(
     }
     let mut rng = SeededRng::derive(seed, &[vicreg_core::hash_str("scene"), index]);
     let s = size as f64;
-    let bg0 = rand_color(&mut rng);
-    let bg1 = rand_color(&mut rng);
-    let ga = rng.uniform() * std::f64::consts::TAU;
-    let (gx, gy) = (ga.cos(), ga.sin());
-    let bg_mean = [
-        (bg0[0] + bg1[0]) / 2.0,
-        (bg0[1] + bg1[1]) / 2.0,
-        (bg0[2] + bg1[2]) / 2.0,
-    ];
+    let background = Gradient::draw(&mut rng);
+    let bg_mean = background.mean();
     struct Object {
         class: usize,
         fg: [f64; 3],
@@ -101,12 +94,7 @@ pub fn render_scene(
     for py in 0..size {
         for px in 0..size {
             let (x, y) = (px as f64 + 0.5, py as f64 + 0.5);
-            let t = ((x / s - 0.5) * gx + (y / s - 0.5) * gy + 0.7) / 1.4;
-            let mut c = [
-                bg0[0] + (bg1[0] - bg0[0]) * t,
-                bg0[1] + (bg1[1] - bg0[1]) * t,
-                bg0[2] + (bg1[2] - bg0[2]) * t,
-            ];
+            let mut c = background.at(x, y, s);
             let mut label = 0u8;
             for o in &objects {
                 let (dx, dy) = ((x - o.cx) / o.radius, (y - o.cy) / o.radius);
