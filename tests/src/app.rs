@@ -106,6 +106,17 @@ pub fn run_within(cmd: &mut Command, secs: u64) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Asserts that the run directory `exp`'s `config.toml` (the resolved
+/// configuration an app writes) holds every line of `lines`.
+pub fn assert_config_lines(exp: &Path, lines: &[&str]) {
+    let path = exp.join("config.toml");
+    let written =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for line in lines {
+        assert!(written.contains(line), "missing {line:?}:\n{written}");
+    }
+}
+
 /// A JSON file's value (panics naming the file).
 pub fn json(p: &Path) -> serde_json::Value {
     let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

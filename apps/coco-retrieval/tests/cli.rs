@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use datasets::synth_captions::{generate_synth_coco, SynthCaptionsConfig};
 use encoders::text::{train_wordpiece, BertConfig, TextTransformer, WordPieceTrainConfig};
 use vicreg_core::ParamStore;
-use vicreg_tests::app::{fails, run_stdout as run};
+use vicreg_tests::app::{assert_config_lines, fails, run_stdout as run};
 
 vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_coco-retrieval"), "coco-retrieval-cli");
 
@@ -475,19 +475,19 @@ fn the_laptop_preset_is_a_starting_point_under_config_and_flags() {
         .arg(&data)
         .arg("--exp-dir")
         .arg(&exp));
-    let written = std::fs::read_to_string(exp.join("config.toml")).unwrap();
-    for line in [
-        "image-arch = \"resnet18\"",
-        "optimizer = \"adamw\"",
-        "image-size = 24",
-        "batch-size = 8",
-        "epochs = 1",
-        "mlp = \"32-32\"",
-        "text-hidden = 128",
-        "text-layers = 2",
-    ] {
-        assert!(written.contains(line), "missing {line:?}:\n{written}");
-    }
+    assert_config_lines(
+        &exp,
+        &[
+            "image-arch = \"resnet18\"",
+            "optimizer = \"adamw\"",
+            "image-size = 24",
+            "batch-size = 8",
+            "epochs = 1",
+            "mlp = \"32-32\"",
+            "text-hidden = 128",
+            "text-layers = 2",
+        ],
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 

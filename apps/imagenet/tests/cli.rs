@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Output;
 
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
-use vicreg_tests::app::{fails, run, run_within};
+use vicreg_tests::app::{assert_config_lines, fails, run, run_within};
 
 vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-cli");
 
@@ -242,18 +242,18 @@ fn the_laptop_preset_is_a_starting_point_under_config_and_flags() {
         .arg(&data)
         .arg("--exp-dir")
         .arg(&exp));
-    let written = std::fs::read_to_string(exp.join("config.toml")).unwrap();
-    for line in [
-        "arch = \"resnet18\"",
-        "optimizer = \"adamw\"",
-        "image-size = 32",
-        "batch-size = 4",
-        "epochs = 1",
-        "mlp = \"32-32\"",
-        "warmup-epochs = 1",
-    ] {
-        assert!(written.contains(line), "missing {line:?}:\n{written}");
-    }
+    assert_config_lines(
+        &exp,
+        &[
+            "arch = \"resnet18\"",
+            "optimizer = \"adamw\"",
+            "image-size = 32",
+            "batch-size = 4",
+            "epochs = 1",
+            "mlp = \"32-32\"",
+            "warmup-epochs = 1",
+        ],
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use datasets::synth_images::{generate_image_folder, SynthImageConfig};
-use vicreg_tests::app::{fails, run};
+use vicreg_tests::app::{assert_config_lines, fails, run};
 
 vicreg_tests::app_binary!(env!("CARGO_BIN_EXE_imagenet"), "imagenet-vicregl");
 
@@ -125,10 +125,9 @@ fn convnext_vicregl_killed_and_resumed_matches_the_whole_run() {
     ] {
         assert!(metrics.contains(term), "{term} missing from metrics.jsonl");
     }
-    let cfg = std::fs::read_to_string(whole.join("config.toml")).unwrap();
-    assert!(
-        cfg.contains("loss = \"vicregl\"") && cfg.contains("multi-crop = \"2x64+2x32\""),
-        "{cfg}"
+    assert_config_lines(
+        &whole,
+        &["loss = \"vicregl\"", "multi-crop = \"2x64+2x32\""],
     );
     // the exported ConvNeXt evaluates (its architecture read from the run)
     let out = run(bin()
