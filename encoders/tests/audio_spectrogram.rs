@@ -39,7 +39,7 @@ fn spectrogram_encoder_shapes_names_and_config_errors() {
     let enc = SpectrogramEncoder::new(&cfg, store.var_builder(DType::F32, &Device::Cpu)).unwrap();
     assert_eq!(enc.repr_dim(), 512);
     assert_eq!(
-        enc.resnet().tensor("conv1.weight").unwrap().dims(),
+        enc.resnet().unwrap().tensor("conv1.weight").unwrap().dims(),
         &[64, 1, 7, 7]
     );
     let x = waves(&mut SeededRng::new(1), 2, 4000);

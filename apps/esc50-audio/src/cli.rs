@@ -77,7 +77,7 @@ pub struct PretrainArgs {
     /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
     pub wave_arch: Option<WaveArch>,
-    /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
+    /// The spectrogram network: a 2-D ResNet (resnet18, resnet34, ...; one input channel), `mel-cnn` (BYOL-A's 3-block convolutional encoder that keeps the mel axis, 512-d) or `byol-a` (the same, 2048-d).
     #[arg(long)]
     pub spec_arch: Option<String>,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.
@@ -247,7 +247,7 @@ pub struct SupervisedArgs {
     /// The 1-D waveform encoder.
     #[arg(long, value_enum)]
     pub wave_arch: Option<WaveArch>,
-    /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
+    /// The spectrogram network: a 2-D ResNet (resnet18, resnet34, ...; one input channel), `mel-cnn` (BYOL-A's 3-block convolutional encoder that keeps the mel axis, 512-d) or `byol-a` (the same, 2048-d).
     #[arg(long)]
     pub spec_arch: Option<String>,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below). Range 1..=1024.

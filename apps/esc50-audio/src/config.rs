@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use datasets::audio::AudioSettings;
-use encoders::audio::{LogMelConfig, ResNet1dConfig, SpectrogramEncoderConfig, TimePool};
+use encoders::audio::{
+    LogMelConfig, MelCnnConfig, ResNet1dConfig, SpectrogramEncoderConfig, TimePool,
+};
 use encoders::resnet::ResNetConfig;
 use serde::{Deserialize, Serialize};
 use vicreg_core::engine::{OnlineProbeConfig, ResumeMode, TrainConfig};
@@ -112,7 +114,7 @@ pub struct PretrainConfig {
     pub test_fold: Option<u8>,
     /// The 1-D waveform encoder.
     pub wave_arch: WaveArch,
-    /// The 2-D spectrogram ResNet (resnet18, resnet34, ...; one input channel).
+    /// The spectrogram network: a 2-D ResNet (resnet18, resnet34, ...; one input channel), `mel-cnn` (BYOL-A's 3-block convolutional encoder that keeps the mel axis, 512-d) or `byol-a` (the same, 2048-d).
     pub spec_arch: String,
     /// Mel bands (unset: 128 at 44.1 kHz and above, 64 below).
     pub n_mels: Option<usize>,
@@ -193,6 +195,11 @@ impl AppConfig for PretrainConfig {
         }
         if let Some(v) = self.mel_hop {
             check_int("mel-hop", v, &MEL_HOP)?;
+        }
+        let spec = self.spec_encoder().map_err(|e| format!("spec-arch: {e}"))?;
+        if let Some(net) = &spec.mel_cnn {
+            net.validate(spec.mel.n_mels)
+                .map_err(|e| format!("spec-arch: {e}"))?;
         }
         self.data.validate()?;
         self.train.validate()?;
@@ -298,10 +305,15 @@ impl PretrainConfig {
 
     /// The spectrogram encoder's configuration.
     pub fn spec_encoder(&self) -> Result<SpectrogramEncoderConfig> {
-        let resnet = ResNetConfig::from_name(&self.spec_arch)?.with_in_channels(1);
+        let (resnet, mel_cnn) = match self.spec_arch.as_str() {
+            "mel-cnn" => (ResNetConfig::resnet18(), Some(MelCnnConfig::default())),
+            "byol-a" => (ResNetConfig::resnet18(), Some(MelCnnConfig::byol_a())),
+            name => (ResNetConfig::from_name(name)?, None),
+        };
         Ok(SpectrogramEncoderConfig {
             mel: self.mel(),
-            resnet,
+            resnet: resnet.with_in_channels(1),
+            mel_cnn,
             time_pool: self.time_pool,
             ..SpectrogramEncoderConfig::esc50()
         })

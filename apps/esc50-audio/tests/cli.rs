@@ -309,6 +309,81 @@ fn split_eval_then_classify_wavs_of_other_rates_and_channel_counts() {
 }
 
 #[test]
+fn the_mel_cnn_spectrogram_network_pretrains_evaluates_and_classifies() {
+    let root = tmp("mel-cnn");
+    let data = root.join("data");
+    tiny_data(&data);
+    let exp = root.join("run");
+    let mut c = bin();
+    c.arg("pretrain")
+        .args(TINY)
+        .args([
+            "--quiet",
+            "--pairing",
+            "spec-spec",
+            "--spec-arch",
+            "mel-cnn",
+        ])
+        .args(["--test-fold", "5", "--data-dir"])
+        .arg(&data)
+        .arg("--exp-dir")
+        .arg(&exp);
+    run(&mut c);
+    let config = std::fs::read_to_string(exp.join("config.toml")).unwrap();
+    assert!(config.contains("spec-arch = \"mel-cnn\""), "{config}");
+    // The exported encoder holds BYOL-A's tensor names.
+    let spec = candle_core::safetensors::load(
+        exp.join("spec-encoder.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(
+        spec["fc.0.weight"].dims(),
+        &[512, 64 * 4],
+        "32 mels / 8 x 64 channels"
+    );
+    assert!(spec.contains_key("features.9.running_var"));
+    run(bin()
+        .args([
+            "eval",
+            "--protocol",
+            "split",
+            "--branch",
+            "spec",
+            "--probe-epochs",
+            "2",
+        ])
+        .arg("--exp-dir")
+        .arg(&exp));
+    let r = json(&exp.join("eval-split-spec.json"));
+    assert_eq!(r["folds"][0]["test_fold"], 5);
+    // A 0.1 s clip (fewer frames than the network's 8) is padded, not refused.
+    let wav = root.join("short.wav");
+    write_tone(&wav, 22_050, 1, 0.1);
+    let out = run(bin()
+        .args(["classify", "--json", "--branch", "spec"])
+        .arg("--exp-dir")
+        .arg(&exp)
+        .arg(&wav));
+    let preds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(preds[0]["top"].as_array().unwrap().len(), 4);
+    // Too few mel bands for its three halving blocks: refused before training, naming the key.
+    let err = fails(
+        bin()
+            .arg("pretrain")
+            .args(["--spec-arch", "mel-cnn", "--n-mels", "4", "--data-dir"])
+            .arg(&data)
+            .arg("--exp-dir")
+            .arg(root.join("bad")),
+    );
+    assert!(
+        err.contains("spec-arch") && err.contains("4 mel bands"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn supervised_baseline_writes_results_and_a_usable_head() {
     let root = tmp("sup");
     let data = root.join("data");

@@ -8,7 +8,15 @@
 //! tensors are named as torchvision's (`conv1.weight` of shape
 //! `(64, 1, 7, 7)`, ...).
 //!
-//! Frame alignment (`align_frames`, on by default): the spectrogram is padded
+//! With `mel_cnn` set, the network is a [`MelCnn`] instead (BYOL-A's audio
+//! encoder: stride-1 convolutions and 2x2 pooling that keep the mel axis,
+//! `mel_cnn.dim`-d); `resnet` is then unused and its tensors are
+//! `features.*` / `fc.*`.
+//!
+//! Clips shorter than the [`MelCnn`]'s `2^blocks` frames are padded with
+//! their floor value up to it.
+//!
+//! Frame alignment (`align_frames`, on by default, ResNet only): the spectrogram is padded
 //! at the end of the time axis with each clip's minimum value (0 after
 //! min-max normalisation, i.e. the dB floor) up to the first frame count `W'`
 //! with `W' = n_mels (mod 32)` (431 -> 448 frames for 128 mels). Every stride-2
@@ -24,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use vicreg_core::model::Encoder;
 
 use super::logmel::{LogMelConfig, LogMelSpectrogram};
+use super::mel_cnn::{MelCnn, MelCnnConfig};
 use super::time_pool::TimePool;
 use crate::resnet::{ResNet, ResNetConfig};
 use crate::{Error, Result};
@@ -36,7 +45,11 @@ pub struct SpectrogramEncoderConfig {
     pub mel: LogMelConfig,
     /// The 2-D ResNet; `in_channels` must be 1.
     pub resnet: ResNetConfig,
-    /// Pad the frame axis to `n_mels (mod 32)` frames (see the module docs).
+    /// The network instead of the ResNet: BYOL-A's convolutional encoder
+    /// (`None`: the ResNet).
+    pub mel_cnn: Option<MelCnnConfig>,
+    /// Pad the frame axis to `n_mels (mod 32)` frames (see the module docs;
+    /// the ResNet only).
     pub align_frames: bool,
     /// Pooling of the ResNet's last feature map: mean over frequency, then
     /// [`TimePool`] over time (`mean`: the plain global average).
@@ -56,6 +69,7 @@ impl SpectrogramEncoderConfig {
         Self {
             mel: LogMelConfig::esc50(),
             resnet: ResNetConfig::resnet18().with_in_channels(1),
+            mel_cnn: None,
             align_frames: true,
             time_pool: TimePool::Mean,
         }
@@ -70,10 +84,16 @@ impl SpectrogramEncoderConfig {
     }
 }
 
-/// Waveforms -> log-mel spectrogram -> ResNet features.
+/// The network after the front end.
+enum Backbone {
+    ResNet(ResNet),
+    MelCnn(MelCnn),
+}
+
+/// Waveforms -> log-mel spectrogram -> ResNet (or [`MelCnn`]) features.
 pub struct SpectrogramEncoder {
     front_end: LogMelSpectrogram,
-    resnet: ResNet,
+    backbone: Backbone,
     align_frames: bool,
     time_pool: TimePool,
     dtype: DType,
@@ -81,9 +101,10 @@ pub struct SpectrogramEncoder {
 }
 
 impl SpectrogramEncoder {
-    /// Builds the front end and the ResNet (variables under `vb`, torchvision names).
+    /// Builds the front end and the ResNet (variables under `vb`, torchvision
+    /// names) or, with `mel_cnn` set, the [`MelCnn`].
     pub fn new(cfg: &SpectrogramEncoderConfig, vb: VarBuilder) -> Result<Self> {
-        if cfg.resnet.in_channels != 1 {
+        if cfg.mel_cnn.is_none() && cfg.resnet.in_channels != 1 {
             return Err(Error::config(format!(
                 "spectrogram encoder: the ResNet must take 1 input channel (a mel spectrogram), got in_channels = {}",
                 cfg.resnet.in_channels
@@ -92,11 +113,14 @@ impl SpectrogramEncoder {
         let front_end = LogMelSpectrogram::new(&cfg.mel)?;
         let dtype = vb.dtype();
         let device = vb.device().clone();
-        let resnet = ResNet::new(&cfg.resnet, vb)?;
+        let backbone = match &cfg.mel_cnn {
+            Some(net) => Backbone::MelCnn(MelCnn::new(net, cfg.mel.n_mels, cfg.time_pool, vb)?),
+            None => Backbone::ResNet(ResNet::new(&cfg.resnet, vb)?),
+        };
         Ok(Self {
             front_end,
-            resnet,
-            align_frames: cfg.align_frames,
+            align_frames: cfg.align_frames && matches!(backbone, Backbone::ResNet(_)),
+            backbone,
             time_pool: cfg.time_pool,
             dtype,
             device,
@@ -108,18 +132,35 @@ impl SpectrogramEncoder {
         &self.front_end
     }
 
-    /// The 2-D ResNet.
-    pub fn resnet(&self) -> &ResNet {
-        &self.resnet
+    /// The 2-D ResNet (`None` for a [`MelCnn`] encoder).
+    pub fn resnet(&self) -> Option<&ResNet> {
+        match &self.backbone {
+            Backbone::ResNet(r) => Some(r),
+            Backbone::MelCnn(_) => None,
+        }
+    }
+
+    /// The [`MelCnn`] (`None` for a ResNet encoder).
+    pub fn mel_cnn(&self) -> Option<&MelCnn> {
+        match &self.backbone {
+            Backbone::MelCnn(m) => Some(m),
+            Backbone::ResNet(_) => None,
+        }
     }
 
     /// Frames the ResNet sees for clips of `samples` samples (after alignment).
     pub fn input_frames(&self, samples: usize) -> usize {
-        let frames = self.front_end.num_frames(samples);
-        if self.align_frames {
-            aligned_frames(frames, self.front_end.config().n_mels)
-        } else {
-            frames
+        self.target_frames(self.front_end.num_frames(samples))
+    }
+
+    /// Frames after alignment (ResNet) or padding to the [`MelCnn`]'s minimum.
+    fn target_frames(&self, frames: usize) -> usize {
+        match &self.backbone {
+            Backbone::MelCnn(net) => frames.max(net.min_frames()),
+            Backbone::ResNet(_) if self.align_frames => {
+                aligned_frames(frames, self.front_end.config().n_mels)
+            }
+            Backbone::ResNet(_) => frames,
         }
     }
 
@@ -128,11 +169,7 @@ impl SpectrogramEncoder {
     pub fn spectrogram(&self, waves: &Tensor) -> Result<Tensor> {
         let spec = self.front_end.forward(waves)?;
         let (b, c, h, w) = spec.dims4()?;
-        let target = if self.align_frames {
-            aligned_frames(w, h)
-        } else {
-            w
-        };
+        let target = self.target_frames(w);
         let spec = if target > w {
             let floor = spec
                 .min_keepdim(3)?
@@ -157,17 +194,24 @@ impl Encoder for SpectrogramEncoder {
 
     fn forward_t(&self, waves: &Tensor, train: bool) -> vicreg_core::Result<Tensor> {
         let spec = self.spectrogram(waves)?;
+        let resnet = match &self.backbone {
+            Backbone::MelCnn(net) => return Ok(net.features(&spec, train)?),
+            Backbone::ResNet(r) => r,
+        };
         match self.time_pool {
-            TimePool::Mean => Ok(self.resnet.features(&spec, train)?),
+            TimePool::Mean => Ok(resnet.features(&spec, train)?),
             pool => {
                 // (B, C, mels, frames) -> mean over mels -> (B, C, frames) -> pool over time.
-                let map = self.resnet.feature_map(&spec, train)?;
+                let map = resnet.feature_map(&spec, train)?;
                 Ok(pool.pool(&map.mean(2)?)?)
             }
         }
     }
 
     fn repr_dim(&self) -> usize {
-        self.resnet.repr_dim()
+        match &self.backbone {
+            Backbone::ResNet(r) => r.repr_dim(),
+            Backbone::MelCnn(m) => m.repr_dim(),
+        }
     }
 }

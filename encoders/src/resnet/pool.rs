@@ -41,10 +41,22 @@ pub fn max_pool2d(
 /// an exact tie goes to the first maximum, as in PyTorch), otherwise the
 /// separable op chain of [`max_pool2d`].
 pub fn stem_max_pool(x: &Tensor) -> candle_core::Result<Tensor> {
+    max_pool2d_any(x, 3, 2, 1)
+}
+
+/// Max pooling like [`max_pool2d`], through the custom op
+/// [`crate::ops::max_pool2d`] where it applies (fast ops on, f32/f64 CPU
+/// tensor), else through the separable op chain. The same values either way.
+pub fn max_pool2d_any(
+    x: &Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
     if crate::ops::fast_ops_enabled() && crate::ops::supported(x) {
-        crate::ops::max_pool2d(x, 3, 2, 1)
+        crate::ops::max_pool2d(x, kernel, stride, padding)
     } else {
-        max_pool2d(x, 3, 2, 1)
+        max_pool2d(x, kernel, stride, padding)
     }
 }
 
