@@ -50,7 +50,7 @@ pub enum Command {
 #[derive(clap::Args, Debug, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PretrainArgs {
-    /// Starting point before --config and the flags: paper (5 s at 44.1 kHz, ResNet-18 on both branches, 100 epochs; default) or laptop (8 kHz, 2 s views, small encoders, 40 epochs: a few hundred clips in ~15 min on 2 cores).
+    /// Starting point before --config and the flags: paper (5 s at 44.1 kHz, ResNet-18 on both branches, 100 epochs; default) or laptop (8 kHz, 2 s views, two spectrogram views through BYOL-A's mel-cnn, expander 256-256-128, 40 epochs: a few hundred clips in ~7 min on 2 cores).
     #[arg(long, value_enum, default_value = "paper")]
     #[serde(skip)]
     pub preset: Preset,
@@ -178,8 +178,8 @@ pub struct EvalArgs {
     /// folds: 5-fold CV (pretrains <exp-dir>/fold-N where missing); split: folds 1-4 vs 5.
     #[arg(long, value_enum, default_value = "split")]
     pub protocol: Protocol,
-    /// Representation(s) to probe (comma-separated: wave,spec,both); features are extracted once.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "wave")]
+    /// Representation(s) to probe (comma-separated: wave,spec,both); features are extracted once. Default: wave, or spec for a spec-spec run.
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub branch: Vec<BranchSel>,
     /// pretrained, or random (the same architecture randomly initialised).
     #[arg(long, value_enum, default_value = "pretrained")]

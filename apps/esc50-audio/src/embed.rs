@@ -31,9 +31,9 @@ pub struct EmbedArgs {
     /// Output path STEM: writes STEM.npy (NumPy float32, one row per clip), STEM.safetensors, STEM.csv (index,name,label) and, with --map, STEM-map.svg, STEM-std.svg, STEM-correlation.svg.
     #[arg(long)]
     pub out: PathBuf,
-    /// Representation: wave, spec or both (concatenated).
-    #[arg(long, value_enum, default_value = "wave")]
-    pub branch: BranchSel,
+    /// Representation: wave, spec or both (concatenated). Default: wave, or spec for a spec-spec run.
+    #[arg(long, value_enum)]
+    pub branch: Option<BranchSel>,
     /// Folds to embed (comma-separated; default: all five).
     #[arg(long, value_delimiter = ',', value_parser = crate::config::limits::int::<u8>(crate::config::limits::FOLD))]
     pub folds: Vec<u8>,
@@ -76,7 +76,8 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
     let plan = cfg
         .audio
         .eval_plan(&index, a.view.unwrap_or(cfg.audio.eval_view))?;
-    let enc = Encoders::load(&a.exp_dir, &cfg, a.branch, &device)?;
+    let branch = a.branch.unwrap_or(BranchSel::default_for(cfg.pairing));
+    let enc = Encoders::load(&a.exp_dir, &cfg, branch, &device)?;
     let batches = eval_batches(
         index.clone(),
         &folds,
@@ -85,7 +86,7 @@ pub fn run(a: &EmbedArgs) -> Result<(Vec<PathBuf>, Option<f64>)> {
         a.num_workers,
         &device,
     )?;
-    let feats = enc.select(&enc.features(batches)?, a.branch)?;
+    let feats = enc.select(&enc.features(batches)?, branch)?;
     let names = clip_names(&index, &folds)?;
     if names.len() != feats.len() {
         bail!(

@@ -221,10 +221,17 @@ pub fn fold_run_dir(
 /// `baselines` every report carries the baselines (random-init encoders, log-mel
 /// statistics, chance), also written to `<exp>/eval-<protocol>-baselines[-<view>].json`.
 pub fn run(exp: &Path, opts: &EvalOptions) -> Result<Vec<EvalReport>> {
-    if opts.branches.is_empty() {
-        bail!("no --branch to evaluate");
-    }
     let base = PretrainConfig::of_run(exp)?;
+    let with_default;
+    let opts = if opts.branches.is_empty() {
+        with_default = EvalOptions {
+            branches: vec![BranchSel::default_for(base.pairing)],
+            ..opts.clone()
+        };
+        &with_default
+    } else {
+        opts
+    };
     let data_dir = match opts.data_dir.clone().or_else(|| base.data.data_dir.clone()) {
         Some(d) => d,
         None => bail!(

@@ -88,6 +88,16 @@ pub enum BranchSel {
 }
 
 impl BranchSel {
+    /// What evaluation looks at when no `--branch` is given: the waveform
+    /// encoder of wave-spec and wave-wave runs, the spectrogram encoder of
+    /// spec-spec runs.
+    pub fn default_for(pairing: Pairing) -> Self {
+        match pairing {
+            Pairing::WaveSpec | Pairing::WaveWave => BranchSel::Wave,
+            Pairing::SpecSpec => BranchSel::Spec,
+        }
+    }
+
     /// The name used in file names and tables.
     pub fn name(self) -> &'static str {
         match self {

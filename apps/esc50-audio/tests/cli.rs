@@ -343,17 +343,10 @@ fn the_mel_cnn_spectrogram_network_pretrains_evaluates_and_classifies() {
         "32 mels / 8 x 64 channels"
     );
     assert!(spec.contains_key("features.9.running_var"));
+    // Without --branch, a spec-spec run is evaluated on its spectrogram encoder.
     run(bin()
-        .args([
-            "eval",
-            "--protocol",
-            "split",
-            "--branch",
-            "spec",
-            "--probe-epochs",
-            "2",
-        ])
-        .arg("--exp-dir")
+        .args(["eval", "--protocol", "split", "--probe-epochs", "2"])
+        .args(["--baselines", "false", "--exp-dir"])
         .arg(&exp));
     let r = json(&exp.join("eval-split-spec.json"));
     assert_eq!(r["folds"][0]["test_fold"], 5);
