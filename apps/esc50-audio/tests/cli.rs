@@ -47,10 +47,16 @@ const TINY: [&str; 22] = [
 ];
 
 fn pretrain(data: &Path, exp: &Path, pairing: &str, test_fold: Option<u8>) {
+    pretrain_with(data, exp, pairing, test_fold, &[]);
+}
+
+/// [`pretrain`] with `extra` flags.
+fn pretrain_with(data: &Path, exp: &Path, pairing: &str, test_fold: Option<u8>, extra: &[&str]) {
     let mut c = bin();
     c.arg("pretrain")
         .args(TINY)
         .args(["--quiet", "--pairing", pairing])
+        .args(extra)
         .arg("--data-dir")
         .arg(data)
         .arg("--exp-dir")
@@ -314,21 +320,13 @@ fn the_mel_cnn_spectrogram_network_pretrains_evaluates_and_classifies() {
     let data = root.join("data");
     tiny_data(&data);
     let exp = root.join("run");
-    let mut c = bin();
-    c.arg("pretrain")
-        .args(TINY)
-        .args([
-            "--quiet",
-            "--pairing",
-            "spec-spec",
-            "--spec-arch",
-            "mel-cnn",
-        ])
-        .args(["--test-fold", "5", "--data-dir"])
-        .arg(&data)
-        .arg("--exp-dir")
-        .arg(&exp);
-    run(&mut c);
+    pretrain_with(
+        &data,
+        &exp,
+        "spec-spec",
+        Some(5),
+        &["--spec-arch", "mel-cnn"],
+    );
     let config = std::fs::read_to_string(exp.join("config.toml")).unwrap();
     assert!(config.contains("spec-arch = \"mel-cnn\""), "{config}");
     // The exported encoder holds BYOL-A's tensor names.

@@ -21,7 +21,7 @@
 //! convolutions have no bias (each is followed by BatchNorm, which removes
 //! it) and there is no dropout between the linears (BYOL-A: p = 0.3).
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use vicreg_core::ops::linear_layer;
@@ -192,8 +192,6 @@ impl MelCnn {
 
     /// `(batch, 1, n_mels, frames)` -> `(batch, dim)`.
     pub fn features(&self, spec: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.frame_features(spec, train)?;
-        debug_assert_eq!(h.dim(D::Minus2)?, self.cfg.dim);
-        self.time_pool.pool(&h)
+        self.time_pool.pool(&self.frame_features(spec, train)?)
     }
 }

@@ -119,7 +119,7 @@ impl SpectrogramEncoder {
         };
         Ok(Self {
             front_end,
-            align_frames: cfg.align_frames && matches!(backbone, Backbone::ResNet(_)),
+            align_frames: cfg.align_frames,
             backbone,
             time_pool: cfg.time_pool,
             dtype,
@@ -148,7 +148,8 @@ impl SpectrogramEncoder {
         }
     }
 
-    /// Frames the ResNet sees for clips of `samples` samples (after alignment).
+    /// Frames the network sees for clips of `samples` samples (after
+    /// ResNet frame alignment, or padding to the [`MelCnn`]'s minimum).
     pub fn input_frames(&self, samples: usize) -> usize {
         self.target_frames(self.front_end.num_frames(samples))
     }
